@@ -243,6 +243,7 @@ fn decode_field(
     let mut subfields = Vec::new();
     let mut offset = 2;
     if !junk.is_empty() {
+        decoder.start_field();
         *stray = true;
         subfields.push(Subfield {
             code: 0,
@@ -251,6 +252,9 @@ fn decode_field(
     }
     offset += junk.len();
     for (code, value) in raw_subfields {
+        // Each subfield starts in the default character sets, as in yaz and pymarc: an
+        // escape sequence left open by one subfield does not leak into the next.
+        decoder.start_field();
         subfields.push(Subfield {
             code,
             value: decoder.piece(value, offset + 2, problems),

@@ -68,18 +68,20 @@ impl<'a> Iterator for RawSubfields<'a> {
     type Item = (u8, &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        // `rest` always starts at a delimiter or is empty.
-        let after = self.rest.get(1..)?;
-        let end = after
-            .iter()
-            .position(|&b| b == SUBFIELD_DELIMITER)
-            .unwrap_or(after.len());
-        let (piece, rest) = after.split_at(end);
-        self.rest = rest;
-        match piece.split_first() {
-            Some((code, value)) => Some((*code, value)),
-            // An empty subfield (two delimiters in a row): code 0 marks it.
-            None => Some((0, &[])),
+        loop {
+            // `rest` always starts at a delimiter or is empty.
+            let after = self.rest.get(1..)?;
+            let end = after
+                .iter()
+                .position(|&b| b == SUBFIELD_DELIMITER)
+                .unwrap_or(after.len());
+            let (piece, rest) = after.split_at(end);
+            self.rest = rest;
+            // An empty subfield (a delimiter with no code, e.g. at the end of a field) holds
+            // nothing and is passed over, as other MARC readers do.
+            if let Some((code, value)) = piece.split_first() {
+                return Some((*code, value));
+            }
         }
     }
 }
@@ -209,7 +211,7 @@ pub fn parse_record(bytes: &[u8], mode: Mode) -> Result<RawRecord<'_>, ErrorKind
         }
     };
     let directory = &bytes[24..base.saturating_sub(1).max(24)];
-    if directory.len() % 12 != 0 {
+    if !directory.len().is_multiple_of(12) {
         note(
             ErrorKind::BadDirectory {
                 detail: format!(
@@ -319,6 +321,10 @@ pub struct Reader<R> {
     eof: bool,
     failed: bool,
 }
+
+/// A framed record (its length and framing problems), the end of input, or an error with
+/// the offset it applies to.
+type Framed = Result<Option<(usize, Vec<ErrorKind>)>, (u64, ErrorKind)>;
 
 /// Bytes skipped between records: blank, CR, LF, NUL and SUB (0x1A, the DOS end of file).
 fn is_filler(byte: u8) -> bool {
@@ -438,7 +444,7 @@ impl<R: Read> Reader<R> {
 
     /// Frames the next record: returns its length from `start` and any framing problems,
     /// or an error (with the offset it applies to) after consuming the damaged bytes.
-    fn frame(&mut self) -> Result<Option<(usize, Vec<ErrorKind>)>, (u64, ErrorKind)> {
+    fn frame(&mut self) -> Framed {
         let io = |offset: u64| move |kind: ErrorKind| (offset, kind);
         let mut problems = Vec::new();
 

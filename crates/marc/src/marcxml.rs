@@ -297,6 +297,15 @@ fn attribute(start: &BytesStart<'_>, name: &[u8]) -> Option<String> {
         })
 }
 
+/// A tag attribute: three characters, or one or two digits that lost their leading zeros
+/// (`tag="42"` is 042, as ruby-marc reads it).
+fn xml_tag(value: &str) -> Option<Tag> {
+    match value.len() {
+        1 | 2 if value.bytes().all(|b| b.is_ascii_digit()) => Tag::new(&format!("{value:0>3}")),
+        _ => Tag::new(value),
+    }
+}
+
 fn one_byte(value: Option<String>, what: &str, default: u8) -> Result<u8, String> {
     match value {
         None => Ok(default),
@@ -442,7 +451,7 @@ impl<R: BufRead> XmlReader<R> {
                 b.text_target = Some(TextTarget::Leader);
                 b.text.clear();
             }
-            b"controlfield" => match attribute(start, b"tag").and_then(|t| Tag::new(&t)) {
+            b"controlfield" => match attribute(start, b"tag").and_then(|t| xml_tag(&t)) {
                 Some(tag) => {
                     b.text_target = Some(TextTarget::Control(tag));
                     b.text.clear();
@@ -454,7 +463,7 @@ impl<R: BufRead> XmlReader<R> {
                 }
             },
             b"datafield" => {
-                let tag = attribute(start, b"tag").and_then(|t| Tag::new(&t));
+                let tag = attribute(start, b"tag").and_then(|t| xml_tag(&t));
                 let ind1 = one_byte(attribute(start, b"ind1"), "ind1", b' ');
                 let ind2 = one_byte(attribute(start, b"ind2"), "ind2", b' ');
                 match (tag, ind1, ind2) {
@@ -482,14 +491,9 @@ impl<R: BufRead> XmlReader<R> {
                     b.error.get_or_insert(e);
                 }
             },
-            other => {
-                b.error.get_or_insert_with(|| {
-                    format!(
-                        "unexpected element <{}> in a record",
-                        String::from_utf8_lossy(other)
-                    )
-                });
-            }
+            // Anything else inside a record (OAI-PMH headers, Koha's identifier and
+            // datestamp) is not MARC and is passed over.
+            _ => {}
         }
     }
 
