@@ -61,12 +61,3 @@ pub fn corpus_files() -> Vec<CorpusFile> {
     }
     files
 }
-
-/// The built `bibgate` binary.
-pub fn bibgate() -> std::process::Command {
-    let exe = repo_root().join("target/debug/bibgate");
-    let exe = std::env::var_os("CARGO_BIN_EXE_bibgate")
-        .map(PathBuf::from)
-        .unwrap_or(exe);
-    std::process::Command::new(exe)
-}

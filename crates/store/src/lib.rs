@@ -1,0 +1,96 @@
+//! Bibgate's domain model and storage ports.
+//!
+//! The import engine decides; this crate says what is kept and how it is asked for. Two
+//! ports, each implemented by an adapter crate and chosen at one composition root per binary:
+//!
+//! - [`Store`]: institutions, integration profiles, bibliographic records with every prior
+//!   version, the per-zone OCLC index, editor locks, import results. Its one write for an
+//!   import, [`Store::commit`], is atomic and checks the expectation the decision was based
+//!   on, so two imports of the same new OCLC number can never both add a record.
+//! - [`BlobStore`]: raw bytes by key (the inbox, drop folders, results documents, reports).
+//!
+//! The contract suite in [`contract`] (feature `test-support`) is the definition of both
+//! ports' behaviour: every adapter runs it.
+//!
+//! # Invariants
+//!
+//! - Ports speak domain types and [`Error`], never an adapter's own types.
+//! - Nothing here does I/O; adapters do.
+//! - An MMS ID is never reused, even when a commit that allocated it fails.
+#![deny(missing_docs)]
+
+#[cfg(feature = "test-support")]
+pub mod contract;
+mod error;
+mod model;
+
+pub use error::{Error, Result};
+pub use model::*;
+
+/// Institutions, profiles, records, versions, the OCLC index, locks and results.
+///
+/// Methods are synchronous: the embedded adapter is synchronous, and async callers run
+/// them on a blocking thread.
+pub trait Store: Send + Sync {
+    /// Creates or replaces an institution (or a network zone).
+    fn put_institution(&self, institution: &Institution) -> Result<()>;
+    /// Every institution and network zone, by code.
+    fn institutions(&self) -> Result<Vec<Institution>>;
+    /// One institution by code.
+    fn institution(&self, code: &str) -> Result<Option<Institution>>;
+
+    /// Creates or replaces an integration profile (keyed by its id).
+    fn put_profile(&self, profile: &Profile) -> Result<()>;
+    /// Removes a profile; false when there was none.
+    fn delete_profile(&self, id: &str) -> Result<bool>;
+    /// The profiles of one institution.
+    fn profiles(&self, institution: &str) -> Result<Vec<Profile>>;
+
+    /// Allocates a new MMS ID in a zone; never returns the same id twice.
+    fn allocate_mms_id(&self, zone: &str) -> Result<MmsId>;
+
+    /// Every index entry of the zone for any of `numbers`.
+    fn find_by_oclc(&self, zone: &str, numbers: &[u64]) -> Result<Vec<IndexEntry>>;
+    /// A record's current state.
+    fn record(&self, zone: &str, mms_id: &MmsId) -> Result<Option<StoredRecord>>;
+    /// A record's prior versions, oldest first (the current state is not among them).
+    fn versions(&self, zone: &str, mms_id: &MmsId) -> Result<Vec<RecordVersion>>;
+    /// How many records a zone holds.
+    fn count_records(&self, zone: &str) -> Result<u64>;
+
+    /// Applies the writes of one import (or restore) atomically, after checking that the
+    /// state the decision was based on still holds. On [`Error::Conflict`] nothing was
+    /// written and the caller decides again.
+    fn commit(&self, commit: &Commit) -> Result<()>;
+    /// Applies several commits in one durable transaction; each succeeds or fails on its
+    /// own (a conflict in one does not undo the others). Results are in input order.
+    fn commit_batch(&self, commits: &[Commit]) -> Result<Vec<Result<()>>>;
+
+    /// Puts or replaces a lock.
+    fn put_lock(&self, lock: &EditorLock) -> Result<()>;
+    /// Removes a record's lock; false when there was none.
+    fn release_lock(&self, zone: &str, mms_id: &MmsId) -> Result<bool>;
+    /// A record's lock, whether expired or not (the engine decides).
+    fn lock(&self, zone: &str, mms_id: &MmsId) -> Result<Option<EditorLock>>;
+
+    /// A stored import result.
+    fn result(&self, export_id: &str) -> Result<Option<ImportResult>>;
+    /// The results of a batch, in record order.
+    fn batch_results(&self, batch_id: &str) -> Result<Vec<ImportResult>>;
+}
+
+/// Raw bytes by key: the object-store port (a local folder by default, S3 on AWS).
+///
+/// Keys are `/`-separated paths such as `inbox/01DEMO_ALPHA/<export-id>.mrc`.
+pub trait BlobStore: Send + Sync {
+    /// Stores bytes under a key, replacing what was there. Durable when it returns.
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    /// Stores bytes only if the key is free; false when it already existed.
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool>;
+    /// The bytes under a key.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Keys under a prefix, in lexical order.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Removes a key; false when there was none.
+    fn delete(&self, key: &str) -> Result<bool>;
+}
