@@ -15,6 +15,9 @@ pub enum To {
     Marc,
     /// Read, decode and check every record, write nothing (for timing).
     None,
+    /// Only split ISO 2709 records into leader and fields, no character decoding, write
+    /// nothing (for timing against `yaz-marcdump -n`).
+    Parse,
 }
 
 /// Counts for the summary line.
@@ -26,6 +29,32 @@ pub struct Counts {
     pub skipped: usize,
     /// Records written with a warning or a convertibility error (reported on stderr).
     pub flagged: usize,
+}
+
+/// Splits every ISO 2709 record into leader and fields without decoding characters.
+pub fn parse_only(
+    input: impl std::io::Read,
+    mode: iso2709::Mode,
+    label: &str,
+    err: &mut impl Write,
+) -> std::io::Result<Counts> {
+    let mut counts = Counts::default();
+    let mut reader = iso2709::Reader::new(input, mode);
+    while let Some(framed) = reader.next_record() {
+        let parsed = framed.map_err(|e| e.to_string()).and_then(|bytes| {
+            iso2709::parse_record(bytes.bytes, mode)
+                .map(|raw| raw.fields.len())
+                .map_err(|kind| format!("record {} at byte {}: {kind}", bytes.index, bytes.offset))
+        });
+        match parsed {
+            Ok(_) => counts.written += 1,
+            Err(message) => {
+                writeln!(err, "{label}: {message}")?;
+                counts.skipped += 1;
+            }
+        }
+    }
+    Ok(counts)
 }
 
 /// Converts every item, writing records to `out` and reports to `err`.
@@ -82,7 +111,7 @@ pub fn run(
                     .map(|()| out.write_all(&bytes))
                     .map_err(|e| e.to_string())
             }
-            To::None => Ok(Ok(())),
+            To::None | To::Parse => Ok(Ok(())),
         };
         match written {
             Ok(io) => {

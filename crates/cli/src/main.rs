@@ -171,26 +171,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             read,
         } => {
             let started = std::time::Instant::now();
-            let source = input::open(&file, read.format(), read.mode(), read.charset())?;
             let label = file.display().to_string();
             let stderr = std::io::stderr();
             let mut err = stderr.lock();
-            let counts = match output {
-                Some(path) => {
-                    let f = std::fs::File::create(&path).with_context(|| {
-                        format!("could not create {:?}", path.display().to_string())
-                    })?;
-                    let mut out = BufWriter::with_capacity(256 * 1024, f);
-                    let counts = convert::run(source, to, &label, &mut out, &mut err)?;
-                    out.flush()?;
-                    counts
-                }
-                None => {
-                    let stdout = std::io::stdout();
-                    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
-                    let counts = convert::run(source, to, &label, &mut out, &mut err)?;
-                    out.flush()?;
-                    counts
+            let counts = if to == convert::To::Parse {
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("could not open {:?}", file.display().to_string()))?;
+                convert::parse_only(f, read.mode(), &label, &mut err)?
+            } else {
+                let source = input::open(&file, read.format(), read.mode(), read.charset())?;
+                match output {
+                    Some(path) => {
+                        let f = std::fs::File::create(&path).with_context(|| {
+                            format!("could not create {:?}", path.display().to_string())
+                        })?;
+                        let mut out = BufWriter::with_capacity(256 * 1024, f);
+                        let counts = convert::run(source, to, &label, &mut out, &mut err)?;
+                        out.flush()?;
+                        counts
+                    }
+                    None => {
+                        let stdout = std::io::stdout();
+                        let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+                        let counts = convert::run(source, to, &label, &mut out, &mut err)?;
+                        out.flush()?;
+                        counts
+                    }
                 }
             };
             if stats {

@@ -21,7 +21,11 @@ fn inspect_json_gives_one_object_per_record_with_keys_and_verdict() {
         .arg(corpus("folio-integration-tests/FAT-1204.mrc"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -31,7 +35,13 @@ fn inspect_json_gives_one_object_per_record_with_keys_and_verdict() {
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(line["index"], i + 1);
         assert_eq!(line["convertible"], true);
-        assert!(line["oclc"].as_array().unwrap().iter().any(|k| k["active"] == true));
+        assert!(
+            line["oclc"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["active"] == true)
+        );
     }
 }
 
@@ -46,7 +56,13 @@ fn inspect_reports_a_damaged_record_and_exits_1() {
     let text = String::from_utf8(out.stdout).unwrap();
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["readable"], false);
-    assert!(last["error"].as_str().unwrap().contains("input ends inside a record"), "{last}");
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("input ends inside a record"),
+        "{last}"
+    );
 }
 
 #[test]
@@ -71,7 +87,12 @@ fn convert_of_clean_marc8_file_exits_0_and_outputs_utf8() {
         .arg(corpus("folio-edge-connexion/manden.marc"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let record: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
     assert!(text.contains("Læse let bøger"), "{text}");
@@ -80,7 +101,10 @@ fn convert_of_clean_marc8_file_exits_0_and_outputs_utf8() {
 
 #[test]
 fn a_missing_file_is_exit_2() {
-    let out = bibgate().args(["inspect", "/nonexistent/file.mrc"]).output().unwrap();
+    let out = bibgate()
+        .args(["inspect", "/nonexistent/file.mrc"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not open"));
 }

@@ -225,10 +225,10 @@ pub fn check_record(record: &Record) -> Verdict {
             ),
         );
     }
-    let mut scratch = String::with_capacity(4096);
-    if marcxml::write_record(record, &mut scratch, false).is_ok() {
+    if !marcxml::needs_xml_check(record) {
         return verdict;
     }
+    let mut scratch = String::with_capacity(4096);
     // The writer stops at the first problem; look at each field on its own to list all.
     for field in &record.fields {
         let single = Record {

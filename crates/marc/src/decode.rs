@@ -143,20 +143,10 @@ pub fn detect_encoding(raw: &RawRecord<'_>, charset: Charset) -> (Encoding, bool
         Charset::Auto => {
             if declared == Encoding::Marc8 && has_multibyte_utf8(raw) {
                 (Encoding::Utf8, true)
-            } else if declared == Encoding::Utf8 {
-                // Report (but do not act on) a UTF-8 leader over MARC-8 bytes: Alma refuses
-                // such records, and so does the convertibility check.
-                let invalid = raw
-                    .fields
-                    .iter()
-                    .any(|f| std::str::from_utf8(f.data).is_err() || f.data.contains(&0x1B));
-                let clean_marc8 = invalid
-                    && raw
-                        .fields
-                        .iter()
-                        .all(|f| bibgate_marc8::decode(f.data).is_ok());
-                (Encoding::Utf8, clean_marc8)
             } else {
+                // A UTF-8 leader over MARC-8 bytes is reported (not acted on) by `decode`
+                // once it has seen invalid UTF-8: Alma refuses such records, and so does the
+                // convertibility check.
                 (declared, false)
             }
         }
@@ -297,6 +287,14 @@ pub fn decode(raw: &RawRecord<'_>, charset: Charset) -> Decoded {
             kind,
         }));
     }
+    let leader_mismatch = leader_mismatch
+        || (charset == Charset::Auto
+            && encoding == Encoding::Utf8
+            && !problems.is_empty()
+            && raw
+                .fields
+                .iter()
+                .all(|f| bibgate_marc8::decode(f.data).is_ok()));
     // The decoded text is Unicode whatever it arrived as, and the leader says so.
     let mut leader = raw.leader;
     leader.0[9] = b'a';

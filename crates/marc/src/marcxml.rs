@@ -91,6 +91,56 @@ pub fn is_xml_char(c: char) -> bool {
     matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
 
+/// True when a value may hold a character XML forbids: a C0 control other than tab, line
+/// feed and carriage return, or the lead byte of U+FFFE/U+FFFF. A fast scan; the writer
+/// gives the exact verdict.
+fn suspicious(value: &str) -> bool {
+    value.bytes().any(|b| XML_BYTE[usize::from(b)] == 2)
+}
+
+/// True when writing the record as MARCXML might fail (a suspicious character, indicator
+/// or subfield code). False means [`write_record`] succeeds.
+pub fn needs_xml_check(record: &Record) -> bool {
+    record.leader.0.iter().any(|&b| !printable(b))
+        || record.fields.iter().any(|field| match field {
+            Field::Control { tag, value } => {
+                !tag.0.iter().all(|&b| printable(b)) || suspicious(value)
+            }
+            Field::Data {
+                tag,
+                ind1,
+                ind2,
+                subfields,
+            } => {
+                !tag.0.iter().all(|&b| printable(b))
+                    || !printable(*ind1)
+                    || !printable(*ind2)
+                    || subfields
+                        .iter()
+                        .any(|s| !printable(s.code) || suspicious(&s.value))
+            }
+        })
+}
+
+/// What each byte needs when written as XML text: 0 nothing, 1 an escape, 2 a closer look
+/// (a forbidden control, or the lead byte of U+FFFE/U+FFFF).
+const XML_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        if b != 0x09 && b != 0x0A && b != 0x0D {
+            table[b] = 2;
+        }
+        b += 1;
+    }
+    table[b'&' as usize] = 1;
+    table[b'<' as usize] = 1;
+    table[b'>' as usize] = 1;
+    table[b'"' as usize] = 1;
+    table[0xEF] = 2;
+    table
+};
+
 fn escape_into(
     out: &mut String,
     value: &str,
@@ -100,13 +150,39 @@ fn escape_into(
 ) -> Result<(), XmlWriteError> {
     let bytes = value.as_bytes();
     let mut plain_from = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if XML_BYTE[usize::from(b)] == 0 {
+            i += 1;
+            continue;
+        }
         let replacement = match b {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
             b'"' if attribute => "&quot;",
-            0x00..=0x08 | 0x0B | 0x0C | 0x0E..=0x1F => {
+            b'"' => {
+                i += 1;
+                continue;
+            }
+            // U+FFFE and U+FFFF (EF BF BE/BF) are the only non-characters below U+10000
+            // that UTF-8 can hold and XML forbids; surrogates cannot occur in a `str`.
+            0xEF => {
+                if bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
+                {
+                    let character = value[i..].chars().next().unwrap_or('\u{FFFD}');
+                    return Err(XmlWriteError::ForbiddenCharacter {
+                        tag: tag.as_str(),
+                        code: code.map(char::from),
+                        character,
+                        position: value[..i].chars().count(),
+                    });
+                }
+                i += 1;
+                continue;
+            }
+            _ => {
                 return Err(XmlWriteError::ForbiddenCharacter {
                     tag: tag.as_str(),
                     code: code.map(char::from),
@@ -114,26 +190,28 @@ fn escape_into(
                     position: value[..i].chars().count(),
                 });
             }
-            // U+FFFE and U+FFFF (EF BF BE/BF) are the only non-characters below U+10000
-            // that UTF-8 can hold and XML forbids; surrogates cannot occur in a `str`.
-            0xEF if bytes.get(i + 1) == Some(&0xBF)
-                && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)) =>
-            {
-                let character = value[i..].chars().next().unwrap_or('\u{FFFD}');
-                return Err(XmlWriteError::ForbiddenCharacter {
-                    tag: tag.as_str(),
-                    code: code.map(char::from),
-                    character,
-                    position: value[..i].chars().count(),
-                });
-            }
-            _ => continue,
         };
         out.push_str(&value[plain_from..i]);
         out.push_str(replacement);
-        plain_from = i + 1;
+        i += 1;
+        plain_from = i;
     }
     out.push_str(&value[plain_from..]);
+    Ok(())
+}
+
+fn push_tag(out: &mut String, tag: Tag) -> Result<(), XmlWriteError> {
+    for byte in tag.0 {
+        if !printable(byte) {
+            return Err(XmlWriteError::ForbiddenCharacter {
+                tag: tag.as_str(),
+                code: None,
+                character: char::from(byte),
+                position: 0,
+            });
+        }
+        push_attribute_byte(out, byte);
+    }
     Ok(())
 }
 
@@ -175,14 +253,22 @@ fn write_record_inner(
     } else {
         "<record>\n  <leader>"
     });
-    let leader = String::from_utf8_lossy(&record.leader.0);
-    escape_into(out, &leader, false, Tag(*b"LDR"), None)?;
+    match std::str::from_utf8(&record.leader.0) {
+        Ok(leader) => escape_into(out, leader, false, Tag(*b"LDR"), None)?,
+        Err(_) => escape_into(
+            out,
+            &String::from_utf8_lossy(&record.leader.0),
+            false,
+            Tag(*b"LDR"),
+            None,
+        )?,
+    }
     out.push_str("</leader>\n");
     for field in &record.fields {
         match field {
             Field::Control { tag, value } => {
                 out.push_str("  <controlfield tag=\"");
-                escape_into(out, &String::from_utf8_lossy(&tag.0), true, *tag, None)?;
+                push_tag(out, *tag)?;
                 out.push_str("\">");
                 escape_into(out, value, false, *tag, None)?;
                 out.push_str("</controlfield>\n");
@@ -202,7 +288,7 @@ fn write_record_inner(
                     }
                 }
                 out.push_str("  <datafield tag=\"");
-                escape_into(out, &String::from_utf8_lossy(&tag.0), true, *tag, None)?;
+                push_tag(out, *tag)?;
                 out.push_str("\" ind1=\"");
                 push_attribute_byte(out, *ind1);
                 out.push_str("\" ind2=\"");

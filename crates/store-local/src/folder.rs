@@ -1,0 +1,297 @@
+//! The [`BlobStore`] port on a local folder.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bibgate_store::{BlobStore, Error, Result};
+
+/// Names starting with this are temporary files of unfinished writes: never listed, and
+/// refused as key segments.
+const TEMP_PREFIX: &str = ".bibgate-tmp-";
+
+/// Makes temporary file names unique within this process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The [`BlobStore`] port on a folder: key `a/b/c` is the file `<root>/a/b/c`.
+///
+/// Keys are `/`-separated, non-empty, relative, and have no empty, `.` or `..` segment, no
+/// NUL and no `\`; anything else is refused with [`Error::Backend`]. As in any file system,
+/// a key cannot be both a blob and the folder of other keys (`a` and `a/b`).
+#[derive(Clone, Debug)]
+pub struct FolderBlobStore {
+    root: PathBuf,
+}
+
+impl FolderBlobStore {
+    /// A store rooted at `root`, which is created if missing.
+    pub fn new(root: impl Into<PathBuf>) -> Result<FolderBlobStore> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|err| {
+            Error::Backend(format!(
+                "could not create blob folder {:?}: {err}",
+                root.display().to_string()
+            ))
+        })?;
+        Ok(FolderBlobStore { root })
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file of a key, after checking the key.
+    fn file_of(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        let mut path = self.root.clone();
+        path.extend(key.split('/'));
+        Ok(path)
+    }
+
+    /// Writes `bytes` to a fresh, fsynced temporary file in `dir` and returns its path.
+    fn write_temp(&self, key: &str, dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
+        let name = format!(
+            "{TEMP_PREFIX}{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let temp = dir.join(name);
+        // A concurrent delete may prune the folder between its creation and the file's, so
+        // try a few times.
+        let mut attempts_left = 3;
+        let mut file = loop {
+            fs::create_dir_all(dir)
+                .map_err(|err| io_error(&format!("create the folder of blob {key:?}"), err))?;
+            match File::create_new(&temp) {
+                Ok(file) => break file,
+                Err(err) if err.kind() == io::ErrorKind::NotFound && attempts_left > 0 => {
+                    attempts_left -= 1;
+                }
+                Err(err) => return Err(io_error(&format!("create blob {key:?}"), err)),
+            }
+        };
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(err) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error(&format!("write blob {key:?}"), err));
+        }
+        Ok(temp)
+    }
+}
+
+fn io_error(what: &str, err: io::Error) -> Error {
+    Error::Backend(format!("could not {what}: {err}"))
+}
+
+fn check_key(key: &str) -> Result<()> {
+    let problem = if key.is_empty() {
+        Some("it is empty")
+    } else if key.starts_with('/') {
+        Some("it is absolute")
+    } else if key.contains('\0') {
+        Some("it contains nul")
+    } else if key.contains('\\') {
+        Some("it contains a backslash")
+    } else if key.split('/').any(str::is_empty) {
+        Some("it has an empty segment")
+    } else if key
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        Some("it has a `.` or `..` segment")
+    } else if key
+        .split('/')
+        .any(|segment| segment.starts_with(TEMP_PREFIX))
+    {
+        Some("it has a segment reserved for temporary files")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Error::Backend(format!(
+            "blob key {key:?} is not valid: {problem}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Makes a rename or link in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Every file key under `dir` (which is the folder of key prefix `dir_key`), recursively.
+fn walk(dir: &Path, dir_key: &str, keys: &mut Vec<String>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            // Not a name any key maps to.
+            continue;
+        };
+        if name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let key = if dir_key.is_empty() {
+            name
+        } else {
+            format!("{dir_key}/{name}")
+        };
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            walk(&entry.path(), &key, keys)?;
+        } else if file_type.is_file() {
+            keys.push(key);
+        }
+    }
+    Ok(())
+}
+
+impl BlobStore for FolderBlobStore {
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.file_of(key)?;
+        let dir = path.parent().unwrap_or(&self.root);
+        let temp = self.write_temp(key, dir, bytes)?;
+        if let Err(err) = fs::rename(&temp, &path) {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error(&format!("move blob {key:?} into place"), err));
+        }
+        sync_dir(dir).map_err(|err| io_error(&format!("sync the folder of blob {key:?}"), err))
+    }
+
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        let path = self.file_of(key)?;
+        let dir = path.parent().unwrap_or(&self.root);
+        let temp = self.write_temp(key, dir, bytes)?;
+        // A hard link to the complete file appears atomically, and fails if the name exists.
+        let linked = fs::hard_link(&temp, &path);
+        let removed = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(err) => return Err(io_error(&format!("link blob {key:?} into place"), err)),
+        }
+        removed
+            .map_err(|err| io_error(&format!("remove the temporary file of blob {key:?}"), err))?;
+        sync_dir(dir).map_err(|err| io_error(&format!("sync the folder of blob {key:?}"), err))?;
+        Ok(true)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.file_of(key)?;
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(io_error(&format!("read blob {key:?}"), err)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        if prefix.contains('\0') || prefix.starts_with('/') {
+            return Err(Error::Backend(format!(
+                "blob prefix {prefix:?} is not valid: it is absolute or contains nul"
+            )));
+        }
+        // Walk only the deepest folder the prefix names in full.
+        let dir_key = match prefix.rfind('/') {
+            Some(end) => &prefix[..end],
+            None => "",
+        };
+        if !dir_key.is_empty() && check_key(dir_key).is_err() {
+            // No valid key lies under such a folder.
+            return Ok(Vec::new());
+        }
+        let mut dir = self.root.clone();
+        if !dir_key.is_empty() {
+            dir.extend(dir_key.split('/'));
+        }
+        let mut keys = Vec::new();
+        walk(&dir, dir_key, &mut keys)
+            .map_err(|err| io_error(&format!("list blobs under {prefix:?}"), err))?;
+        keys.retain(|key| key.starts_with(prefix));
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        let path = self.file_of(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(err) => return Err(io_error(&format!("delete blob {key:?}"), err)),
+        }
+        // Prune folders left empty, so that their names are free for blobs again; a folder
+        // that is not empty (or just got a new file) stays.
+        let mut dir = path.parent();
+        while let Some(current) = dir {
+            if current == self.root || fs::remove_dir(current).is_err() {
+                break;
+            }
+            dir = current.parent();
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderBlobStore::new(dir.path()).unwrap();
+        for key in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "a//b",
+            "a/",
+            "./a",
+            "a\0b",
+            "a\\b",
+            "a/.bibgate-tmp-1",
+        ] {
+            let err = store.put(key, b"x").unwrap_err();
+            assert!(err.to_string().contains("is not valid"), "{key:?}: {err}");
+            assert!(store.get(key).is_err(), "{key:?}");
+        }
+        assert_eq!(store.list("").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn temporary_files_are_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderBlobStore::new(dir.path()).unwrap();
+        store.put("a/b", b"1").unwrap();
+        fs::write(dir.path().join("a").join(".bibgate-tmp-9-9"), b"partial").unwrap();
+        assert_eq!(store.list("").unwrap(), vec!["a/b".to_owned()]);
+    }
+
+    #[test]
+    fn delete_prunes_empty_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderBlobStore::new(dir.path()).unwrap();
+        store.put("a/b/c", b"1").unwrap();
+        assert!(store.delete("a/b/c").unwrap());
+        assert!(!dir.path().join("a").exists());
+        store.put("a", b"2").unwrap();
+        assert_eq!(store.get("a").unwrap(), Some(b"2".to_vec()));
+    }
+}
