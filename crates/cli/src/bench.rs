@@ -193,8 +193,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         "xml = MARCXML to /dev/null (yaz with -f MARC-8 -t UTF-8 on MARC-8 files); \
          ratio = yaz time / bibgate time; median of {} runs, pinned to one core",
         args.runs
-    ); median of {} runs, pinned to one core",
-        args.runs
     );
     Ok(ExitCode::SUCCESS)
 }
