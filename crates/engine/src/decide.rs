@@ -401,7 +401,7 @@ pub fn decide(
         method.label(),
         if serial { "serial" } else { "non-serial" }
     ));
-    let keys = keys_for_method(all_keys, method, &mut trace);
+    let keys = keys_for_method(all_keys.clone(), method, &mut trace);
     let incoming_005 = read_incoming_005(incoming.record);
     let incoming_level = policy.brief_levels.record_level(incoming.record);
     let add = |mut trace: Vec<String>, keys: OclcKeys, line: String| {
@@ -437,7 +437,7 @@ pub fn decide(
     trace.push(format!("incoming keys: {}", listed.join(", ")));
 
     // 3. Candidates.
-    let matches = collect_matches(candidates, &keys, method, &mut trace);
+    let matches = collect_matches(candidates, &all_keys, method, &mut trace);
     let single = match matches.as_slice() {
         [] => {
             return add(trace, keys, "no matching record; added as new".to_owned());
@@ -549,17 +549,18 @@ fn keys_for_method(mut keys: OclcKeys, method: MatchMethod, trace: &mut Vec<Stri
     keys
 }
 
-/// Deduplicates candidates by MMS ID, works out their hits and applies the match method.
+/// Deduplicates candidates by MMS ID, works out their hits (from `all_keys`, every incoming key,
+/// when the caller gave none) and applies the match method to the hits.
 fn collect_matches<'a>(
     candidates: &'a [Candidate],
-    keys: &OclcKeys,
+    all_keys: &OclcKeys,
     method: MatchMethod,
     trace: &mut Vec<String>,
 ) -> Vec<Matched<'a>> {
     let mut matches: Vec<Matched<'a>> = Vec::new();
     for candidate in candidates {
         let hits = if candidate.hits.is_empty() {
-            derive_hits(&candidate.record, keys)
+            derive_hits(&candidate.record, all_keys)
         } else {
             candidate.hits.clone()
         };
