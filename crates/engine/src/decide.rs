@@ -316,7 +316,8 @@ pub struct Decision {
     pub reason: ReasonCode,
     /// One human-readable line per step, in order.
     pub trace: Vec<String>,
-    /// The incoming OCLC keys the match method used (with the extraction warnings).
+    /// The incoming OCLC keys the match method used, with the extraction warnings (all keys
+    /// when the record failed the conversion check, which comes first).
     pub keys: OclcKeys,
 }
 

@@ -32,10 +32,7 @@ fn oclc_record(number: u64, encoding_level: u8, version: Option<&str>) -> Record
     if let Some(version) = version {
         record.push_control("005", version);
     }
-    record.push_control(
-        "008",
-        "240101s2024    ilu           000 0 eng d",
-    );
+    record.push_control("008", "240101s2024    ilu           000 0 eng d");
     record.push_data("035", b' ', b' ', &[(b'a', &format!("(OCoLC){number}"))]);
     record.push_data("245", b'1', b'0', &[(b'a', "Incoming title.")]);
     record
@@ -104,7 +101,10 @@ fn assert_traced(decision: &Decision, needle: &str) {
 fn merged_into(decision: &Decision) -> &str {
     match &decision.outcome {
         Outcome::Merge { mms_id, .. } => mms_id,
-        other => panic!("expected a merge, got {other:?}\n{}", decision.trace.join("\n")),
+        other => panic!(
+            "expected a merge, got {other:?}\n{}",
+            decision.trace.join("\n")
+        ),
     }
 }
 
@@ -161,7 +161,10 @@ fn carli_merge_when_one_record_matches() {
         decision.host_message(None)
     );
     assert_traced(&decision, &format!("key 12345 (001) -> {MMS_A} (active)"));
-    assert_traced(&decision, "match method: unique OCLC identifier (non-serial)");
+    assert_traced(
+        &decision,
+        "match method: unique OCLC identifier (non-serial)",
+    );
     assert_traced(&decision, "brief level: existing 10, incoming 10: allowed");
     assert_traced(
         &decision,
@@ -190,14 +193,21 @@ fn carli_multi_match() {
             "Import Failed - Multi matches found for this record. Matching MMS IDs: {MMS_A}, {MMS_B}"
         )
     );
-    assert_traced(&decision, &format!("key 12345 (001) -> {MMS_B} (cancelled)"));
+    assert_traced(
+        &decision,
+        &format!("key 12345 (001) -> {MMS_B} (cancelled)"),
+    );
 }
 
 #[test]
 fn carli_not_added_brief() {
     // Leader/17 4 is level 07 in the CARLI table.
     let record = oclc_record(12345, b'4', None);
-    let decision = run(&record, &[candidate(MMS_A, &[(b'a', 12345)])], &Policy::default());
+    let decision = run(
+        &record,
+        &[candidate(MMS_A, &[(b'a', 12345)])],
+        &Policy::default(),
+    );
     assert_eq!(
         decision.outcome,
         Outcome::Reject(Rejection::Brief {
@@ -268,7 +278,11 @@ fn carli_conversion_failure_field_too_long() {
     record.push_data("520", b' ', b' ', &[(b'a', &summary)]);
     let verdict = check_record(&record);
     let message = verdict.first_error().map(|f| f.message.clone()).unwrap();
-    let decision = run(&record, &[candidate(MMS_A, &[(b'a', 12345)])], &Policy::default());
+    let decision = run(
+        &record,
+        &[candidate(MMS_A, &[(b'a', 12345)])],
+        &Policy::default(),
+    );
     assert_eq!(
         decision.reason,
         ReasonCode::ConversionFailed("FIELD_TOO_LONG".to_owned())
@@ -298,7 +312,11 @@ fn edge13_incoming_only_035z_matches_existing_035a() {
     };
     record.push_data("035", b' ', b' ', &[(b'z', "(OCoLC)777")]);
     record.push_data("245", b'1', b'0', &[(b'a', "Title.")]);
-    let decision = run(&record, &[candidate(MMS_A, &[(b'a', 777)])], &Policy::default());
+    let decision = run(
+        &record,
+        &[candidate(MMS_A, &[(b'a', 777)])],
+        &Policy::default(),
+    );
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(&decision, &format!("key 777 (035 $z) -> {MMS_A} (active)"));
 }
@@ -306,7 +324,12 @@ fn edge13_incoming_only_035z_matches_existing_035a() {
 #[test]
 fn edge14_019_with_several_a_hitting_several_records_is_multi_match() {
     let mut record = oclc_record(100, b' ', None);
-    record.push_data("019", b' ', b' ', &[(b'a', "201"), (b'a', "202"), (b'a', "203")]);
+    record.push_data(
+        "019",
+        b' ',
+        b' ',
+        &[(b'a', "201"), (b'a', "202"), (b'a', "203")],
+    );
     let candidates = [
         candidate(MMS_A, &[(b'a', 201)]),
         candidate(MMS_B, &[(b'a', 202)]),
@@ -329,11 +352,7 @@ fn edge15_existing_with_two_oclc_numbers_is_one_record() {
     record.push_data("019", b' ', b' ', &[(b'a', "600")]);
     let existing = candidate(MMS_A, &[(b'a', 500), (b'a', 600)]);
     // The index returns the record once per key it was found by.
-    let decision = run(
-        &record,
-        &[existing.clone(), existing],
-        &Policy::default(),
-    );
+    let decision = run(&record, &[existing.clone(), existing], &Policy::default());
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(&decision, "given twice; counted once");
     assert_traced(&decision, "2 keys hit the same record; counted once");
@@ -358,7 +377,10 @@ fn edge16_dollar_a_and_dollar_z_hitting_one_record_count_once() {
     ];
     let decision = run(&record, &[existing], &Policy::default());
     assert_eq!(merged_into(&decision), MMS_A);
-    assert_traced(&decision, &format!("key 999 (035 $z) -> {MMS_A} (cancelled)"));
+    assert_traced(
+        &decision,
+        &format!("key 999 (035 $z) -> {MMS_A} (cancelled)"),
+    );
     assert_traced(&decision, "one record matches");
 }
 
@@ -381,9 +403,16 @@ fn edge17_no_oclc_number_is_added() {
 #[test]
 fn edge17_candidates_without_incoming_keys_are_ignored() {
     let record = Record::default();
-    let decision = run(&record, &[candidate(MMS_A, &[(b'a', 1)])], &Policy::default());
+    let decision = run(
+        &record,
+        &[candidate(MMS_A, &[(b'a', 1)])],
+        &Policy::default(),
+    );
     assert_eq!(decision.reason, ReasonCode::Added);
-    assert_traced(&decision, "1 candidate(s) given, but no key to match them by");
+    assert_traced(
+        &decision,
+        "1 candidate(s) given, but no key to match them by",
+    );
 }
 
 #[test]
@@ -465,7 +494,11 @@ fn edge21_missing_incoming_005_allows_and_traces() {
 #[test]
 fn edge21_missing_originating_version_allows_and_traces() {
     let record = oclc_record(12345, b' ', Some("19990101000000.0"));
-    let decision = run(&record, &[candidate(MMS_A, &[(b'a', 12345)])], &Policy::default());
+    let decision = run(
+        &record,
+        &[candidate(MMS_A, &[(b'a', 12345)])],
+        &Policy::default(),
+    );
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(
         &decision,
@@ -530,7 +563,11 @@ fn edge23_future_incoming_005_allows_with_a_warning() {
 fn edge23_a_few_hours_ahead_is_not_the_future() {
     // 005 has no time zone; 10 hours ahead of UTC is within the tolerance.
     let record = oclc_record(12345, b' ', Some("20240601220000.0"));
-    let decision = run(&record, &[candidate(MMS_A, &[(b'a', 12345)])], &Policy::default());
+    let decision = run(
+        &record,
+        &[candidate(MMS_A, &[(b'a', 12345)])],
+        &Policy::default(),
+    );
     assert_eq!(merged_into(&decision), MMS_A);
     assert!(!traced(&decision, "005 warning"));
 }
@@ -562,7 +599,10 @@ fn edge24_expired_lock_is_free() {
     existing.lock = Some(lock(Some(NOW - 7_200)));
     let decision = run(&record, &[existing], &Policy::default());
     assert_eq!(merged_into(&decision), MMS_A);
-    assert_traced(&decision, "expired at 2024-06-01 11:00 UTC (timeout 3600 s): free");
+    assert_traced(
+        &decision,
+        "expired at 2024-06-01 11:00 UTC (timeout 3600 s): free",
+    );
 }
 
 #[test]
@@ -570,7 +610,7 @@ fn edge24_lock_expires_exactly_at_the_timeout() {
     let record = oclc_record(12345, b' ', None);
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.lock = Some(lock(Some(NOW - 3_600)));
-    let decision = run(&record, &[existing.clone()], &Policy::default());
+    let decision = run(&record, std::slice::from_ref(&existing), &Policy::default());
     assert_eq!(merged_into(&decision), MMS_A);
     existing.lock = Some(lock(Some(NOW - 3_599)));
     let decision = run(&record, &[existing], &Policy::default());
@@ -586,7 +626,10 @@ fn edge24_lock_held_in_the_editor_blocks_regardless_of_age() {
     existing.lock = Some(old_lock);
     let decision = run(&record, &[existing], &Policy::default());
     assert_eq!(decision.reason, ReasonCode::NotAddedLocked);
-    assert_traced(&decision, "still in the editor (holds until released): blocked");
+    assert_traced(
+        &decision,
+        "still in the editor (holds until released): blocked",
+    );
     assert!(
         decision
             .host_message(None)
@@ -612,7 +655,7 @@ fn edge25_community_zone_linked_match_is_rejected() {
     let record = oclc_record(12345, b' ', None);
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.linked_to_community_zone = true;
-    let decision = run(&record, &[existing.clone()], &Policy::default());
+    let decision = run(&record, std::slice::from_ref(&existing), &Policy::default());
     assert_eq!(
         decision.outcome,
         Outcome::Reject(Rejection::CommunityZoneLinked {
@@ -652,7 +695,7 @@ fn edge29_serial_and_non_serial_use_their_own_match_method() {
     let existing = candidate(MMS_A, &[(b'a', 4242)]);
 
     let serial = serial_with_019(1000, 4242);
-    let decision = run(&serial, &[existing.clone()], &policy);
+    let decision = run(&serial, std::slice::from_ref(&existing), &policy);
     assert_eq!(decision.reason, ReasonCode::Added);
     assert_traced(
         &decision,
@@ -663,12 +706,19 @@ fn edge29_serial_and_non_serial_use_their_own_match_method() {
         "key 4242 (019 $a) ignored: the match method uses active numbers only",
     );
     assert_eq!(decision.keys.numbers(), vec![1000]);
+    assert_traced(
+        &decision,
+        &format!("{MMS_A}: hit only through cancelled numbers; not a match"),
+    );
 
     let mut monograph = serial_with_019(1000, 4242);
     monograph.leader.0[7] = b'm';
     let decision = run(&monograph, &[existing], &policy);
     assert_eq!(merged_into(&decision), MMS_A);
-    assert_traced(&decision, "match method: unique OCLC identifier (non-serial)");
+    assert_traced(
+        &decision,
+        "match method: unique OCLC identifier (non-serial)",
+    );
 }
 
 #[test]
@@ -684,7 +734,10 @@ fn edge29_active_only_ignores_hits_on_existing_cancelled_numbers() {
     ];
     let decision = run(&record, &candidates, &policy);
     assert_eq!(merged_into(&decision), MMS_A);
-    assert_traced(&decision, &format!("{MMS_B}: hit only through cancelled numbers; not a match"));
+    assert_traced(
+        &decision,
+        &format!("{MMS_B}: hit only through cancelled numbers; not a match"),
+    );
     // The default method sees both.
     let decision = run(&record, &candidates, &Policy::default());
     assert_eq!(decision.reason, ReasonCode::MultiMatch);
@@ -763,7 +816,11 @@ fn order_multi_match_comes_before_the_blocking_checks() {
 #[test]
 fn order_trace_runs_step_by_step() {
     let record = oclc_record(12345, b' ', Some("20240101120000.0"));
-    let decision = run(&record, &[candidate(MMS_A, &[(b'a', 12345)])], &Policy::default());
+    let decision = run(
+        &record,
+        &[candidate(MMS_A, &[(b'a', 12345)])],
+        &Policy::default(),
+    );
     let position = |needle: &str| {
         decision
             .trace
@@ -785,7 +842,11 @@ fn order_trace_runs_step_by_step() {
         "merged into",
     ];
     let positions: Vec<usize> = steps.iter().map(|step| position(step)).collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{:?}", decision.trace);
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "{:?}",
+        decision.trace
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -803,7 +864,10 @@ fn policy_check_005_off_merges_an_older_record() {
     };
     let decision = run(&record, &[existing], &policy);
     assert_eq!(merged_into(&decision), MMS_A);
-    assert_traced(&decision, "005: incoming 20220101000000.0, originating version 20230101000000.0: check off");
+    assert_traced(
+        &decision,
+        "005: incoming 20220101000000.0, originating version 20230101000000.0: check off",
+    );
 }
 
 #[test]
@@ -815,7 +879,10 @@ fn policy_check_brief_level_off_merges_a_briefer_record() {
     };
     let decision = run(&record, &[candidate(MMS_A, &[(b'a', 12345)])], &policy);
     assert_eq!(merged_into(&decision), MMS_A);
-    assert_traced(&decision, "brief level: existing 10, incoming 02: check off");
+    assert_traced(
+        &decision,
+        "brief level: existing 10, incoming 02: check off",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -861,7 +928,10 @@ fn caller_hits_are_used_as_given() {
     }];
     let decision = run(&record, &[existing], &Policy::default());
     assert_eq!(merged_into(&decision), MMS_A);
-    assert_traced(&decision, &format!("key 12345 (001) -> {MMS_A} (cancelled)"));
+    assert_traced(
+        &decision,
+        &format!("key 12345 (001) -> {MMS_A} (cancelled)"),
+    );
 }
 
 #[test]
@@ -894,7 +964,10 @@ fn reason_codes_are_stable() {
 
 #[test]
 fn lock_times_outside_the_calendar_are_printed_as_unix_time() {
-    assert_eq!(messages::utc_minutes(i64::MAX), format!("unix time {}", i64::MAX));
+    assert_eq!(
+        messages::utc_minutes(i64::MAX),
+        format!("unix time {}", i64::MAX)
+    );
     assert_eq!(messages::utc_minutes(-1), "1969-12-31 23:59 UTC");
     let lock = EditorLock {
         left_unix: Some(i64::MAX),
