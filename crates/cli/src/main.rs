@@ -4,8 +4,11 @@
 //! imported (each reported on stderr, the rest processed); 2 the command itself failed
 //! (bad arguments, a file that cannot be opened, a write error).
 
+mod admin;
 mod bench;
 mod convert;
+mod data;
+mod import_cmd;
 mod input;
 mod inspect;
 
@@ -18,6 +21,7 @@ use bibgate_marc::Format;
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::Mode;
 use bibgate_matching::BriefLevelTable;
+use bibgate_store::{MmsId, Store, TargetZone};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -27,8 +31,111 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "Import processor for MARC 21 records exported from OCLC Connexion"
 )]
 struct Cli {
+    /// Where the embedded store and the raw bytes are kept.
+    #[arg(long, global = true, default_value = "./bibgate-data")]
+    data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ZoneArg {
+    /// The institution zone.
+    Iz,
+    /// The network zone.
+    Nz,
+}
+
+impl ZoneArg {
+    fn target(self) -> TargetZone {
+        match self {
+            ZoneArg::Iz => TargetZone::Institution,
+            ZoneArg::Nz => TargetZone::Network,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum RecordCommand {
+    /// Show a record's current state.
+    Show {
+        /// The MMS ID.
+        mms_id: String,
+        /// Whose zone.
+        #[arg(long)]
+        institution: String,
+        /// Institution or network zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+    },
+    /// List a record's prior versions.
+    History {
+        /// The MMS ID.
+        mms_id: String,
+        /// Whose zone.
+        #[arg(long)]
+        institution: String,
+        /// Institution or network zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+    },
+    /// Make a prior revision current again (the current one is kept as a version).
+    Restore {
+        /// The MMS ID.
+        mms_id: String,
+        /// The revision to restore (see history).
+        #[arg(long)]
+        revision: u64,
+        /// Whose zone.
+        #[arg(long)]
+        institution: String,
+        /// Institution or network zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+        /// Who restores it.
+        #[arg(long, default_value = "cli")]
+        user: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Add a Connexion integration profile.
+    Add {
+        /// The institution.
+        #[arg(long)]
+        institution: String,
+        /// The password (generated and printed once when absent).
+        #[arg(long)]
+        password: Option<String>,
+        /// Target zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+        /// Profile id (default `<institution>-connexion`, or a numbered one if taken).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List profiles.
+    List,
+    /// Show one profile.
+    Show {
+        /// The profile id.
+        id: String,
+    },
+    /// Change one setting.
+    Set {
+        /// The profile id.
+        id: String,
+        /// The setting.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// Delete a profile.
+    Delete {
+        /// The profile id.
+        id: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -118,6 +225,64 @@ enum Command {
     },
     /// Time conversion against yaz-marcdump on the same files, in the same run.
     Bench(bench::Args),
+    /// Create the demo consortium (01DEMO_NETWORK with 01DEMO_ALPHA and 01DEMO_BETA).
+    Init {
+        /// Password for both demo profiles (generated and printed once when absent).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Import records: add, merge or reject each like Alma's Connexion integration.
+    Import {
+        /// ISO 2709 or MARCXML files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The sending institution.
+        #[arg(long)]
+        institution: String,
+        /// Decide in this zone instead of the profile's.
+        #[arg(long, value_enum)]
+        zone: Option<ZoneArg>,
+        /// Decide and report, store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object per record and line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the decision and its trace for each record; nothing is written.
+    Explain {
+        /// ISO 2709 or MARCXML file.
+        file: PathBuf,
+        /// The sending institution.
+        #[arg(long)]
+        institution: String,
+        /// Decide in this zone instead of the profile's.
+        #[arg(long, value_enum)]
+        zone: Option<ZoneArg>,
+    },
+    /// Show, list the history of, or restore records.
+    #[command(subcommand)]
+    Record(RecordCommand),
+    /// Stand-in for a cataloguer opening, leaving or releasing a record in the metadata editor.
+    Editor {
+        /// open, leave or release.
+        #[arg(value_enum)]
+        action: admin::EditorAction,
+        /// The MMS ID.
+        mms_id: String,
+        /// The cataloguer's institution (its zone holds the record).
+        #[arg(long)]
+        institution: String,
+        /// The cataloguer.
+        #[arg(long, default_value = "cataloguer")]
+        user: String,
+        /// Institution or network zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+    },
+    /// Manage integration profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
 }
 
 fn main() -> ExitCode {
@@ -219,5 +384,226 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Bench(args) => bench::run(&args),
+        Command::Init { password } => {
+            let data = data::open(&cli.data_dir)?;
+            let created = data::init_demo(&data, password.as_deref())?;
+            println!(
+                "demo consortium ready in {}: network zone {}, institutions {}",
+                cli.data_dir.display(),
+                data::DEMO_NETWORK,
+                data::DEMO_INSTITUTIONS.join(", ")
+            );
+            for (code, password) in created {
+                println!("  Connexion logon {code}, password {password}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            files,
+            institution,
+            zone,
+            dry_run,
+            json,
+        } => {
+            let data = data::open_or_init(&cli.data_dir, &mut std::io::stderr())?;
+            let route =
+                bibgate_import::route(&data.store, &institution, zone.map(ZoneArg::target))?;
+            let importer = bibgate_import::Importer::new(&data.store);
+            let options = import_cmd::Options {
+                dry_run,
+                json,
+                route: &route,
+            };
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            let mut counts = std::collections::BTreeMap::new();
+            let started = std::time::Instant::now();
+            for file in &files {
+                import_cmd::import_file(
+                    &importer,
+                    data::blobs(&data),
+                    file,
+                    &options,
+                    &mut out,
+                    &mut counts,
+                )?;
+            }
+            out.flush()?;
+            let total: usize = counts.values().sum();
+            let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            eprintln!(
+                "{total} records{} into {} in {:.2} s: {}",
+                if dry_run {
+                    " decided (dry run)"
+                } else {
+                    " imported"
+                },
+                route.zone.code,
+                started.elapsed().as_secs_f64(),
+                summary.join(", ")
+            );
+            Ok(if counts.get("failed").copied().unwrap_or(0) > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Explain {
+            file,
+            institution,
+            zone,
+        } => {
+            let data = data::open_or_init(&cli.data_dir, &mut std::io::stderr())?;
+            let route =
+                bibgate_import::route(&data.store, &institution, zone.map(ZoneArg::target))?;
+            let importer = bibgate_import::Importer::new(&data.store);
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            import_cmd::explain_file(&importer, &route, &file, &mut out)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Record(command) => {
+            let data = data::open(&cli.data_dir)?;
+            let store: &dyn Store = &data.store;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            match command {
+                RecordCommand::Show {
+                    mms_id,
+                    institution,
+                    zone,
+                } => {
+                    let zone = admin::zone_of(store, &institution, zone.target())?;
+                    admin::record_show(store, &zone, &MmsId(mms_id), &mut out)?;
+                }
+                RecordCommand::History {
+                    mms_id,
+                    institution,
+                    zone,
+                } => {
+                    let zone = admin::zone_of(store, &institution, zone.target())?;
+                    admin::record_history(store, &zone, &MmsId(mms_id), &mut out)?;
+                }
+                RecordCommand::Restore {
+                    mms_id,
+                    revision,
+                    institution,
+                    zone,
+                    user,
+                } => {
+                    let zone = admin::zone_of(store, &institution, zone.target())?;
+                    admin::record_restore(store, &zone, &MmsId(mms_id), revision, &user, &mut out)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Editor {
+            action,
+            mms_id,
+            institution,
+            user,
+            zone,
+        } => {
+            let data = data::open(&cli.data_dir)?;
+            let zone = admin::zone_of(&data.store, &institution, zone.target())?;
+            admin::editor(
+                &data.store,
+                action,
+                &zone,
+                &MmsId(mms_id),
+                &institution,
+                &user,
+                &mut std::io::stdout(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profile(command) => {
+            let data = data::open(&cli.data_dir)?;
+            let store: &dyn Store = &data.store;
+            let mut out = std::io::stdout();
+            match command {
+                ProfileCommand::Add {
+                    institution,
+                    password,
+                    zone,
+                    id,
+                } => {
+                    if store.institution(&institution)?.is_none() {
+                        anyhow::bail!("institution {institution:?} does not exist");
+                    }
+                    let generated = password.is_none();
+                    let password = password.unwrap_or_else(bibgate_import::auth::generate_password);
+                    let hash = bibgate_import::auth::hash_password(&password)
+                        .map_err(anyhow::Error::msg)?;
+                    let mut profile =
+                        bibgate_import::default_profile(&institution, hash, zone.target());
+                    let taken = admin::all_profiles(store)?;
+                    profile.id = match id {
+                        Some(id) => id,
+                        None => (1..)
+                            .map(|n| {
+                                if n == 1 {
+                                    profile.id.clone()
+                                } else {
+                                    format!("{}-{n}", profile.id)
+                                }
+                            })
+                            .find(|candidate| taken.iter().all(|p| &p.id != candidate))
+                            .unwrap_or_default(),
+                    };
+                    if taken.iter().any(|p| p.id == profile.id) {
+                        anyhow::bail!("profile {:?} already exists", profile.id);
+                    }
+                    store.put_profile(&profile)?;
+                    writeln!(out, "profile {} added for {institution}", profile.id)?;
+                    if generated {
+                        writeln!(out, "  password {password} (shown once)")?;
+                    }
+                    if store
+                        .profiles(&institution)?
+                        .iter()
+                        .filter(|p| p.kind == bibgate_import::CONNEXION)
+                        .count()
+                        > 1
+                    {
+                        writeln!(
+                            out,
+                            "  warning: {institution} now has more than one Connexion profile; its exports will fail with \"No integration profile found for institution {institution}\" until one is deleted"
+                        )?;
+                    }
+                }
+                ProfileCommand::List => {
+                    for profile in admin::all_profiles(store)? {
+                        writeln!(
+                            out,
+                            "{}\t{}\t{}\t{}",
+                            profile.id,
+                            profile.institution,
+                            profile.kind,
+                            profile.target_zone.as_str()
+                        )?;
+                    }
+                }
+                ProfileCommand::Show { id } => {
+                    let profile = admin::all_profiles(store)?
+                        .into_iter()
+                        .find(|p| p.id == id)
+                        .with_context(|| format!("profile {id:?} does not exist"))?;
+                    admin::profile_show(&profile, &mut out)?;
+                }
+                ProfileCommand::Set { id, key, value } => {
+                    let profile = admin::profile_set(store, &id, &key, &value)?;
+                    admin::profile_show(&profile, &mut out)?;
+                }
+                ProfileCommand::Delete { id } => {
+                    if !store.delete_profile(&id)? {
+                        anyhow::bail!("profile {id:?} does not exist");
+                    }
+                    writeln!(out, "profile {id} deleted")?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

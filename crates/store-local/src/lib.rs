@@ -59,7 +59,8 @@
 //! - Must not depend on any other Bibgate crate than `bibgate-store`, nor on async runtimes
 //!   or cloud SDKs.
 #![deny(missing_docs)]
-#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod folder;
 mod sqlite;

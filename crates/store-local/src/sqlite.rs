@@ -141,7 +141,10 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     ///
-    /// The folder must exist. The database runs in WAL mode with `synchronous=FULL`.
+    /// The folder must exist. The database runs in WAL mode with `synchronous=FULL`, so
+    /// every write is on disk when it returns: a result reported to a sender survives a
+    /// crash. Another store (or process) may open the same file; writes are serialised by
+    /// SQLite's write lock, waiting up to 5 s for it.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let shown = path.display().to_string();
         let writer = Connection::open(path)
@@ -526,6 +529,44 @@ fn commit_export_id(commit: &Commit) -> Option<&str> {
     }
 }
 
+/// Takes the next `count` serials of a zone (in an open write transaction).
+fn allocate_serials(conn: &Connection, zone: &str, count: usize, what: &str) -> Result<Vec<MmsId>> {
+    let numeric_code: Option<u16> = conn
+        .query_row(
+            "SELECT numeric_code FROM institutions WHERE code = ?1",
+            [zone],
+            |row| get_u16(row, 0),
+        )
+        .optional()
+        .map_err(|err| backend(what, err))?;
+    let Some(numeric_code) = numeric_code else {
+        return Err(Error::NotFound(format!("zone {zone:?}")));
+    };
+    let sql_count = i64::try_from(count)
+        .map_err(|_| Error::Backend(format!("could not {what}: too many at once")))?;
+    conn.execute(
+        "INSERT INTO counters (zone, next_serial) VALUES (?1, ?2) ON CONFLICT (zone) DO NOTHING",
+        params![zone, FIRST_SERIAL],
+    )
+    .map_err(|err| backend(what, err))?;
+    let first = conn
+        .query_row(
+            "UPDATE counters SET next_serial = next_serial + ?2 WHERE zone = ?1 \
+             RETURNING next_serial - ?2",
+            params![zone, sql_count],
+            |row| get_u64(row, 0),
+        )
+        .map_err(|err| backend(what, err))?;
+    (0..count as u64)
+        .map(|offset| {
+            first
+                .checked_add(offset)
+                .map(|serial| MmsId::new(serial, numeric_code))
+                .ok_or_else(|| Error::Backend(format!("could not {what}: serials overflow")))
+        })
+        .collect()
+}
+
 /// Applies one commit inside an open transaction (or savepoint). On error the caller rolls
 /// back.
 fn apply_commit(conn: &Connection, commit: &Commit) -> Result<()> {
@@ -899,34 +940,17 @@ impl Store for SqliteStore {
 
     fn allocate_mms_id(&self, zone: &str) -> Result<MmsId> {
         let what = format!("allocate an mms id in zone {zone:?}");
-        self.write(&what, |tx| {
-            let numeric_code: Option<u16> = tx
-                .query_row(
-                    "SELECT numeric_code FROM institutions WHERE code = ?1",
-                    [zone],
-                    |row| get_u16(row, 0),
-                )
-                .optional()
-                .map_err(|err| backend(&what, err))?;
-            let Some(numeric_code) = numeric_code else {
-                return Err(Error::NotFound(format!("zone {zone:?}")));
-            };
-            tx.execute(
-                "INSERT INTO counters (zone, next_serial) VALUES (?1, ?2) \
-                 ON CONFLICT (zone) DO NOTHING",
-                params![zone, FIRST_SERIAL],
-            )
-            .map_err(|err| backend(&what, err))?;
-            let serial = tx
-                .query_row(
-                    "UPDATE counters SET next_serial = next_serial + 1 WHERE zone = ?1 \
-                     RETURNING next_serial - 1",
-                    [zone],
-                    |row| get_u64(row, 0),
-                )
-                .map_err(|err| backend(&what, err))?;
-            Ok(MmsId::new(serial, numeric_code))
-        })
+        let mut ids = self.write(&what, |tx| allocate_serials(tx, zone, 1, &what))?;
+        ids.pop()
+            .ok_or_else(|| Error::Backend(format!("could not {what}: no id was allocated")))
+    }
+
+    fn allocate_mms_ids(&self, zone: &str, count: usize) -> Result<Vec<MmsId>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let what = format!("allocate {count} mms ids in zone {zone:?}");
+        self.write(&what, |tx| allocate_serials(tx, zone, count, &what))
     }
 
     fn find_by_oclc(&self, zone: &str, numbers: &[u64]) -> Result<Vec<IndexEntry>> {
@@ -1203,6 +1227,49 @@ mod tests {
         assert_eq!(decode_keys(&encode_keys(&keys), 0).unwrap(), keys);
         assert_eq!(decode_keys("", 0).unwrap(), Vec::new());
         assert!(decode_keys("12:x", 0).is_err());
+    }
+
+    /// A commit that fails after some of its writes (here: an OCLC number too large for
+    /// SQLite, refused after the record row was inserted) leaves nothing behind, alone or
+    /// in a batch.
+    #[test]
+    fn a_commit_failing_midway_rolls_back_alone() {
+        use bibgate_store::contract::{self, ZONE_A};
+        let store = SqliteStore::in_memory().unwrap();
+        contract::setup_zones(&store);
+        let bad_id = store.allocate_mms_id(ZONE_A).unwrap();
+        let bad = contract::sample_record(
+            ZONE_A,
+            &bad_id,
+            &[contract::active(7), contract::active(u64::MAX)],
+        );
+        let bad_add = contract::add_commit(&bad, &[], "e-bad");
+        let bad_add = match bad_add {
+            Commit::Add { record, result, .. } => Commit::Add {
+                expect: Expectation::default(),
+                record,
+                result,
+            },
+            other => other,
+        };
+        let err = store.commit(&bad_add).unwrap_err();
+        assert!(matches!(err, Error::Backend(_)), "{err}");
+        assert_eq!(store.record(ZONE_A, &bad_id).unwrap(), None);
+
+        let good_id = store.allocate_mms_id(ZONE_A).unwrap();
+        let good = contract::sample_record(ZONE_A, &good_id, &[contract::active(8)]);
+        let outcomes = store
+            .commit_batch(&[bad_add, contract::add_commit(&good, &[], "e-good")])
+            .unwrap();
+        assert!(
+            matches!(outcomes[0], Err(Error::Backend(_))),
+            "{outcomes:?}"
+        );
+        assert!(outcomes[1].is_ok(), "{outcomes:?}");
+        assert_eq!(store.record(ZONE_A, &bad_id).unwrap(), None);
+        assert!(store.find_by_oclc(ZONE_A, &[7]).unwrap().is_empty());
+        assert!(store.result("e-bad").unwrap().is_none());
+        assert_eq!(store.count_records(ZONE_A).unwrap(), 1);
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub trait Store: Send + Sync {
     /// Allocates a new MMS ID in a zone; never returns the same id twice.
     fn allocate_mms_id(&self, zone: &str) -> Result<MmsId>;
 
+    /// Allocates `count` new MMS IDs at once (adapters make this one write).
+    fn allocate_mms_ids(&self, zone: &str, count: usize) -> Result<Vec<MmsId>> {
+        (0..count).map(|_| self.allocate_mms_id(zone)).collect()
+    }
+
     /// Every index entry of the zone for any of `numbers`.
     fn find_by_oclc(&self, zone: &str, numbers: &[u64]) -> Result<Vec<IndexEntry>>;
     /// A record's current state.

@@ -1,0 +1,251 @@
+//! `bibgate import` and `bibgate explain`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use bibgate_engine::Outcome as Decided;
+use bibgate_import::{Importer, Input, Received, Route};
+use bibgate_marc::decode::Charset;
+use bibgate_marc::iso2709::Mode;
+use bibgate_marc::{Item, Source};
+use bibgate_store::{BlobStore, ImportResult};
+use indicatif::ProgressBar;
+use serde_json::json;
+
+/// Records decided and committed together (one durable transaction).
+const CHUNK: usize = 2_000;
+
+/// Current time in Unix seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// One line of output for a record.
+pub struct Line {
+    /// Position in the file, from 1.
+    pub index: u64,
+    /// added, merged or failed.
+    pub outcome: &'static str,
+    /// The host message.
+    pub host_message: String,
+    /// Stable reason code.
+    pub reason_code: String,
+    /// The MMS ID, if any.
+    pub mms_id: Option<String>,
+    /// The incoming OCLC numbers.
+    pub oclc_numbers: Vec<u64>,
+    /// The export id, if stored.
+    pub export_id: Option<String>,
+    /// The trace.
+    pub trace: Vec<String>,
+}
+
+impl Line {
+    fn from_result(result: &ImportResult) -> Line {
+        Line {
+            index: result.index.unwrap_or(0),
+            outcome: result.outcome.as_str(),
+            host_message: result.host_message.clone(),
+            reason_code: result.reason_code.clone(),
+            mms_id: result.mms_id.as_ref().map(|m| m.0.clone()),
+            oclc_numbers: result.oclc_numbers.clone(),
+            export_id: Some(result.export_id.clone()),
+            trace: result.trace.clone(),
+        }
+    }
+
+    /// The JSON form.
+    pub fn json(&self, file: &str) -> serde_json::Value {
+        json!({
+            "file": file,
+            "index": self.index,
+            "outcome": self.outcome,
+            "host_message": self.host_message,
+            "reason_code": self.reason_code,
+            "mms_id": self.mms_id,
+            "oclc_numbers": self.oclc_numbers,
+            "export_id": self.export_id,
+            "trace": self.trace,
+        })
+    }
+}
+
+fn input_of(item: Item) -> (Input, u64, u64, u64) {
+    let index = item.index as u64;
+    let len = item.raw.len() as u64;
+    match item.outcome {
+        Ok(parsed) => (Input::Parsed(Box::new(parsed)), index, item.offset, len),
+        Err(error) => (
+            Input::Unreadable(error.to_string()),
+            index,
+            item.offset,
+            len,
+        ),
+    }
+}
+
+/// Options of one import run.
+pub struct Options<'a> {
+    /// Decide only.
+    pub dry_run: bool,
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// The route.
+    pub route: &'a Route,
+}
+
+/// Imports one file: its bytes go to the blob store first, then each record is decided.
+/// Returns the per-outcome counts.
+pub fn import_file(
+    importer: &Importer<'_>,
+    blobs: &dyn BlobStore,
+    path: &Path,
+    options: &Options<'_>,
+    out: &mut impl Write,
+    counts: &mut BTreeMap<String, usize>,
+) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("could not read {:?}", path.display().to_string()))?;
+    let received_unix = now_unix();
+    let name = path
+        .file_name()
+        .map_or_else(|| "input".to_string(), |n| n.to_string_lossy().into_owned());
+    let batch_id = format!(
+        "{}-{}-{}",
+        options.route.institution.code,
+        received_unix,
+        std::process::id()
+    );
+    let raw_key = format!("batches/{batch_id}/{name}");
+    if !options.dry_run {
+        blobs.put(&raw_key, &bytes).with_context(|| {
+            format!(
+                "could not keep the raw bytes of {:?}",
+                path.display().to_string()
+            )
+        })?;
+    }
+    let bar = (std::io::stderr().is_terminal() && bytes.len() > 1 << 20)
+        .then(|| ProgressBar::new(bytes.len() as u64));
+    let source = Source::sniffed(&bytes[..], Mode::Lenient, Charset::Auto)?;
+    let label = path.display().to_string();
+    let mut chunk: Vec<(Input, Received)> = Vec::with_capacity(CHUNK);
+    let mut flush =
+        |chunk: &mut Vec<(Input, Received)>, out: &mut dyn Write| -> anyhow::Result<()> {
+            let lines: Vec<Line> = if options.dry_run {
+                let mut lines = Vec::with_capacity(chunk.len());
+                for (input, received) in chunk.iter() {
+                    let explained = importer.explain(options.route, input, received)?;
+                    let outcome = match explained.decision.as_ref().map(|d| &d.outcome) {
+                        Some(Decided::Add { .. }) => "added",
+                        Some(Decided::Merge { .. }) => "merged",
+                        _ => "failed",
+                    };
+                    let mms_id = match explained.decision.as_ref().map(|d| &d.outcome) {
+                        Some(Decided::Merge { mms_id, .. }) => Some(mms_id.clone()),
+                        _ => None,
+                    };
+                    lines.push(Line {
+                        index: received.index.unwrap_or(0),
+                        outcome,
+                        host_message: explained.host_message,
+                        reason_code: explained.reason_code,
+                        mms_id,
+                        oclc_numbers: explained
+                            .decision
+                            .as_ref()
+                            .map(|d| d.keys.numbers())
+                            .unwrap_or_default(),
+                        export_id: None,
+                        trace: explained.decision.map(|d| d.trace).unwrap_or_default(),
+                    });
+                }
+                lines
+            } else {
+                importer
+                    .import_batch(options.route, chunk, now_unix())?
+                    .iter()
+                    .map(Line::from_result)
+                    .collect()
+            };
+            for line in &lines {
+                *counts.entry(line.outcome.to_string()).or_default() += 1;
+                if options.json {
+                    serde_json::to_writer(&mut *out, &line.json(&label))?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{label} record {}: {}: {}",
+                        line.index, line.outcome, line.host_message
+                    )?;
+                }
+            }
+            chunk.clear();
+            Ok(())
+        };
+    for item in source {
+        if let Some(bar) = &bar {
+            bar.set_position(item.offset);
+        }
+        let (input, index, offset, len) = input_of(item);
+        chunk.push((
+            input,
+            Received {
+                export_id: format!("{batch_id}#{index}"),
+                batch_id: Some(batch_id.clone()),
+                index: Some(index),
+                raw_key: raw_key.clone(),
+                raw_offset: offset,
+                raw_len: len,
+                received_unix,
+            },
+        ));
+        if chunk.len() == CHUNK {
+            flush(&mut chunk, out)?;
+        }
+    }
+    flush(&mut chunk, out)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+/// Prints the decision and trace for every record of a file; writes nothing.
+pub fn explain_file(
+    importer: &Importer<'_>,
+    route: &Route,
+    path: &Path,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("could not read {:?}", path.display().to_string()))?;
+    let source = Source::sniffed(&bytes[..], Mode::Lenient, Charset::Auto)?;
+    for item in source {
+        let (input, index, offset, len) = input_of(item);
+        let received = Received {
+            export_id: format!("explain#{index}"),
+            batch_id: None,
+            index: Some(index),
+            raw_key: String::new(),
+            raw_offset: offset,
+            raw_len: len,
+            received_unix: now_unix(),
+        };
+        let explained = importer.explain(route, &input, &received)?;
+        writeln!(
+            out,
+            "record {index}: {} ({})",
+            explained.host_message, explained.reason_code
+        )?;
+        for line in explained.decision.map(|d| d.trace).unwrap_or_default() {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,702 @@
+//! The import use case: one received record (or a batch of them) in, one
+//! [`ImportResult`] per record out, over Bibgate's storage ports.
+//!
+//! Shared by the CLI, the gateway's processor and (later) the Lambda handler. For each record:
+//! read its OCLC keys, look them up in the target zone's index, load the candidates (record,
+//! lock, stored brief level and originating version), let `bibgate-engine` decide, and commit
+//! the decision's writes atomically with the expectation it was based on. When another import
+//! got there first ([`bibgate_store::Error::Conflict`]) the record is decided again on the new
+//! state, so two imports of one new OCLC number end as one add and one merge.
+//!
+//! - [`route`], [`authenticate`]: from an institution (or a Connexion logon) to the profile,
+//!   target zone and [`Policy`].
+//! - [`Importer`]: [`Importer::import`], [`Importer::import_batch`], [`Importer::explain`].
+//! - [`auth`]: argon2id password hashes.
+//!
+//! # Invariants
+//!
+//! - Every received record ends with exactly one stored result, whatever happened to it
+//!   (unreadable, not convertible, rejected, added, merged), unless it is a dry run.
+//! - A record is never added or merged without its result in the same commit.
+//! - Stored records carry the MMS ID in 001 and no 003, so a local id is never read back as an
+//!   OCLC number; an OCLC 001 that has no 035 twin is kept as `035 $a (OCoLC)N`.
+#![deny(missing_docs)]
+
+pub mod auth;
+mod error;
+
+use std::collections::BTreeMap;
+
+use bibgate_engine::{Candidate, Decision, Hit, Incoming, MatchMethod, Outcome, Policy};
+use bibgate_marc::decode::Charset;
+use bibgate_marc::iso2709::{self, Mode};
+use bibgate_marc::{Parsed, Record};
+use bibgate_matching::{BriefLevel, BriefLevelTable, OclcKeys, oclc_keys, parse_005};
+use bibgate_store::{
+    Commit, Expectation, ImportResult, IndexKey, Institution, MmsId, Outcome as StoredOutcome,
+    Profile, Store, StoredRecord, TargetZone,
+};
+
+pub use error::{Error, Result};
+
+/// The kind of integration profile Connexion exports use.
+pub const CONNEXION: &str = "connexion";
+
+/// How many times a record is decided again after a conflicting concurrent import.
+const MAX_ATTEMPTS: usize = 20;
+
+/// Where an institution's imports go, and by which rules.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The sending institution.
+    pub institution: Institution,
+    /// Its Connexion profile.
+    pub profile: Profile,
+    /// The zone decided in (the institution itself, or its network zone).
+    pub zone: Institution,
+    /// The profile's rules.
+    pub policy: Policy,
+}
+
+fn bad(profile: &Profile, setting: &'static str, message: String) -> Error {
+    Error::BadProfile {
+        profile: profile.id.clone(),
+        setting,
+        message,
+    }
+}
+
+fn match_method(profile: &Profile, setting: &'static str, text: &str) -> Result<MatchMethod> {
+    match text {
+        "" | "unique-oclc" => Ok(MatchMethod::UniqueOclc),
+        "unique-oclc-active" => Ok(MatchMethod::UniqueOclcActiveOnly),
+        other => Err(bad(
+            profile,
+            setting,
+            format!("{other:?} is not unique-oclc or unique-oclc-active"),
+        )),
+    }
+}
+
+/// The engine policy a profile describes.
+pub fn policy(profile: &Profile) -> Result<Policy> {
+    let brief_levels = if profile.brief_levels.trim().is_empty() {
+        BriefLevelTable::carli()
+    } else {
+        BriefLevelTable::parse_spec(&profile.brief_levels)
+            .map_err(|e| bad(profile, "brief-level table", e.to_string()))?
+    };
+    let merge = if profile.merge_rules.trim().is_empty() {
+        bibgate_engine::MergeRules::alma_overlay_all_but_local()
+    } else {
+        bibgate_engine::MergeRules::parse(&profile.merge_rules)
+            .map_err(|e| bad(profile, "merge rules", e.to_string()))?
+    };
+    Ok(Policy {
+        brief_levels,
+        check_brief_level: profile.check_brief_level,
+        check_005: profile.check_005,
+        lock_timeout_seconds: profile.lock_timeout_seconds,
+        skip_community_zone: profile.skip_community_zone,
+        merge,
+        serial_match: match_method(profile, "serial match method", &profile.serial_match)?,
+        nonserial_match: match_method(
+            profile,
+            "non-serial match method",
+            &profile.nonserial_match,
+        )?,
+    })
+}
+
+/// A profile for a new Connexion integration with CARLI's standard settings.
+pub fn default_profile(
+    institution: &str,
+    password_hash: String,
+    target_zone: TargetZone,
+) -> Profile {
+    Profile {
+        id: format!("{institution}-connexion"),
+        institution: institution.to_string(),
+        kind: CONNEXION.to_string(),
+        logon_id: institution.to_string(),
+        password_hash,
+        target_zone,
+        check_brief_level: true,
+        check_005: true,
+        lock_timeout_seconds: 3_600,
+        brief_levels: BriefLevelTable::carli().to_spec(),
+        merge_rules: bibgate_engine::MergeRules::alma_overlay_all_but_local().to_spec(),
+        serial_match: "unique-oclc".into(),
+        nonserial_match: "unique-oclc".into(),
+        skip_community_zone: true,
+    }
+}
+
+/// The one Connexion profile of an institution; none or several is Alma's
+/// "No integration profile found for institution CODE".
+pub fn connexion_profile(store: &dyn Store, institution: &str) -> Result<Profile> {
+    let mut profiles: Vec<Profile> = store
+        .profiles(institution)?
+        .into_iter()
+        .filter(|p| p.kind == CONNEXION)
+        .collect();
+    match profiles.len() {
+        1 => Ok(profiles.remove(0)),
+        _ => Err(Error::NoProfile(institution.to_string())),
+    }
+}
+
+/// The route for an institution's imports; `zone` overrides the profile's target zone.
+pub fn route(store: &dyn Store, institution: &str, zone: Option<TargetZone>) -> Result<Route> {
+    let profile = connexion_profile(store, institution)?;
+    let home = store
+        .institution(institution)?
+        .ok_or_else(|| Error::UnknownInstitution(institution.to_string()))?;
+    let zone = match zone.unwrap_or(profile.target_zone) {
+        TargetZone::Institution => home.clone(),
+        TargetZone::Network => {
+            let network = home
+                .network
+                .clone()
+                .ok_or_else(|| Error::NoNetworkZone(institution.to_string()))?;
+            store
+                .institution(&network)?
+                .ok_or_else(|| Error::UnknownInstitution(network.clone()))?
+        }
+    };
+    let policy = policy(&profile)?;
+    Ok(Route {
+        institution: home,
+        profile,
+        zone,
+        policy,
+    })
+}
+
+/// Checks a Connexion logon (Alma: the Logon ID is the institution code) and returns its route.
+pub fn authenticate(store: &dyn Store, logon_id: &str, password: &str) -> Result<Route> {
+    let route = route(store, logon_id, None)?;
+    if route.profile.logon_id != logon_id
+        || !auth::verify_password(password, &route.profile.password_hash)
+    {
+        return Err(Error::LogonFailed);
+    }
+    Ok(route)
+}
+
+/// Where a received record came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Unique id: a Connexion export id, or `<batch>#<index>`.
+    pub export_id: String,
+    /// The batch, for files.
+    pub batch_id: Option<String>,
+    /// Position in the batch, from 1.
+    pub index: Option<u64>,
+    /// Blob key of the raw bytes.
+    pub raw_key: String,
+    /// Offset of the record in that blob.
+    pub raw_offset: u64,
+    /// Its length.
+    pub raw_len: u64,
+    /// When it arrived (Unix seconds).
+    pub received_unix: i64,
+}
+
+/// A received record: decoded and checked, or unreadable.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Parsed, decoded and checked.
+    Parsed(Box<Parsed>),
+    /// Could not be framed or parsed; the message says why.
+    Unreadable(String),
+}
+
+/// What [`Importer::explain`] returns.
+#[derive(Clone, Debug)]
+pub struct Explained {
+    /// The decision, if the record could be read.
+    pub decision: Option<Decision>,
+    /// The host message the sender would get (`(new)` stands for an MMS ID not yet given).
+    pub host_message: String,
+    /// Stable reason code.
+    pub reason_code: String,
+}
+
+/// A decision waiting for its commit.
+struct Planned {
+    received: Received,
+    /// `None` for an unreadable record.
+    decision: Option<Decision>,
+    unreadable: Option<String>,
+    numbers: Vec<u64>,
+    matched: Vec<MmsId>,
+    /// Revision of the single candidate, for a merge.
+    revision: Option<u64>,
+    created_unix: Option<i64>,
+    linked_to_community_zone: bool,
+    incoming: Option<Record>,
+}
+
+impl Planned {
+    fn is_add(&self) -> bool {
+        matches!(
+            self.decision.as_ref().map(|d| &d.outcome),
+            Some(Outcome::Add { .. })
+        )
+    }
+}
+
+/// Runs imports over a store.
+pub struct Importer<'a> {
+    store: &'a dyn Store,
+}
+
+const UNREADABLE: &str = "MARCXML_CONVERSION_FAILED";
+
+impl<'a> Importer<'a> {
+    /// An importer over `store`.
+    pub fn new(store: &'a dyn Store) -> Importer<'a> {
+        Importer { store }
+    }
+
+    /// Decides and commits one record; retries after a concurrent import changed the state.
+    /// A record whose export id already has a result gets that result back (retries are
+    /// idempotent).
+    pub fn import(
+        &self,
+        route: &Route,
+        input: &Input,
+        received: &Received,
+        now_unix: i64,
+    ) -> Result<ImportResult> {
+        if let Some(existing) = self.store.result(&received.export_id)? {
+            return Ok(existing);
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let planned = self.plan(route, input, received)?;
+            let mms = if planned.is_add() {
+                Some(self.store.allocate_mms_id(&route.zone.code)?)
+            } else {
+                None
+            };
+            let commit = finalize(route, planned, mms, now_unix)?;
+            match self.store.commit(&commit) {
+                Ok(()) => return Ok(result_of(commit)),
+                Err(e) if e.is_conflict() => continue,
+                Err(bibgate_store::Error::AlreadyExists(what)) => {
+                    return match self.store.result(&received.export_id)? {
+                        Some(existing) => Ok(existing),
+                        None => Err(bibgate_store::Error::AlreadyExists(what).into()),
+                    };
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(bibgate_store::Error::Conflict(format!(
+            "{} was decided {MAX_ATTEMPTS} times and the state changed every time",
+            received.export_id
+        ))
+        .into())
+    }
+
+    /// Decides and commits many records in order, committing them in one durable
+    /// transaction; records that conflict (with each other or with a concurrent import) are
+    /// decided again one by one, in order.
+    pub fn import_batch(
+        &self,
+        route: &Route,
+        inputs: &[(Input, Received)],
+        now_unix: i64,
+    ) -> Result<Vec<ImportResult>> {
+        let mut planned = Vec::with_capacity(inputs.len());
+        for (input, received) in inputs {
+            planned.push(self.plan(route, input, received)?);
+        }
+        let n_adds = planned.iter().filter(|p| p.is_add()).count();
+        let mut ids = self
+            .store
+            .allocate_mms_ids(&route.zone.code, n_adds)?
+            .into_iter();
+        let mut commits = Vec::with_capacity(planned.len());
+        for plan in planned {
+            let mms = if plan.is_add() { ids.next() } else { None };
+            commits.push(finalize(route, plan, mms, now_unix)?);
+        }
+        let outcomes = self.store.commit_batch(&commits)?;
+        let mut results = Vec::with_capacity(commits.len());
+        for ((commit, outcome), (input, received)) in commits.into_iter().zip(outcomes).zip(inputs)
+        {
+            match outcome {
+                Ok(()) => results.push(result_of(commit)),
+                Err(e)
+                    if e.is_conflict() || matches!(e, bibgate_store::Error::AlreadyExists(_)) =>
+                {
+                    results.push(self.import(route, input, received, now_unix)?);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(results)
+    }
+
+    /// The decision for a record, with nothing written.
+    pub fn explain(&self, route: &Route, input: &Input, received: &Received) -> Result<Explained> {
+        let planned = self.plan(route, input, received)?;
+        Ok(match (&planned.decision, &planned.unreadable) {
+            (Some(decision), _) => Explained {
+                host_message: decision.host_message(Some("(new)")),
+                reason_code: decision.reason.code().to_string(),
+                decision: Some(decision.clone()),
+            },
+            (None, message) => Explained {
+                decision: None,
+                host_message: unreadable_message(message.as_deref().unwrap_or("")),
+                reason_code: UNREADABLE.into(),
+            },
+        })
+    }
+
+    fn plan(&self, route: &Route, input: &Input, received: &Received) -> Result<Planned> {
+        let zone = route.zone.code.as_str();
+        let parsed = match input {
+            Input::Unreadable(message) => {
+                return Ok(Planned {
+                    received: received.clone(),
+                    decision: None,
+                    unreadable: Some(message.clone()),
+                    numbers: Vec::new(),
+                    matched: Vec::new(),
+                    revision: None,
+                    created_unix: None,
+                    linked_to_community_zone: false,
+                    incoming: None,
+                });
+            }
+            Input::Parsed(parsed) => parsed,
+        };
+        let record = &parsed.decoded.record;
+        let keys = oclc_keys(record);
+        let numbers = keys.numbers();
+        let entries = if numbers.is_empty() {
+            Vec::new()
+        } else {
+            self.store.find_by_oclc(zone, &numbers)?
+        };
+        let mut by_record: BTreeMap<MmsId, Vec<Hit>> = BTreeMap::new();
+        for entry in &entries {
+            let incoming = keys
+                .keys
+                .iter()
+                .find(|k| k.number.get() == entry.number)
+                .map(|k| k.provenance);
+            if let Some(incoming) = incoming {
+                by_record
+                    .entry(entry.mms_id.clone())
+                    .or_default()
+                    .push(Hit {
+                        number: entry.number,
+                        incoming,
+                        existing_active: entry.active,
+                    });
+            }
+        }
+        let mut candidates = Vec::with_capacity(by_record.len());
+        let mut revisions = Vec::with_capacity(by_record.len());
+        for (mms_id, hits) in &by_record {
+            let Some(stored) = self.store.record(zone, mms_id)? else {
+                // The index points at a record that is gone: a concurrent change; the
+                // commit's expectation will catch it.
+                continue;
+            };
+            let existing = read_stored(&stored)?;
+            let lock = self
+                .store
+                .lock(zone, mms_id)?
+                .map(|l| bibgate_engine::EditorLock {
+                    institution: l.institution,
+                    user: l.user,
+                    since_unix: l.since_unix,
+                    left_unix: l.left_unix,
+                });
+            revisions.push((
+                stored.revision,
+                stored.created_unix,
+                stored.linked_to_community_zone,
+            ));
+            candidates.push(Candidate {
+                mms_id: mms_id.0.clone(),
+                record: existing,
+                brief_level: BriefLevel::new(stored.brief_level).unwrap_or(BriefLevel::MIN),
+                originating_version: stored
+                    .originating_version
+                    .as_deref()
+                    .and_then(|v| parse_005(v).ok())
+                    .map(|p| p.version),
+                lock,
+                linked_to_community_zone: stored.linked_to_community_zone,
+                hits: hits.clone(),
+            });
+        }
+        let incoming = Incoming {
+            record,
+            verdict: &parsed.verdict,
+        };
+        let decision = bibgate_engine::decide(
+            &incoming,
+            &candidates,
+            &route.policy,
+            received.received_unix,
+        );
+        let (revision, created_unix, linked) = match &decision.outcome {
+            Outcome::Merge { mms_id, .. } => candidates
+                .iter()
+                .position(|c| &c.mms_id == mms_id)
+                .map(|i| revisions[i])
+                .map_or((None, None, false), |(r, c, l)| (Some(r), Some(c), l)),
+            _ => (None, None, false),
+        };
+        Ok(Planned {
+            received: received.clone(),
+            decision: Some(decision),
+            unreadable: None,
+            numbers,
+            matched: by_record.into_keys().collect(),
+            revision,
+            created_unix,
+            linked_to_community_zone: linked,
+            incoming: Some(record.clone()),
+        })
+    }
+}
+
+fn unreadable_message(message: &str) -> String {
+    format!(
+        "{}the record could not be read: {message}",
+        bibgate_engine::messages::CONVERSION_FAILED
+    )
+}
+
+/// Decodes a stored record (ISO 2709, UTF-8).
+pub fn read_stored(stored: &StoredRecord) -> Result<Record> {
+    bibgate_marc::parse(&stored.marc, Mode::Lenient, Charset::Utf8)
+        .map(|parsed| parsed.decoded.record)
+        .map_err(|e| Error::CorruptRecord(stored.mms_id.0.clone(), e.to_string()))
+}
+
+/// Gives a record to be stored its MMS ID in 001 and removes 003, keeping an OCLC 001 that
+/// has no 035 twin as `035 $a (OCoLC)N`.
+pub fn localize(record: &mut Record, mms_id: &MmsId, incoming_keys: &OclcKeys) {
+    use bibgate_matching::Provenance;
+    let has_035 = |number: u64, record: &Record| {
+        record.fields_with_tag("035").any(|f| {
+            f.subfield_values(b'a')
+                .any(|v| bibgate_matching::parse_035(v).is_ok_and(|n| n.get() == number))
+        })
+    };
+    let from_001: Vec<u64> = incoming_keys
+        .keys
+        .iter()
+        .filter(|k| k.provenance == Provenance::Active001)
+        .map(|k| k.number.get())
+        .collect();
+    record
+        .fields
+        .retain(|f| !f.tag().is("001") && !f.tag().is("003"));
+    for number in from_001 {
+        if !has_035(number, record) {
+            let position = record
+                .fields
+                .iter()
+                .position(|f| f.tag().0.as_slice() > b"035".as_slice())
+                .unwrap_or(record.fields.len());
+            let mut field = Record::default();
+            field.push_data("035", b' ', b' ', &[(b'a', &format!("(OCoLC){number}"))]);
+            record.fields.splice(position..position, field.fields);
+        }
+    }
+    let mut id = Record::default();
+    id.push_control("001", mms_id.0.clone());
+    record.fields.splice(0..0, id.fields);
+}
+
+fn index_keys(record: &Record) -> Vec<IndexKey> {
+    oclc_keys(record)
+        .keys
+        .iter()
+        .map(|k| IndexKey {
+            number: k.number.get(),
+            active: k.provenance.is_active(),
+        })
+        .collect()
+}
+
+fn encode(record: &Record) -> Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(2048);
+    iso2709::write_record(record, &mut bytes)
+        .map_err(|e| Error::CorruptRecord("(new)".into(), e.to_string()))?;
+    Ok(bytes)
+}
+
+fn finalize(route: &Route, planned: Planned, mms: Option<MmsId>, now_unix: i64) -> Result<Commit> {
+    let zone = route.zone.code.clone();
+    let received = planned.received;
+    let base = |outcome,
+                host_message: String,
+                reason_code: String,
+                mms_id: Option<MmsId>,
+                trace: Vec<String>| ImportResult {
+        export_id: received.export_id.clone(),
+        batch_id: received.batch_id.clone(),
+        index: received.index,
+        institution: route.institution.code.clone(),
+        zone: zone.clone(),
+        outcome,
+        host_message,
+        reason_code,
+        mms_id,
+        oclc_numbers: planned.numbers.clone(),
+        raw_key: received.raw_key.clone(),
+        raw_offset: received.raw_offset,
+        raw_len: received.raw_len,
+        received_unix: received.received_unix,
+        decided_unix: now_unix,
+        trace,
+    };
+    let expect = Expectation {
+        numbers: planned.numbers.clone(),
+        matched: planned.matched.clone(),
+    };
+    let Some(decision) = planned.decision else {
+        let message = planned.unreadable.unwrap_or_default();
+        return Ok(Commit::Reject {
+            result: base(
+                StoredOutcome::Failed,
+                unreadable_message(&message),
+                UNREADABLE.into(),
+                None,
+                vec![format!("unreadable: {message}")],
+            ),
+        });
+    };
+    let reason_code = decision.reason.code().to_string();
+    match decision.outcome.clone() {
+        Outcome::Add {
+            brief_level,
+            originating_version,
+        } => {
+            let Some(mms_id) = mms else {
+                return Err(Error::Store(bibgate_store::Error::Backend(
+                    "no MMS ID was allocated for an add".into(),
+                )));
+            };
+            let mut record = planned.incoming.unwrap_or_default();
+            let keys = oclc_keys(&record);
+            localize(&mut record, &mms_id, &keys);
+            let host_message = decision.host_message(Some(mms_id.as_str()));
+            let result = base(
+                StoredOutcome::Added,
+                host_message,
+                reason_code,
+                Some(mms_id.clone()),
+                decision.trace.clone(),
+            );
+            Ok(Commit::Add {
+                expect,
+                record: StoredRecord {
+                    zone: zone.clone(),
+                    mms_id,
+                    marc: encode(&record)?,
+                    revision: 1,
+                    originating_version: originating_version.map(|v| v.to_string()),
+                    brief_level: brief_level.get(),
+                    linked_to_community_zone: false,
+                    created_unix: now_unix,
+                    updated_unix: now_unix,
+                    keys: index_keys(&record),
+                },
+                result,
+            })
+        }
+        Outcome::Merge {
+            mms_id,
+            mut merged,
+            brief_level,
+            originating_version,
+        } => {
+            let mms_id = MmsId(mms_id);
+            let incoming_all = planned.incoming.as_ref().map(oclc_keys).unwrap_or_default();
+            localize(&mut merged, &mms_id, &incoming_all);
+            let host_message = decision.host_message(None);
+            let revision = planned.revision.unwrap_or(1);
+            let result = base(
+                StoredOutcome::Merged,
+                host_message,
+                reason_code,
+                Some(mms_id.clone()),
+                decision.trace.clone(),
+            );
+            Ok(Commit::Merge {
+                expect,
+                expected_revision: revision,
+                record: StoredRecord {
+                    zone: zone.clone(),
+                    mms_id,
+                    marc: encode(&merged)?,
+                    revision: revision + 1,
+                    originating_version: originating_version.map(|v| v.to_string()),
+                    brief_level: brief_level.get(),
+                    linked_to_community_zone: planned.linked_to_community_zone,
+                    created_unix: planned.created_unix.unwrap_or(now_unix),
+                    updated_unix: now_unix,
+                    keys: index_keys(&merged),
+                },
+                reason: format!("merged with {}", received.export_id),
+                result,
+            })
+        }
+        Outcome::Reject(_) => {
+            let host_message = decision.host_message(None);
+            Ok(Commit::Reject {
+                result: base(
+                    StoredOutcome::Failed,
+                    host_message,
+                    reason_code,
+                    None,
+                    decision.trace.clone(),
+                ),
+            })
+        }
+    }
+}
+
+fn result_of(commit: Commit) -> ImportResult {
+    match commit {
+        Commit::Add { result, .. } | Commit::Merge { result, .. } | Commit::Reject { result } => {
+            result
+        }
+        Commit::Replace { .. } => unreachable_result(),
+    }
+}
+
+fn unreachable_result() -> ImportResult {
+    // `finalize` never builds a Replace; this keeps `result_of` total without a panic.
+    ImportResult {
+        export_id: String::new(),
+        batch_id: None,
+        index: None,
+        institution: String::new(),
+        zone: String::new(),
+        outcome: StoredOutcome::Failed,
+        host_message: String::new(),
+        reason_code: String::new(),
+        mms_id: None,
+        oclc_numbers: Vec::new(),
+        raw_key: String::new(),
+        raw_offset: 0,
+        raw_len: 0,
+        received_unix: 0,
+        decided_unix: 0,
+        trace: Vec::new(),
+    }
+}
