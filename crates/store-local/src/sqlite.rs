@@ -240,6 +240,12 @@ fn configure(conn: &Connection, shown: &str) -> Result<()> {
         .map_err(|err| backend(&format!("set the busy timeout on {shown:?}"), err))?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(|err| backend(&format!("enable foreign keys on {shown:?}"), err))?;
+    // Statement journals (one per savepoint of a batch) stay in memory instead of temporary
+    // files; the WAL itself stays on disk, so durability is unchanged.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(|err| backend(&format!("keep temporary data in memory on {shown:?}"), err))?;
+    conn.pragma_update(None, "cache_size", -32_000)
+        .map_err(|err| backend(&format!("set the page cache size on {shown:?}"), err))?;
     Ok(())
 }
 
@@ -544,7 +550,8 @@ fn allocate_serials(conn: &Connection, zone: &str, count: usize, what: &str) -> 
     };
     let sql_count = i64::try_from(count)
         .map_err(|_| Error::Backend(format!("could not {what}: too many at once")))?;
-    conn.execute(
+    exec_cached(
+        conn,
         "INSERT INTO counters (zone, next_serial) VALUES (?1, ?2) ON CONFLICT (zone) DO NOTHING",
         params![zone, FIRST_SERIAL],
     )
@@ -678,7 +685,8 @@ fn insert_record(conn: &Connection, record: &StoredRecord) -> Result<()> {
             record.zone
         )));
     }
-    conn.execute(
+    exec_cached(
+        conn,
         &format!(
             "INSERT INTO records ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9)"
         ),
@@ -764,7 +772,8 @@ fn replace_record(
         .checked_add(1)
         .ok_or_else(|| Error::Backend(format!("could not {what}: revision overflow")))?;
     let new_revision = to_sql_u64(new_revision, "revision")?;
-    conn.execute(
+    exec_cached(
+        conn,
         "INSERT INTO versions (zone, mms_id, revision, marc, originating_version, brief_level, \
          saved_unix, replaced_unix, replaced_by, reason) \
          SELECT zone, mms_id, revision, marc, originating_version, brief_level, updated_unix, \
@@ -772,7 +781,8 @@ fn replace_record(
         params![zone, mms_id, record.updated_unix, replaced_by, reason],
     )
     .map_err(|err| backend(&format!("keep the prior version: {what}"), err))?;
-    conn.execute(
+    exec_cached(
+        conn,
         "UPDATE records SET marc = ?3, revision = ?4, originating_version = ?5, \
          brief_level = ?6, cz = ?7, updated_unix = ?8, keys = ?9 \
          WHERE zone = ?1 AND mms_id = ?2",
@@ -789,7 +799,8 @@ fn replace_record(
         ],
     )
     .map_err(|err| backend(&what, err))?;
-    conn.execute(
+    exec_cached(
+        conn,
         "DELETE FROM oclc_index WHERE zone = ?1 AND mms_id = ?2",
         params![zone, mms_id],
     )
@@ -803,7 +814,8 @@ fn insert_result(conn: &Connection, result: &ImportResult) -> Result<()> {
         .index
         .map(|index| to_sql_u64(index, "result index"))
         .transpose()?;
-    conn.execute(
+    exec_cached(
+        conn,
         &format!(
             "INSERT INTO results ({RESULT_COLUMNS}) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
@@ -835,7 +847,8 @@ impl Store for SqliteStore {
     fn put_institution(&self, institution: &Institution) -> Result<()> {
         let what = format!("store institution {:?}", institution.code);
         self.write(&what, |tx| {
-            tx.execute(
+            exec_cached(
+                tx,
                 &format!(
                     "INSERT INTO institutions ({INSTITUTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5) \
                      ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
@@ -885,7 +898,8 @@ impl Store for SqliteStore {
     fn put_profile(&self, profile: &Profile) -> Result<()> {
         let what = format!("store profile {:?}", profile.id);
         self.write(&what, |tx| {
-            tx.execute(
+            exec_cached(
+                tx,
                 &format!(
                     "INSERT OR REPLACE INTO profiles ({PROFILE_COLUMNS}) VALUES \
                      (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
@@ -969,7 +983,9 @@ impl Store for SqliteStore {
                 "SELECT number, mms_id, active FROM oclc_index \
                  WHERE zone = ? AND number IN ({placeholders}) ORDER BY number, mms_id"
             );
-            let mut statement = conn.prepare(&sql).map_err(|err| backend(&what, err))?;
+            let mut statement = conn
+                .prepare_cached(&sql)
+                .map_err(|err| backend(&what, err))?;
             let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(numbers.len() + 1);
             values.push(&zone);
             for number in &sql_numbers {
@@ -1060,28 +1076,32 @@ impl Store for SqliteStore {
             .map_err(|err| backend("begin a transaction to commit a batch", err))?;
         let mut outcomes = Vec::with_capacity(commits.len());
         for (commit_idx, commit) in commits.iter().enumerate() {
-            let savepoint = tx.savepoint().map_err(|err| {
+            // Savepoints by hand through the statement cache: rusqlite's own re-parse their
+            // SQL for every commit of the batch.
+            exec_cached(&tx, "SAVEPOINT bibgate_commit", []).map_err(|err| {
                 backend(
                     &format!("open a savepoint for commit {commit_idx} of a batch"),
                     err,
                 )
             })?;
-            match apply_commit(&savepoint, commit) {
+            match apply_commit(&tx, commit) {
                 Ok(()) => {
-                    savepoint.commit().map_err(|err| {
+                    exec_cached(&tx, "RELEASE bibgate_commit", []).map_err(|err| {
                         backend(&format!("release commit {commit_idx} of a batch"), err)
                     })?;
                     outcomes.push(Ok(()));
                 }
                 Err(err) => {
-                    // Dropping rolls back to the savepoint and releases it; finish reports
-                    // a failure to do so, which would leave the batch's state unknown.
-                    savepoint.finish().map_err(|rollback_err| {
-                        backend(
-                            &format!("roll back commit {commit_idx} of a batch"),
-                            rollback_err,
-                        )
-                    })?;
+                    // A failure to roll back would leave the batch's state unknown: the
+                    // whole transaction is then abandoned (rolled back on drop).
+                    exec_cached(&tx, "ROLLBACK TO bibgate_commit", [])
+                        .and_then(|_| exec_cached(&tx, "RELEASE bibgate_commit", []))
+                        .map_err(|rollback_err| {
+                            backend(
+                                &format!("roll back commit {commit_idx} of a batch"),
+                                rollback_err,
+                            )
+                        })?;
                     outcomes.push(Err(err));
                 }
             }
@@ -1097,7 +1117,8 @@ impl Store for SqliteStore {
             lock.zone
         );
         self.write(&what, |tx| {
-            tx.execute(
+            exec_cached(
+                tx,
                 "INSERT OR REPLACE INTO locks (zone, mms_id, institution, user, since_unix, \
                  left_unix) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -1283,4 +1304,14 @@ mod tests {
         let err = SqliteStore::open(&path).unwrap_err();
         assert!(matches!(err, Error::Corrupt(_)), "{err}");
     }
+}
+
+/// Runs a statement through the connection's prepared-statement cache: an import runs the
+/// same few statements thousands of times, and parsing them each time is most of the cost.
+fn exec_cached<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
 }
