@@ -114,11 +114,14 @@ pub fn import_file(
     let name = path
         .file_name()
         .map_or_else(|| "input".to_string(), |n| n.to_string_lossy().into_owned());
+    // Unique per file and run: the same file imported twice in one second is two batches.
+    static BATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let batch_id = format!(
-        "{}-{}-{}",
+        "{}-{}-{}-{}",
         options.route.institution.code,
         received_unix,
-        std::process::id()
+        std::process::id(),
+        BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let raw_key = format!("batches/{batch_id}/{name}");
     if !options.dry_run {

@@ -11,6 +11,7 @@ mod data;
 mod import_cmd;
 mod input;
 mod inspect;
+mod serve;
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -225,6 +226,8 @@ enum Command {
     },
     /// Time conversion against yaz-marcdump on the same files, in the same run.
     Bench(bench::Args),
+    /// Time imports into a fresh embedded store (adds, then merges), with durable commits.
+    BenchImport(bench::ImportArgs),
     /// Create the demo consortium (01DEMO_NETWORK with 01DEMO_ALPHA and 01DEMO_BETA).
     Init {
         /// Password for both demo profiles (generated and printed once when absent).
@@ -283,6 +286,35 @@ enum Command {
     /// Manage integration profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Run the Connexion Gateway Export server and the import processor (ctrl-c stops).
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "0.0.0.0:5500")]
+        listen: String,
+    },
+    /// Send each record of a file to a Connexion gateway, like the Connexion client.
+    Send {
+        /// ISO 2709 or MARCXML file.
+        file: PathBuf,
+        /// Gateway host.
+        #[arg(long)]
+        host: String,
+        /// Gateway port.
+        #[arg(long, default_value_t = 5500)]
+        port: u16,
+        /// Local system logon ID (the institution code).
+        #[arg(long)]
+        logon: String,
+        /// Local system password.
+        #[arg(long)]
+        password: String,
+        /// Field length encoding: byte (desktop client) or decimal (browser).
+        #[arg(long, value_enum, default_value = "byte")]
+        length_encoding: serve::LengthEncodingArg,
+        /// Seconds to wait for each reply.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -384,6 +416,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Bench(args) => bench::run(&args),
+        Command::BenchImport(args) => bench::run_import(&args),
         Command::Init { password } => {
             let data = data::open(&cli.data_dir)?;
             let created = data::init_demo(&data, password.as_deref())?;
@@ -518,6 +551,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { listen } => serve::serve(&cli.data_dir, &listen),
+        Command::Send {
+            file,
+            host,
+            port,
+            logon,
+            password,
+            length_encoding,
+            timeout,
+        } => serve::send(&serve::SendArgs {
+            file: &file,
+            host: &host,
+            port,
+            logon: &logon,
+            password: &password,
+            encoding: length_encoding,
+            timeout: std::time::Duration::from_secs(timeout),
+        }),
         Command::Profile(command) => {
             let data = data::open(&cli.data_dir)?;
             let store: &dyn Store = &data.store;

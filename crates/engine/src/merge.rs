@@ -593,6 +593,16 @@ struct TagTally {
 }
 
 impl TagTally {
+    /// Nothing kept from the existing record and nothing dropped from the incoming one, by
+    /// the default rule alone.
+    fn is_plain_default(&self) -> bool {
+        self.existing_kept == 0
+            && self.incoming_dropped == 0
+            && self.incoming_duplicate == 0
+            && self.rules.len() == 1
+            && self.rules.iter().all(|rule| rule.starts_with("default"))
+    }
+
     fn note_rule(&mut self, label: String) {
         if !self.rules.contains(&label) {
             self.rules.push(label);
@@ -676,7 +686,24 @@ pub fn merge(existing: &Record, incoming: &Record, rules: &MergeRules) -> (Recor
         "merge leader: from incoming, Leader/05 {:?} kept from existing",
         char::from(leader.0[5])
     )];
-    trace.extend(tallies.iter().map(|(tag, tally)| tally.line(*tag)));
+    // Tags that only went through the default rule share one line (a full record has dozens
+    // of them, and every trace is stored with its result); every other tag gets its own.
+    let (plain, special): (Vec<_>, Vec<_>) = tallies
+        .iter()
+        .partition(|(_, tally)| tally.is_plain_default());
+    if !plain.is_empty() {
+        let tags: Vec<String> = plain.iter().map(|(tag, _)| tag.to_string()).collect();
+        let rule = plain
+            .first()
+            .and_then(|(_, tally)| tally.rules.first())
+            .cloned()
+            .unwrap_or_default();
+        trace.push(format!(
+            "merge {}: from the incoming record (by {rule})",
+            tags.join(" ")
+        ));
+    }
+    trace.extend(special.iter().map(|(tag, tally)| tally.line(**tag)));
     (Record { leader, fields }, trace)
 }
 

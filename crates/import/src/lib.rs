@@ -239,6 +239,25 @@ struct Planned {
 }
 
 impl Planned {
+    /// A placeholder for a record to decide again on its own.
+    fn retry(received: &Received) -> Planned {
+        Planned {
+            received: received.clone(),
+            decision: None,
+            unreadable: None,
+            numbers: Vec::new(),
+            matched: Vec::new(),
+            revision: None,
+            created_unix: None,
+            linked_to_community_zone: false,
+            incoming: None,
+        }
+    }
+
+    fn needs_retry(&self) -> bool {
+        self.decision.is_none() && self.unreadable.is_none()
+    }
+
     fn is_add(&self) -> bool {
         matches!(
             self.decision.as_ref().map(|d| &d.outcome),
@@ -274,7 +293,11 @@ impl<'a> Importer<'a> {
             return Ok(existing);
         }
         for _ in 0..MAX_ATTEMPTS {
-            let planned = self.plan(route, input, received)?;
+            let planned = match self.plan(route, input, received) {
+                Ok(planned) => planned,
+                Err(Error::Store(e)) if e.is_conflict() => continue,
+                Err(e) => return Err(e),
+            };
             let mms = if planned.is_add() {
                 Some(self.store.allocate_mms_id(&route.zone.code)?)
             } else {
@@ -311,7 +334,12 @@ impl<'a> Importer<'a> {
     ) -> Result<Vec<ImportResult>> {
         let mut planned = Vec::with_capacity(inputs.len());
         for (input, received) in inputs {
-            planned.push(self.plan(route, input, received)?);
+            match self.plan(route, input, received) {
+                Ok(plan) => planned.push(plan),
+                // Decided again, alone, after the batch (see below).
+                Err(Error::Store(e)) if e.is_conflict() => planned.push(Planned::retry(received)),
+                Err(e) => return Err(e),
+            }
         }
         let n_adds = planned.iter().filter(|p| p.is_add()).count();
         let mut ids = self
@@ -319,14 +347,28 @@ impl<'a> Importer<'a> {
             .allocate_mms_ids(&route.zone.code, n_adds)?
             .into_iter();
         let mut commits = Vec::with_capacity(planned.len());
+        let mut retry = Vec::with_capacity(planned.len());
         for plan in planned {
+            retry.push(plan.needs_retry());
+            if plan.needs_retry() {
+                continue;
+            }
             let mms = if plan.is_add() { ids.next() } else { None };
             commits.push(finalize(route, plan, mms, now_unix)?);
         }
-        let outcomes = self.store.commit_batch(&commits)?;
-        let mut results = Vec::with_capacity(commits.len());
-        for ((commit, outcome), (input, received)) in commits.into_iter().zip(outcomes).zip(inputs)
-        {
+        let mut outcomes = self.store.commit_batch(&commits)?.into_iter();
+        let mut commits = commits.into_iter();
+        let mut results = Vec::with_capacity(inputs.len());
+        for ((input, received), retry) in inputs.iter().zip(retry) {
+            if retry {
+                results.push(self.import(route, input, received, now_unix)?);
+                continue;
+            }
+            let (Some(commit), Some(outcome)) = (commits.next(), outcomes.next()) else {
+                return Err(Error::Store(bibgate_store::Error::Backend(
+                    "the store answered fewer commits than it was given".into(),
+                )));
+            };
             match outcome {
                 Ok(()) => results.push(result_of(commit)),
                 Err(e)
@@ -405,9 +447,11 @@ impl<'a> Importer<'a> {
         let mut revisions = Vec::with_capacity(by_record.len());
         for (mms_id, hits) in &by_record {
             let Some(stored) = self.store.record(zone, mms_id)? else {
-                // The index points at a record that is gone: a concurrent change; the
-                // commit's expectation will catch it.
-                continue;
+                // The index names a record this read could not see: the state moved under
+                // us. Deciding without it could add a duplicate, so decide again.
+                return Err(Error::Store(bibgate_store::Error::Conflict(format!(
+                    "the index of zone {zone} names record {mms_id}, which could not be read"
+                ))));
             };
             let existing = read_stored(&stored)?;
             let lock = self

@@ -244,6 +244,7 @@ fn configure(conn: &Connection, shown: &str) -> Result<()> {
     // files; the WAL itself stays on disk, so durability is unchanged.
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(|err| backend(&format!("keep temporary data in memory on {shown:?}"), err))?;
+    conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "cache_size", -32_000)
         .map_err(|err| backend(&format!("set the page cache size on {shown:?}"), err))?;
     Ok(())
@@ -537,14 +538,14 @@ fn commit_export_id(commit: &Commit) -> Option<&str> {
 
 /// Takes the next `count` serials of a zone (in an open write transaction).
 fn allocate_serials(conn: &Connection, zone: &str, count: usize, what: &str) -> Result<Vec<MmsId>> {
-    let numeric_code: Option<u16> = conn
-        .query_row(
-            "SELECT numeric_code FROM institutions WHERE code = ?1",
-            [zone],
-            |row| get_u16(row, 0),
-        )
-        .optional()
-        .map_err(|err| backend(what, err))?;
+    let numeric_code: Option<u16> = query_row_cached(
+        conn,
+        "SELECT numeric_code FROM institutions WHERE code = ?1",
+        [zone],
+        |row| get_u16(row, 0),
+    )
+    .optional()
+    .map_err(|err| backend(what, err))?;
     let Some(numeric_code) = numeric_code else {
         return Err(Error::NotFound(format!("zone {zone:?}")));
     };
@@ -556,14 +557,14 @@ fn allocate_serials(conn: &Connection, zone: &str, count: usize, what: &str) -> 
         params![zone, FIRST_SERIAL],
     )
     .map_err(|err| backend(what, err))?;
-    let first = conn
-        .query_row(
-            "UPDATE counters SET next_serial = next_serial + ?2 WHERE zone = ?1 \
+    let first = query_row_cached(
+        conn,
+        "UPDATE counters SET next_serial = next_serial + ?2 WHERE zone = ?1 \
              RETURNING next_serial - ?2",
-            params![zone, sql_count],
-            |row| get_u64(row, 0),
-        )
-        .map_err(|err| backend(what, err))?;
+        params![zone, sql_count],
+        |row| get_u64(row, 0),
+    )
+    .map_err(|err| backend(what, err))?;
     (0..count as u64)
         .map(|offset| {
             first
@@ -578,15 +579,15 @@ fn allocate_serials(conn: &Connection, zone: &str, count: usize, what: &str) -> 
 /// back.
 fn apply_commit(conn: &Connection, commit: &Commit) -> Result<()> {
     if let Some(export_id) = commit_export_id(commit) {
-        let exists = conn
-            .query_row(
-                "SELECT 1 FROM results WHERE export_id = ?1",
-                [export_id],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(|err| backend(&format!("look up result {export_id:?}"), err))?
-            .is_some();
+        let exists = query_row_cached(
+            conn,
+            "SELECT 1 FROM results WHERE export_id = ?1",
+            [export_id],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(|err| backend(&format!("look up result {export_id:?}"), err))?
+        .is_some();
         if exists {
             return Err(Error::AlreadyExists(format!("result {export_id:?}")));
         }
@@ -669,15 +670,15 @@ fn insert_record(conn: &Connection, record: &StoredRecord) -> Result<()> {
         record.mms_id.as_str(),
         record.zone
     );
-    let exists = conn
-        .query_row(
-            "SELECT 1 FROM records WHERE zone = ?1 AND mms_id = ?2",
-            params![record.zone, record.mms_id.as_str()],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(|err| backend(&what, err))?
-        .is_some();
+    let exists = query_row_cached(
+        conn,
+        "SELECT 1 FROM records WHERE zone = ?1 AND mms_id = ?2",
+        params![record.zone, record.mms_id.as_str()],
+        |_| Ok(()),
+    )
+    .optional()
+    .map_err(|err| backend(&what, err))?
+    .is_some();
     if exists {
         return Err(Error::AlreadyExists(format!(
             "record {:?} in zone {:?}",
@@ -750,14 +751,14 @@ fn replace_record(
     let zone = record.zone.as_str();
     let mms_id = record.mms_id.as_str();
     let what = format!("replace record {mms_id:?} in zone {zone:?}");
-    let stored: Option<u64> = conn
-        .query_row(
-            "SELECT revision FROM records WHERE zone = ?1 AND mms_id = ?2",
-            params![zone, mms_id],
-            |row| get_u64(row, 0),
-        )
-        .optional()
-        .map_err(|err| backend(&what, err))?;
+    let stored: Option<u64> = query_row_cached(
+        conn,
+        "SELECT revision FROM records WHERE zone = ?1 AND mms_id = ?2",
+        params![zone, mms_id],
+        |row| get_u64(row, 0),
+    )
+    .optional()
+    .map_err(|err| backend(&what, err))?;
     let Some(stored) = stored else {
         return Err(Error::NotFound(format!(
             "record {mms_id:?} in zone {zone:?}"
@@ -885,7 +886,8 @@ impl Store for SqliteStore {
 
     fn institution(&self, code: &str) -> Result<Option<Institution>> {
         self.read(|conn| {
-            conn.query_row(
+            query_row_cached(
+                conn,
                 &format!("SELECT {INSTITUTION_COLUMNS} FROM institutions WHERE code = ?1"),
                 [code],
                 institution_from_row,
@@ -1007,7 +1009,8 @@ impl Store for SqliteStore {
 
     fn record(&self, zone: &str, mms_id: &MmsId) -> Result<Option<StoredRecord>> {
         self.read(|conn| {
-            conn.query_row(
+            query_row_cached(
+                conn,
                 &format!("SELECT {RECORD_COLUMNS} FROM records WHERE zone = ?1 AND mms_id = ?2"),
                 params![zone, mms_id.as_str()],
                 record_from_row,
@@ -1056,7 +1059,8 @@ impl Store for SqliteStore {
 
     fn count_records(&self, zone: &str) -> Result<u64> {
         self.read(|conn| {
-            conn.query_row(
+            query_row_cached(
+                conn,
                 "SELECT count(*) FROM records WHERE zone = ?1",
                 [zone],
                 |row| get_u64(row, 0),
@@ -1071,7 +1075,7 @@ impl Store for SqliteStore {
 
     fn commit_batch(&self, commits: &[Commit]) -> Result<Vec<Result<()>>> {
         let mut conn = self.writer();
-        let mut tx = conn
+        let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|err| backend("begin a transaction to commit a batch", err))?;
         let mut outcomes = Vec::with_capacity(commits.len());
@@ -1153,7 +1157,8 @@ impl Store for SqliteStore {
 
     fn lock(&self, zone: &str, mms_id: &MmsId) -> Result<Option<EditorLock>> {
         self.read(|conn| {
-            conn.query_row(
+            query_row_cached(
+                conn,
                 "SELECT zone, mms_id, institution, user, since_unix, left_unix FROM locks \
                  WHERE zone = ?1 AND mms_id = ?2",
                 params![zone, mms_id.as_str()],
@@ -1183,7 +1188,8 @@ impl Store for SqliteStore {
 
     fn result(&self, export_id: &str) -> Result<Option<ImportResult>> {
         self.read(|conn| {
-            conn.query_row(
+            query_row_cached(
+                conn,
                 &format!("SELECT {RESULT_COLUMNS} FROM results WHERE export_id = ?1"),
                 [export_id],
                 result_from_row,
@@ -1209,6 +1215,30 @@ impl Store for SqliteStore {
                 .map_err(|err| backend(&what, err))
         })
     }
+}
+
+/// Runs a statement through the connection's prepared-statement cache: an import runs the
+/// same few statements thousands of times, and parsing them each time is most of the cost.
+fn exec_cached<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row` through the statement cache.
+fn query_row_cached<
+    T,
+    P: rusqlite::Params,
+    F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: F,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
 }
 
 #[cfg(test)]
@@ -1304,14 +1334,4 @@ mod tests {
         let err = SqliteStore::open(&path).unwrap_err();
         assert!(matches!(err, Error::Corrupt(_)), "{err}");
     }
-}
-
-/// Runs a statement through the connection's prepared-statement cache: an import runs the
-/// same few statements thousands of times, and parsing them each time is most of the cost.
-fn exec_cached<P: rusqlite::Params>(
-    conn: &Connection,
-    sql: &str,
-    params: P,
-) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute(params)
 }

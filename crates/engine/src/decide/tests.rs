@@ -914,7 +914,13 @@ fn merge_outcome_carries_the_merged_record_level_and_version() {
         .collect();
     assert_eq!(values, vec!["(OCoLC)12345", "(CaSfKan)b1234567"]);
     assert!(merged.fields_with_tag("949").next().is_some());
-    assert_traced(&decision, "merge 245:");
+    assert!(
+        decision.trace.iter().any(|line| line.starts_with("merge ")
+            && line.contains(" 245")
+            && line.ends_with("from the incoming record (by default take)")),
+        "245 is not listed as taken by default:\n{}",
+        decision.trace.join("\n")
+    );
 }
 
 #[test]

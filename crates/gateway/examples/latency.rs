@@ -1,0 +1,219 @@
+//! Round-trip latency of the gateway: an in-process server and processor over a temporary
+//! data directory (SQLite and blob folder on disk, fsync on), real Connexion requests over
+//! loopback.
+//!
+//! ```text
+//! cargo run --release -p bibgate-gateway --example latency -- [exports-per-client]
+//! ```
+//!
+//! Prints p50, p99 and max for 1, 10 and 50 concurrent clients sending back to back
+//! (closed loop: saturation), and for 50 clients each exporting every 500 ms (open loop).
+//! Each export is a distinct new record on its own connection, as the Connexion client
+//! does. `WORKERS=n` sets the processor's workers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, Services};
+use bibgate_marc::{Leader, Record};
+use bibgate_store::{Institution, Store, TargetZone, ZoneKind};
+use bibgate_store_local::{FolderBlobStore, SqliteStore};
+
+const INSTITUTION: &str = "01BENCH_ALPHA";
+const PASSWORD: &str = "bench-password";
+
+fn record(number: u64) -> Vec<u8> {
+    let mut leader = Leader::DEFAULT;
+    leader.0[17] = b' ';
+    let mut record = Record {
+        leader,
+        fields: Vec::new(),
+    };
+    record.push_control("001", format!("ocm{number:08}"));
+    record.push_control("003", "OCoLC");
+    record.push_control("005", "20240101120000.0");
+    record.push_control("008", "240101s2024    ilu           000 0 eng d");
+    record.push_data("035", b' ', b' ', &[(b'a', &format!("(OCoLC){number}"))]);
+    record.push_data("100", b'1', b' ', &[(b'a', "Author, Bench.")]);
+    record.push_data(
+        "245",
+        b'1',
+        b'0',
+        &[(b'a', &format!("Benchmark title {number}."))],
+    );
+    record.push_data(
+        "650",
+        b' ',
+        b'0',
+        &[(b'a', "Latency"), (b'x', "Measurement.")],
+    );
+    let mut bytes = Vec::new();
+    bibgate_marc::iso2709::write_record(&record, &mut bytes).expect("record encodes");
+    bytes
+}
+
+async fn export(addr: &str, number: u64) -> Duration {
+    let bytes = record(number);
+    let started = Instant::now();
+    let reply = bibgate_gateway::send(
+        addr,
+        INSTITUTION,
+        PASSWORD,
+        &bytes,
+        LengthEncoding::Byte,
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("a reply");
+    let elapsed = started.elapsed();
+    assert!(
+        reply.starts_with("The record has been processed successfully."),
+        "{reply}"
+    );
+    elapsed
+}
+
+fn report(label: &str, mut samples: Vec<Duration>, wall: Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{label}: {} exports in {:.2} s ({:.0}/s): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        samples.len(),
+        wall.as_secs_f64(),
+        samples.len() as f64 / wall.as_secs_f64(),
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(samples[samples.len() - 1]),
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let per_client: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("bibgate.sqlite")).expect("store"));
+    store
+        .put_institution(&Institution {
+            code: INSTITUTION.into(),
+            name: "Bench".into(),
+            kind: ZoneKind::Institution,
+            network: None,
+            numeric_code: 7001,
+        })
+        .expect("institution");
+    let hash = bibgate_import::auth::hash_password(PASSWORD).expect("hash");
+    store
+        .put_profile(&bibgate_import::default_profile(
+            INSTITUTION,
+            hash,
+            TargetZone::Institution,
+        ))
+        .expect("profile");
+    let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).expect("blobs"));
+    let services = Services::new(store.clone(), blobs);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let processor = bibgate_gateway::spawn_processor(
+        services.clone(),
+        ProcessorConfig {
+            workers: std::env::var("WORKERS")
+                .ok()
+                .and_then(|w| w.parse().ok())
+                .unwrap_or(ProcessorConfig::default().workers),
+            ..ProcessorConfig::default()
+        },
+        std::future::pending(),
+    );
+    let server = tokio::spawn(bibgate_gateway::run(
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+        services,
+        Config::default(),
+    ));
+
+    // Warm-up: the first logon pays the argon2 check; later ones hit the logon cache.
+    let warm = export(&addr, 1).await;
+    println!(
+        "first export (argon2 logon check): {:.1} ms",
+        warm.as_secs_f64() * 1000.0
+    );
+
+    let mut next = 1_000u64;
+    let n = per_client * 5;
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        next += 1;
+        samples.push(export(&addr, next).await);
+    }
+    report("1 client", samples, started.elapsed());
+
+    for clients in [10u64, 50] {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for client in 0..clients {
+            let addr = addr.clone();
+            let base = next + client * per_client;
+            tasks.push(tokio::spawn(async move {
+                let mut samples = Vec::new();
+                for i in 0..per_client {
+                    samples.push(export(&addr, base + i).await);
+                }
+                samples
+            }));
+        }
+        next += clients * per_client;
+        let mut samples = Vec::new();
+        for task in tasks {
+            samples.extend(task.await.expect("client"));
+        }
+        report(&format!("{clients} clients"), samples, started.elapsed());
+    }
+    // Open loop: 50 cataloguers each exporting one record every 500 ms (100 exports/s),
+    // instead of each sending the next export the moment the previous reply arrived.
+    let clients = 50u64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let addr = addr.clone();
+        let base = next + client * per_client;
+        tasks.push(tokio::spawn(async move {
+            // Spread the clients over the period.
+            tokio::time::sleep(Duration::from_millis(client * 10)).await;
+            let mut ticker = tokio::time::interval(Duration::from_millis(500));
+            let mut samples = Vec::new();
+            for i in 0..per_client {
+                ticker.tick().await;
+                samples.push(export(&addr, base + i).await);
+            }
+            samples
+        }));
+    }
+    next += clients * per_client;
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await.expect("client"));
+    }
+    report(
+        "50 clients, one export every 500 ms each",
+        samples,
+        started.elapsed(),
+    );
+    let _ = next;
+    println!(
+        "records stored: {}",
+        store.count_records(INSTITUTION).expect("count")
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+    processor.abort();
+}

@@ -1,0 +1,327 @@
+//! From a complete request to the reply text: logon, inbox, wait for the result.
+//!
+//! The shim never imports: it writes the record to the inbox and waits for the processor's
+//! result document, exactly as it would with the processor in another process or machine.
+
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bibgate_connexion::Request;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::layout::{ExportIds, ResultDoc, inbox_key, result_key};
+use crate::logon::{LogonCache, Throttle};
+use crate::retry::{Claim, RetryWindow};
+use crate::services::{Services, blocking};
+
+/// The longest logon id accepted (the desktop client's single-byte length allows 191).
+const MAX_LOGON_BYTES: usize = 191;
+
+/// State shared by every connection of one server.
+pub(crate) struct Shared {
+    pub(crate) services: Services,
+    pub(crate) config: Config,
+    throttle: Mutex<Throttle>,
+    logons: Mutex<LogonCache>,
+    retry: Mutex<RetryWindow>,
+    ids: ExportIds,
+    password_checks: Semaphore,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a request was answered with, for the reply and the log.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The reply text (without NUL).
+    pub(crate) text: String,
+    /// The export, when one was received.
+    pub(crate) export_id: Option<String>,
+    /// The authenticated institution.
+    pub(crate) institution: Option<String>,
+    /// `added`, `merged`, `failed`, `pending`, `logon-failed`, `no-profile`, `error`.
+    pub(crate) status: &'static str,
+}
+
+impl Answer {
+    fn refused(text: String, status: &'static str) -> Answer {
+        Answer {
+            text,
+            export_id: None,
+            institution: None,
+            status,
+        }
+    }
+}
+
+/// A field's text: UTF-8, or else Latin-1 (the clients' charset for credentials is unknown).
+fn field_text(bytes: Option<&[u8]>) -> String {
+    let bytes = bytes.unwrap_or_default();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The reply when the result is not there by the reply deadline.
+pub fn pending_message(export_id: &str) -> String {
+    format!(
+        "Import pending: export {export_id} was received and is still being processed; see \"bibgate result {export_id}\" for its outcome."
+    )
+}
+
+/// Why a logon was refused.
+enum Refused {
+    /// Wrong logon id or password, or no/several profiles: the text to reply.
+    Credentials(String, &'static str),
+    /// Storage failed.
+    Unavailable(String),
+}
+
+impl Shared {
+    pub(crate) fn new(services: Services, config: Config) -> Shared {
+        Shared {
+            throttle: Mutex::new(Throttle::new(config.logon_backoff.clone())),
+            logons: Mutex::new(LogonCache::new(config.logon_cache)),
+            retry: Mutex::new(RetryWindow::new(config.retry_window)),
+            ids: ExportIds::new(),
+            password_checks: Semaphore::new(config.max_password_checks.max(1)),
+            services,
+            config,
+        }
+    }
+
+    /// Answers one complete request.
+    pub(crate) async fn answer(&self, peer: IpAddr, request: Request) -> Answer {
+        let logon_field = match &request.local_user {
+            Some(value) if !value.is_empty() => Some(value.as_slice()),
+            _ => request.user.as_deref(),
+        };
+        let logon_id = field_text(logon_field);
+        let password = field_text(request.password.as_deref());
+        let logon_shown = logon_id.chars().take(64).collect::<String>();
+        let institution = match self.logon(logon_id, password).await {
+            Ok(institution) => {
+                lock(&self.throttle).succeeded(peer);
+                institution
+            }
+            Err(Refused::Credentials(text, status)) => {
+                info!(%peer, logon = %logon_shown.escape_debug(), status, "logon refused");
+                let delay = lock(&self.throttle).failed(peer, Instant::now());
+                if !delay.is_zero() {
+                    info!(%peer, delay_ms = delay.as_millis() as u64, "delaying a logon failure reply");
+                    tokio::time::sleep(delay).await;
+                }
+                return Answer::refused(text, status);
+            }
+            Err(Refused::Unavailable(message)) => {
+                warn!(%peer, error = %message, "could not check a logon");
+                return Answer::refused(
+                    "Import Failed - the logon could not be checked because the storage is unavailable; please try again later.".into(),
+                    "error",
+                );
+            }
+        };
+        self.receive(institution, request.record).await
+    }
+
+    /// Checks the logon; returns the institution.
+    async fn logon(&self, logon_id: String, password: String) -> Result<String, Refused> {
+        let failed = || {
+            Refused::Credentials(
+                bibgate_import::Error::LogonFailed.to_string(),
+                "logon-failed",
+            )
+        };
+        if logon_id.is_empty() || logon_id.len() > MAX_LOGON_BYTES {
+            return Err(failed());
+        }
+        let refused = |error: bibgate_import::Error| match error {
+            bibgate_import::Error::LogonFailed => failed(),
+            bibgate_import::Error::NoProfile(_) => {
+                Refused::Credentials(error.to_string(), "no-profile")
+            }
+            bibgate_import::Error::UnknownInstitution(_)
+            | bibgate_import::Error::NoNetworkZone(_)
+            | bibgate_import::Error::BadProfile { .. } => {
+                // The profile exists but cannot be used: Alma's nearest message.
+                warn!(error = %error, "a connexion profile cannot be used");
+                Refused::Credentials(error.to_string(), "no-profile")
+            }
+            other => Refused::Unavailable(other.to_string()),
+        };
+        let store = self.services.store.clone();
+        let id = logon_id.clone();
+        let profile = blocking(move || bibgate_import::connexion_profile(&*store, &id))
+            .await
+            .map_err(|e| Refused::Unavailable(e.to_string()))?
+            .map_err(refused)?;
+        if lock(&self.logons).hit(&logon_id, &password, &profile.password_hash, Instant::now()) {
+            return Ok(profile.institution);
+        }
+        let _permit = self
+            .password_checks
+            .acquire()
+            .await
+            .map_err(|e| Refused::Unavailable(e.to_string()))?;
+        let store = self.services.store.clone();
+        let (id, secret) = (logon_id.clone(), password.clone());
+        let route = blocking(move || bibgate_import::authenticate(&*store, &id, &secret))
+            .await
+            .map_err(|e| Refused::Unavailable(e.to_string()))?
+            .map_err(refused)?;
+        lock(&self.logons).insert(
+            &logon_id,
+            &password,
+            &route.profile.password_hash,
+            Instant::now(),
+        );
+        Ok(route.institution.code)
+    }
+
+    /// Puts the record in the inbox (unless it is a retry) and waits for its result.
+    async fn receive(&self, institution: String, record: Vec<u8>) -> Answer {
+        let started = Instant::now();
+        let deadline = started + self.config.reply_deadline;
+        let digest = lock(&self.retry).digest(&record);
+        let claim = lock(&self.retry).claim(&institution, digest, started, || {
+            self.ids.next(&institution, now_millis())
+        });
+        let export_id = match claim {
+            Claim::Existing(export_id) => {
+                info!(%export_id, %institution, "same record received again within the retry window; answering with its export");
+                export_id
+            }
+            Claim::New(export_id) => {
+                let blobs = self.services.blobs.clone();
+                let key = inbox_key(&institution, &export_id);
+                let len = record.len();
+                match blocking(move || blobs.put(&key, &record)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        return self.not_stored(
+                            &institution,
+                            digest,
+                            export_id,
+                            &error.to_string(),
+                        );
+                    }
+                    Err(error) => {
+                        return self.not_stored(
+                            &institution,
+                            digest,
+                            export_id,
+                            &error.to_string(),
+                        );
+                    }
+                }
+                self.services.wake.notify_one();
+                info!(%export_id, %institution, bytes = len, "export received");
+                export_id
+            }
+        };
+        match self.wait_for_result(&export_id, deadline).await {
+            Some(doc) => {
+                if !doc.is_success() {
+                    lock(&self.retry).forget(&institution, digest, &export_id);
+                }
+                let status = match doc.outcome.as_str() {
+                    "added" => "added",
+                    "merged" => "merged",
+                    _ => "failed",
+                };
+                info!(%export_id, %institution, outcome = status, reason = %doc.reason_code, mms_id = doc.mms_id.as_deref().unwrap_or(""), "export answered");
+                Answer {
+                    text: doc.host_message,
+                    export_id: Some(export_id),
+                    institution: Some(institution),
+                    status,
+                }
+            }
+            None => {
+                info!(%export_id, %institution, "no result by the reply deadline; answering pending");
+                Answer {
+                    text: pending_message(&export_id),
+                    export_id: Some(export_id),
+                    institution: Some(institution),
+                    status: "pending",
+                }
+            }
+        }
+    }
+
+    fn not_stored(
+        &self,
+        institution: &str,
+        digest: u128,
+        export_id: String,
+        error: &str,
+    ) -> Answer {
+        warn!(%export_id, %institution, %error, "could not write an export to the inbox");
+        lock(&self.retry).forget(institution, digest, &export_id);
+        Answer {
+            text: "Import Failed - the export could not be stored; please try again later.".into(),
+            export_id: Some(export_id),
+            institution: Some(institution.to_string()),
+            status: "error",
+        }
+    }
+
+    /// Polls `results/<export-id>.json` until `deadline`: first after a short interval,
+    /// then less often; a result notification from an in-process processor cuts a wait short.
+    async fn wait_for_result(&self, export_id: &str, deadline: Instant) -> Option<ResultDoc> {
+        let signal = self.services.results.subscribe(export_id);
+        let found = self.poll_result(export_id, deadline, &signal).await;
+        self.services.results.unsubscribe(export_id);
+        found
+    }
+
+    async fn poll_result(
+        &self,
+        export_id: &str,
+        deadline: Instant,
+        signal: &Notify,
+    ) -> Option<ResultDoc> {
+        let mut interval = self.config.result_poll_first.max(Duration::from_millis(1));
+        let max = self.config.result_poll_max.max(interval);
+        let key = result_key(export_id);
+        loop {
+            let notified = signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let blobs = self.services.blobs.clone();
+            let lookup = key.clone();
+            match blocking(move || blobs.get(&lookup)).await {
+                Ok(Ok(Some(bytes))) => match ResultDoc::from_json(&bytes) {
+                    Some(doc) => return Some(doc),
+                    None => warn!(%export_id, "unreadable result document"),
+                },
+                Ok(Ok(None)) => {}
+                Ok(Err(error)) => warn!(%export_id, %error, "could not read a result document"),
+                Err(error) => warn!(%export_id, %error, "could not read a result document"),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            let wake_at = (now + interval).min(deadline);
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(wake_at) => {}
+            }
+            interval = (interval + interval / 2).min(max);
+        }
+    }
+}

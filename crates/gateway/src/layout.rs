@@ -1,0 +1,256 @@
+//! Blob keys and the JSON documents the shim and the processor exchange.
+//!
+//! | key | written by | content |
+//! |---|---|---|
+//! | `inbox/<institution>/<export-id>.mrc` | shim | the record bytes as received |
+//! | `received/<institution>/<export-id>.mrc` | processor | the same bytes, kept for good |
+//! | `results/<export-id>.json` | processor | [`ResultDoc`] |
+//! | `drop/<institution>/<file>.mrc` or `.xml` | staff | a file of records to import |
+//! | `received/drop/<institution>/<file>` | processor | the drop file, kept for good |
+//! | `reports/<institution>/<file>.results.jsonl` | processor | one [`ResultDoc`]-like line per record |
+//! | `reports/<institution>/<file>.rejected.mrc` | processor | the raw bytes of the records not imported |
+//!
+//! An export id is `<institution>-<unix-millis>-<instance>-<counter>`: the institution and
+//! the receive time are read back from it, so the inbox needs no sidecar document.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bibgate_store::ImportResult;
+use serde_json::{Value, json};
+
+/// Prefix of the inbox.
+pub const INBOX: &str = "inbox/";
+/// Prefix of the drop folders.
+pub const DROP: &str = "drop/";
+
+/// The inbox key of an export.
+pub fn inbox_key(institution: &str, export_id: &str) -> String {
+    format!("{INBOX}{institution}/{export_id}.mrc")
+}
+
+/// Where an export's bytes are kept once the processor took it.
+pub fn received_key(institution: &str, export_id: &str) -> String {
+    format!("received/{institution}/{export_id}.mrc")
+}
+
+/// The result document of an export.
+pub fn result_key(export_id: &str) -> String {
+    format!("results/{export_id}.json")
+}
+
+/// `(institution, export id)` of an inbox key, when it has the shape the shim writes.
+pub fn parse_inbox_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(INBOX)?;
+    let (institution, file) = rest.split_once('/')?;
+    let export_id = file.strip_suffix(".mrc")?;
+    if institution.is_empty() || export_id.contains('/') || !export_id.starts_with(institution) {
+        return None;
+    }
+    Some((institution, export_id))
+}
+
+/// The receive time (Unix milliseconds) written into an export id.
+pub fn export_millis(institution: &str, export_id: &str) -> Option<i64> {
+    let rest = export_id.strip_prefix(institution)?.strip_prefix('-')?;
+    rest.split('-').next()?.parse().ok()
+}
+
+/// `(institution, file name)` of a drop-folder key that should be imported: `.mrc` or
+/// `.xml` (any case), not hidden.
+pub fn parse_drop_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(DROP)?;
+    let (institution, file) = rest.split_once('/')?;
+    if institution.is_empty() || file.contains('/') || file.starts_with('.') {
+        return None;
+    }
+    let lower = file.to_ascii_lowercase();
+    (lower.ends_with(".mrc") || lower.ends_with(".xml")).then_some((institution, file))
+}
+
+/// Makes unique export ids for this process.
+#[derive(Debug)]
+pub struct ExportIds {
+    instance: String,
+    counter: AtomicU64,
+}
+
+impl Default for ExportIds {
+    fn default() -> Self {
+        ExportIds::new()
+    }
+}
+
+impl ExportIds {
+    /// A generator with a random instance tag, so two processes never collide.
+    pub fn new() -> ExportIds {
+        let random = RandomState::new().hash_one(std::process::id());
+        ExportIds {
+            instance: format!("{:04x}", random & 0xffff),
+            counter: AtomicU64::new(1),
+        }
+    }
+
+    /// The next id for an institution at `unix_millis`.
+    pub fn next(&self, institution: &str, unix_millis: i64) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{institution}-{unix_millis}-{}-{n}", self.instance)
+    }
+}
+
+/// FNV-1a, 64 bits: a stable content hash for drop-file batch ids (the same bytes give the
+/// same id after a restart, which makes re-processing idempotent).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// A 128-bit digest with per-process random keys (SipHash twice): for in-memory maps of
+/// record bytes and passwords, never written anywhere.
+#[derive(Debug, Default)]
+pub struct Digester {
+    a: RandomState,
+    b: RandomState,
+}
+
+impl Digester {
+    /// A digester with fresh random keys.
+    pub fn new() -> Digester {
+        Digester::default()
+    }
+
+    /// The digest of `bytes`.
+    pub fn digest(&self, bytes: &[u8]) -> u128 {
+        (u128::from(self.a.hash_one(bytes)) << 64) | u128::from(self.b.hash_one(bytes))
+    }
+}
+
+/// The result of one export as the processor writes it to `results/<export-id>.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResultDoc {
+    /// The export id.
+    pub export_id: String,
+    /// The sending institution.
+    pub institution: String,
+    /// `added`, `merged` or `failed`.
+    pub outcome: String,
+    /// The text returned to the cataloguer.
+    pub host_message: String,
+    /// Stable reason code.
+    pub reason_code: String,
+    /// The record added or merged into.
+    pub mms_id: Option<String>,
+    /// The incoming OCLC numbers.
+    pub oclc_numbers: Vec<u64>,
+    /// Where the raw bytes are kept.
+    pub raw_key: String,
+}
+
+impl ResultDoc {
+    /// The document of a stored result.
+    pub fn from_result(result: &ImportResult) -> ResultDoc {
+        ResultDoc {
+            export_id: result.export_id.clone(),
+            institution: result.institution.clone(),
+            outcome: result.outcome.as_str().to_string(),
+            host_message: result.host_message.clone(),
+            reason_code: result.reason_code.clone(),
+            mms_id: result.mms_id.as_ref().map(|m| m.0.clone()),
+            oclc_numbers: result.oclc_numbers.clone(),
+            raw_key: result.raw_key.clone(),
+        }
+    }
+
+    /// True for `added` and `merged`.
+    pub fn is_success(&self) -> bool {
+        self.outcome != "failed"
+    }
+
+    /// The JSON value.
+    pub fn to_value(&self) -> Value {
+        json!({
+            "export_id": self.export_id,
+            "institution": self.institution,
+            "outcome": self.outcome,
+            "host_message": self.host_message,
+            "reason_code": self.reason_code,
+            "mms_id": self.mms_id,
+            "oclc_numbers": self.oclc_numbers,
+            "raw_key": self.raw_key,
+        })
+    }
+
+    /// The JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        self.to_value().to_string().into_bytes()
+    }
+
+    /// Reads [`ResultDoc::to_json`] back; `None` when it is not such a document.
+    pub fn from_json(bytes: &[u8]) -> Option<ResultDoc> {
+        let value: Value = serde_json::from_slice(bytes).ok()?;
+        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
+        Some(ResultDoc {
+            export_id: text("export_id")?,
+            institution: text("institution").unwrap_or_default(),
+            outcome: text("outcome")?,
+            host_message: text("host_message")?,
+            reason_code: text("reason_code").unwrap_or_default(),
+            mms_id: text("mms_id"),
+            oclc_numbers: value
+                .get("oclc_numbers")
+                .and_then(Value::as_array)
+                .map(|numbers| numbers.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default(),
+            raw_key: text("raw_key").unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbox_keys_round_trip() {
+        let ids = ExportIds::new();
+        let id = ids.next("01DEMO_ALPHA", 1_717_243_200_123);
+        let key = inbox_key("01DEMO_ALPHA", &id);
+        assert_eq!(parse_inbox_key(&key), Some(("01DEMO_ALPHA", id.as_str())));
+        assert_eq!(export_millis("01DEMO_ALPHA", &id), Some(1_717_243_200_123));
+        assert_eq!(parse_inbox_key("inbox/X/Y.mrc"), None);
+        assert_eq!(parse_inbox_key("inbox/X/X-1.json"), None);
+        assert_ne!(ids.next("A", 1), ids.next("A", 1));
+    }
+
+    #[test]
+    fn drop_keys() {
+        assert_eq!(
+            parse_drop_key("drop/01DEMO_ALPHA/new books.MRC"),
+            Some(("01DEMO_ALPHA", "new books.MRC"))
+        );
+        assert_eq!(parse_drop_key("drop/01DEMO_ALPHA/README.txt"), None);
+        assert_eq!(parse_drop_key("drop/01DEMO_ALPHA/.partial.mrc"), None);
+        assert_eq!(parse_drop_key("drop/01DEMO_ALPHA/sub/x.mrc"), None);
+    }
+
+    #[test]
+    fn result_documents_round_trip() {
+        let doc = ResultDoc {
+            export_id: "A-1-x-1".into(),
+            institution: "A".into(),
+            outcome: "added".into(),
+            host_message: "The record has been processed successfully. MMS ID: 99".into(),
+            reason_code: "ADDED".into(),
+            mms_id: Some("99".into()),
+            oclc_numbers: vec![12345],
+            raw_key: "received/A/A-1-x-1.mrc".into(),
+        };
+        assert_eq!(ResultDoc::from_json(&doc.to_json()), Some(doc));
+        assert_eq!(ResultDoc::from_json(b"{}"), None);
+    }
+}

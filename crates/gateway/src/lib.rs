@@ -1,0 +1,97 @@
+//! The Connexion "Gateway Export" shim, the import processor behind it, and a client.
+//!
+//! The Connexion client (or Record Manager) connects, sends a logon and one MARC record,
+//! and shows the cataloguer the text the server answers. [`run`] serves that protocol over
+//! TCP; [`spawn_processor`] imports what it received; [`send`] is the client side, for
+//! `bibgate send` and tests. The shim and the processor share only the storage ports
+//! ([`Services`]): the shim writes the record to the inbox and waits for the result
+//! document, exactly as it would with the processor in another process or on AWS.
+//!
+//! ```text
+//! client ──TCP──▶ server ─┬─ logon (argon2, cached) ──▶ Store
+//!                         ├─ put inbox/<inst>/<id>.mrc ─▶ BlobStore ◀── processor ──▶ Importer ──▶ Store
+//!                         └─ poll results/<id>.json ◀──────────────────┘ (copies to received/ first)
+//! ```
+//!
+//! # Layout
+//!
+//! - `server.rs`: [`run`]: the accept loop (semaphore cap), one handler per connection
+//!   (timeouts, reply, grace), graceful shutdown with a broadcast and a drop guard.
+//! - `handler.rs`: a complete request → reply text: logon, retry window, inbox, wait.
+//! - `processor.rs`: [`spawn_processor`]: inbox and drop folders → imports → results.
+//! - `layout.rs`: blob keys, export ids, the [`ResultDoc`] JSON.
+//! - `logon.rs`, `retry.rs`: the logon back-off, the verified-logon cache, the retry window.
+//! - `client.rs`: [`send`].
+//! - `config.rs`, `services.rs`, `error.rs`.
+//!
+//! # Protocol policies
+//!
+//! - **Reply as soon as the record is complete** (by its 5-digit length); never wait for a
+//!   NUL or the end of the stream (EDGCONX-7).
+//! - **Do not close first.** After a reply the connection stays open until the client
+//!   closes it, or [`Config::grace`] passes. A NUL or spaces after the reply are ignored; a
+//!   further complete request on the same connection is answered like the first.
+//! - **One record per request.** When more bytes arrived in the same read as the record,
+//!   the first record is imported and [`ONE_RECORD_SUFFIX`] is added to its reply; the
+//!   extra bytes are dropped.
+//! - **Stalls.** A started request that receives nothing for [`Config::idle_timeout`] (or is
+//!   not complete by [`Config::request_deadline`]) gets `Import Failed - incomplete request:
+//!   …` naming what was missing, and the connection is closed. A connection that sent
+//!   nothing is closed without a reply. A client that closes mid-request gets nothing and
+//!   nothing is imported.
+//! - **Unreadable input** (`_`, `A?`, a record starting `-0005`) gets `Import Failed - the
+//!   request could not be read: …` at once (the codec's message never quotes a value).
+//!   **Oversize** input ([`Config::max_request_bytes`]) is logged and the connection closed
+//!   without a reply, holding at most the limit in memory. `GET … \r\n\r\n` gets
+//!   `HTTP/1.0 200 OK` and a close (a liveness probe).
+//! - **Logon.** The Logon ID is the `A` field (the `U` field when `A` is absent or empty),
+//!   the password the `P` field; a request without a logon (a raw record) fails the logon.
+//!   Replies are Alma's texts, `Logon Failed--the Logon ID and/or password is/are not valid`
+//!   and `No integration profile found for institution CODE`; the password is never echoed
+//!   or logged. After [`LogonBackoff::threshold`] failures from one IP address within its
+//!   window, failure replies are delayed (doubling, capped).
+//! - **Reply within the client's timeout.** If the processor has not written the result by
+//!   [`Config::reply_deadline`] (8 s; Record Manager waits about 10 s), the reply is
+//!   `Import pending: export <id> was received and is still being processed; …`.
+//!   The export is not lost: it stays in the inbox until processed.
+//!
+//! # Retries
+//!
+//! The same record bytes from the same institution within [`Config::retry_window`] are the
+//! same export: the shim keeps an in-memory map (institution, keyed digest of the bytes) →
+//! export id, and a repeat waits for and answers with the first export's result instead of
+//! importing twice. A failed result is forgotten, so a re-export after the cause was fixed
+//! (a lock released) is imported again. The processor's import is idempotent per export id
+//! as well, which covers crashes and restarts.
+//!
+//! # Invariants
+//!
+//! - Nothing received is lost: the shim replies "received" (a result or pending) only after
+//!   the inbox write returned, and the processor deletes an inbox object only after its raw
+//!   bytes are under `received/` and its result document is written (see `processor.rs`).
+//! - No password in any log, error or reply; record contents are never logged at `info`.
+//! - Depends on the ports only (`bibgate-store`), never on an adapter.
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod client;
+mod config;
+mod error;
+mod handler;
+pub mod layout;
+mod logon;
+mod processor;
+mod retry;
+mod server;
+mod services;
+
+pub use bibgate_connexion::LengthEncoding;
+pub use client::send;
+pub use config::{Config, DEFAULT_PORT, LogonBackoff, ONE_RECORD_SUFFIX, ProcessorConfig};
+pub use error::{Error, Result};
+pub use handler::pending_message;
+pub use layout::ResultDoc;
+pub use processor::{ensure_drop_folders, spawn_processor};
+pub use server::run;
+pub use services::{ResultSignals, Services};

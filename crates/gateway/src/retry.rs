@@ -1,0 +1,129 @@
+//! The retry window: the same record from the same institution within a short time is the
+//! same export.
+//!
+//! A client that times out sends the record again; two cataloguers may export the same
+//! record at once. Within the window the second request gets the first export's id, so it
+//! waits for (and replies with) the first export's result, and the record is imported once.
+//! A failed result is forgotten, so a re-export after the cause was fixed (a lock released)
+//! is imported again.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::layout::Digester;
+
+/// Entries kept before stale ones are swept.
+const SWEEP_AT: usize = 4_096;
+
+/// What [`RetryWindow::claim`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// A new export: write it to the inbox.
+    New(String),
+    /// The same bytes were received within the window under this export id.
+    Existing(String),
+}
+
+/// Recently received records by institution and content digest.
+#[derive(Debug)]
+pub(crate) struct RetryWindow {
+    window: Duration,
+    digester: Digester,
+    entries: HashMap<(String, u128), (String, Instant)>,
+}
+
+impl RetryWindow {
+    pub(crate) fn new(window: Duration) -> RetryWindow {
+        RetryWindow {
+            window,
+            digester: Digester::new(),
+            entries: HashMap::new(),
+        }
+    }
+
+    /// The digest identifying a record's bytes.
+    pub(crate) fn digest(&self, record: &[u8]) -> u128 {
+        self.digester.digest(record)
+    }
+
+    /// The export id for a record: the one received within the window, or a new one.
+    pub(crate) fn claim(
+        &mut self,
+        institution: &str,
+        digest: u128,
+        now: Instant,
+        new_id: impl FnOnce() -> String,
+    ) -> Claim {
+        if self.window.is_zero() {
+            return Claim::New(new_id());
+        }
+        let window = self.window;
+        if self.entries.len() >= SWEEP_AT {
+            self.entries
+                .retain(|_, (_, since)| now.duration_since(*since) < window);
+        }
+        let key = (institution.to_string(), digest);
+        if let Some((export_id, since)) = self.entries.get(&key)
+            && now.duration_since(*since) < window
+        {
+            return Claim::Existing(export_id.clone());
+        }
+        let export_id = new_id();
+        self.entries.insert(key, (export_id.clone(), now));
+        Claim::New(export_id)
+    }
+
+    /// Forgets a record (its export failed), if it is still mapped to `export_id`.
+    pub(crate) fn forget(&mut self, institution: &str, digest: u128, export_id: &str) {
+        let key = (institution.to_string(), digest);
+        if self
+            .entries
+            .get(&key)
+            .is_some_and(|(id, _)| id == export_id)
+        {
+            self.entries.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_bytes_within_the_window_are_one_export() {
+        let mut window = RetryWindow::new(Duration::from_secs(600));
+        let now = Instant::now();
+        let d = window.digest(b"00010abcde");
+        assert_eq!(
+            window.claim("A", d, now, || "e1".into()),
+            Claim::New("e1".into())
+        );
+        assert_eq!(
+            window.claim("A", d, now + Duration::from_secs(10), || "e2".into()),
+            Claim::Existing("e1".into())
+        );
+        // Another institution, other bytes, or after the window: new exports.
+        assert_eq!(
+            window.claim("B", d, now, || "e3".into()),
+            Claim::New("e3".into())
+        );
+        let other = window.digest(b"00010abcdf");
+        assert_eq!(
+            window.claim("A", other, now, || "e4".into()),
+            Claim::New("e4".into())
+        );
+        assert_eq!(
+            window.claim("A", d, now + Duration::from_secs(601), || "e5".into()),
+            Claim::New("e5".into())
+        );
+        // A failure is forgotten.
+        window.forget("A", d, "e5");
+        assert_eq!(
+            window.claim("A", d, now + Duration::from_secs(602), || "e6".into()),
+            Claim::New("e6".into())
+        );
+    }
+}

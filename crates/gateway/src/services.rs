@@ -1,0 +1,90 @@
+//! The ports the shim and the processor share.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bibgate_store::{BlobStore, Store};
+use tokio::sync::Notify;
+
+/// What the shim and the processor work with: the two storage ports and two in-process
+/// signals that only lower latency (everything also works by polling, as it must when the
+/// processor runs elsewhere).
+#[derive(Clone)]
+pub struct Services {
+    /// Records, profiles, results.
+    pub store: Arc<dyn Store>,
+    /// The inbox, results, drop folders and kept raw bytes.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Notified by the shim after it wrote to the inbox: the processor looks at once.
+    pub wake: Arc<Notify>,
+    /// Signalled by the processor after it wrote an export's result document.
+    pub results: Arc<ResultSignals>,
+}
+
+impl Services {
+    /// Services over two ports, with fresh signals.
+    pub fn new(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>) -> Services {
+        Services {
+            store,
+            blobs,
+            wake: Arc::new(Notify::new()),
+            results: Arc::new(ResultSignals::default()),
+        }
+    }
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+/// Per-export wake-ups for the shim's result polling: the processor signals the export it
+/// finished, so only the connections waiting for that export look again.
+#[derive(Debug, Default)]
+pub struct ResultSignals {
+    waiting: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
+}
+
+impl ResultSignals {
+    /// Registers interest in an export; pair with [`ResultSignals::unsubscribe`].
+    pub fn subscribe(&self, export_id: &str) -> Arc<Notify> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = waiting
+            .entry(export_id.to_string())
+            .or_insert_with(|| (Arc::new(Notify::new()), 0));
+        entry.1 += 1;
+        entry.0.clone()
+    }
+
+    /// Drops one registration.
+    pub fn unsubscribe(&self, export_id: &str) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = waiting.get_mut(export_id) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                waiting.remove(export_id);
+            }
+        }
+    }
+
+    /// Wakes everyone waiting for `export_id`.
+    pub fn notify(&self, export_id: &str) {
+        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((notify, _)) = waiting.get(export_id) {
+            notify.notify_waiters();
+        }
+    }
+}
+
+/// Runs a blocking closure (storage, password hashing) on tokio's blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> crate::Result<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::Error::Task(e.to_string()))
+}

@@ -1,0 +1,353 @@
+//! End to end through the socket: each CARLI scenario gets its host message; concurrent
+//! exports; the drop folder.
+
+mod common;
+
+use std::time::Duration;
+
+use bibgate_store::{BlobStore, EditorLock, MmsId, Store};
+use common::*;
+
+async fn wait_until(condition: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition not met within 10 s");
+}
+
+async fn add(harness: &Harness, number: u64, version: Option<&str>, level: u8) -> String {
+    let record = encode(&oclc_record(number, level, version, "Existing title."));
+    let reply = harness.send(ALPHA, &record).await;
+    assert!(reply.starts_with(&format!("{SUCCESS} MMS ID: ")), "{reply}");
+    mms_of(&reply)
+}
+
+#[tokio::test]
+async fn add_then_merge() {
+    let harness = Harness::start(config()).await;
+    let mms = add(&harness, 2001, Some("20240101120000.0"), b' ').await;
+    assert!(mms.starts_with("99") && mms.ends_with("5001"), "{mms}");
+    let update = encode(&oclc_record(
+        2001,
+        b' ',
+        Some("20240301120000.0"),
+        "Updated title.",
+    ));
+    let reply = harness.send(ALPHA, &update).await;
+    assert_eq!(reply, format!("{SUCCESS} MMS ID: {mms}"));
+    assert_eq!(harness.count(ALPHA), 1);
+    let stored = harness.store.record(ALPHA, &MmsId(mms)).unwrap().unwrap();
+    assert_eq!(stored.revision, 2);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn multi_match() {
+    let harness = Harness::start(config()).await;
+    let a = seed(
+        &*harness.store,
+        ALPHA,
+        &oclc_record(2002, b' ', None, "A."),
+        &[(2002, true)],
+    );
+    let b = seed(
+        &*harness.store,
+        ALPHA,
+        &oclc_record(9002, b' ', None, "B."),
+        &[(9002, true), (2002, false)],
+    );
+    let reply = harness.send(ALPHA, &record_bytes(2002, "Incoming.")).await;
+    assert_eq!(
+        reply,
+        format!("Import Failed - Multi matches found for this record. Matching MMS IDs: {a}, {b}")
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn not_added_brief() {
+    let harness = Harness::start(config()).await;
+    let mms = add(&harness, 2003, None, b' ').await;
+    let brief = encode(&oclc_record(2003, b'7', None, "Brief."));
+    let reply = harness.send(ALPHA, &brief).await;
+    assert!(
+        reply.starts_with(&format!(
+            "Import Failed - NOT_ADDED_BRIEF: the existing record {mms} has brief level 10, higher than the incoming record's "
+        )),
+        "{reply}"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn not_added_locked() {
+    let harness = Harness::start(config()).await;
+    let mms = add(&harness, 2004, None, b' ').await;
+    harness
+        .store
+        .put_lock(&EditorLock {
+            zone: ALPHA.into(),
+            mms_id: MmsId(mms.clone()),
+            institution: ALPHA.into(),
+            user: "jdoe".into(),
+            since_unix: 1_717_236_000,
+            left_unix: None,
+        })
+        .unwrap();
+    let reply = harness.send(ALPHA, &record_bytes(2004, "Locked.")).await;
+    assert_eq!(
+        reply,
+        format!(
+            "Import Failed - NOT_ADDED_LOCKED: record {mms} is locked in the Metadata Editor by {ALPHA} (jdoe) since 2024-06-01 10:00 UTC."
+        )
+    );
+    // Released: the same export again (a failure is not kept by the retry window) merges.
+    harness
+        .store
+        .release_lock(ALPHA, &MmsId(mms.clone()))
+        .unwrap();
+    let reply = harness.send(ALPHA, &record_bytes(2004, "Locked.")).await;
+    assert_eq!(reply, format!("{SUCCESS} MMS ID: {mms}"));
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn not_added_old() {
+    let harness = Harness::start(config()).await;
+    let mms = add(&harness, 2005, Some("20230101000000.0"), b' ').await;
+    let old = encode(&oclc_record(2005, b' ', Some("20220101000000.0"), "Old."));
+    let reply = harness.send(ALPHA, &old).await;
+    assert_eq!(
+        reply,
+        format!(
+            "Import Failed - NOT_ADDED_OLD: the incoming record's 005 (20220101000000.0) is older than the version last imported into {mms} (20230101000000.0)."
+        )
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn failed_marcxml_conversion() {
+    let harness = Harness::start(config()).await;
+    let reply = harness.send(ALPHA, &too_long_field_record(2006)).await;
+    assert!(
+        reply.starts_with("Import Failed - Failed to convert marc record to marc xml: "),
+        "{reply}"
+    );
+    assert!(reply.contains("9,999"), "{reply}");
+    assert_eq!(harness.count(ALPHA), 0);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn bad_logon_and_no_profile() {
+    let harness = Harness::start(config()).await;
+    let record = record_bytes(2007, "Logon.");
+    let reply = bibgate_gateway::send(
+        &harness.addr_text,
+        ALPHA,
+        "not-the-password",
+        &record,
+        bibgate_gateway::LengthEncoding::Byte,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply, LOGON_FAILED);
+    assert_eq!(
+        harness.send(GAMMA, &record).await,
+        format!("No integration profile found for institution {GAMMA}")
+    );
+    assert_eq!(
+        harness.send("01NOBODY", &record).await,
+        "No integration profile found for institution 01NOBODY"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn the_raw_bytes_are_kept_and_the_result_points_at_them() {
+    let harness = Harness::start(config()).await;
+    let record = encode(&oclc_record(
+        2008,
+        b' ',
+        Some("20240101120000.0"),
+        "Existing title.",
+    ));
+    add(&harness, 2008, Some("20240101120000.0"), b' ').await;
+    let keys = harness.blobs.list("received/").unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(harness.blobs.get(&keys[0]).unwrap().unwrap(), record);
+    // The processor deletes the inbox object right after writing the result.
+    wait_until(|| harness.blobs.list("inbox/").unwrap().is_empty()).await;
+    let export_id = keys[0]
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .strip_suffix(".mrc")
+        .unwrap();
+    let stored = harness.store.result(export_id).unwrap().unwrap();
+    assert_eq!(stored.raw_key, keys[0]);
+    let doc = harness.result_doc(export_id).await;
+    assert_eq!(doc.raw_key, keys[0]);
+    assert_eq!(doc.reason_code, "ADDED");
+    assert_eq!(doc.oclc_numbers, vec![2008]);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_clients_at_once_each_get_their_own_answer() {
+    let harness = std::sync::Arc::new(Harness::start(config()).await);
+    let mut tasks = Vec::new();
+    for i in 0..50u64 {
+        let harness = harness.clone();
+        tasks.push(tokio::spawn(async move {
+            let number = 3000 + i;
+            let reply = harness
+                .send(ALPHA, &record_bytes(number, &format!("Title {i}.")))
+                .await;
+            (number, reply)
+        }));
+    }
+    let mut mms_ids = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (number, reply) = task.await.unwrap();
+        assert!(reply.starts_with(&format!("{SUCCESS} MMS ID: ")), "{reply}");
+        let mms = mms_of(&reply);
+        // The MMS ID is the record with this client's OCLC number.
+        let found = harness.store.find_by_oclc(ALPHA, &[number]).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].mms_id.0, mms);
+        assert!(mms_ids.insert(mms));
+    }
+    assert_eq!(harness.count(ALPHA), 50);
+    std::sync::Arc::into_inner(harness).unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_record_from_twenty_clients_is_one_record() {
+    let harness = std::sync::Arc::new(Harness::start(config()).await);
+    let record = record_bytes(4000, "Popular.");
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let harness = harness.clone();
+        let record = record.clone();
+        tasks.push(tokio::spawn(
+            async move { harness.send(ALPHA, &record).await },
+        ));
+    }
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.unwrap());
+    }
+    let mms = mms_of(&replies[0]);
+    for reply in &replies {
+        assert_eq!(reply, &format!("{SUCCESS} MMS ID: {mms}"));
+    }
+    assert_eq!(harness.count(ALPHA), 1);
+    std::sync::Arc::into_inner(harness).unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_file_is_imported_with_a_report() {
+    let harness = Harness::start(config()).await;
+    let made = bibgate_gateway::ensure_drop_folders(&harness.services).unwrap();
+    assert!(made.contains(&ALPHA.to_string()));
+    let bad = too_long_field_record(5002);
+    let mut file = record_bytes(5001, "Dropped one.");
+    file.extend(&bad);
+    file.extend(record_bytes(5003, "Dropped three."));
+    // Staff copy the file into the folder.
+    std::fs::write(
+        harness
+            .dir
+            .path()
+            .join("blobs/drop")
+            .join(ALPHA)
+            .join("new books.mrc"),
+        &file,
+    )
+    .unwrap();
+    let report_key = format!("reports/{ALPHA}/new books.mrc.results.jsonl");
+    // Taking the file out of the drop folder is the last step.
+    wait_until(|| {
+        harness.blobs.list(&format!("drop/{ALPHA}/")).unwrap()
+            == vec![format!("drop/{ALPHA}/README.txt")]
+    })
+    .await;
+    let report = harness.blobs.get(&report_key).unwrap();
+    let report = String::from_utf8(report.expect("a report")).unwrap();
+    let lines: Vec<serde_json::Value> = report
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{report}");
+    let outcomes: Vec<&str> = lines
+        .iter()
+        .map(|l| l["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["added", "failed", "added"]);
+    assert_eq!(lines[1]["index"], 2);
+    assert_eq!(lines[1]["reason_code"], "MARCXML_CONVERSION_FAILED");
+    assert_eq!(lines[2]["oclc_numbers"][0], 5003);
+    assert_eq!(
+        harness
+            .blobs
+            .get(&format!("reports/{ALPHA}/new books.mrc.rejected.mrc"))
+            .unwrap()
+            .unwrap(),
+        bad
+    );
+    assert_eq!(
+        harness
+            .blobs
+            .get(&format!("received/drop/{ALPHA}/new books.mrc"))
+            .unwrap()
+            .unwrap(),
+        file
+    );
+    assert_eq!(
+        harness.blobs.list(&format!("drop/{ALPHA}/")).unwrap(),
+        vec![format!("drop/{ALPHA}/README.txt")]
+    );
+    assert_eq!(harness.count(ALPHA), 2);
+    harness.stop().await;
+}
+
+/// A crash at any step leaves the inbox object; processing it again imports nothing twice.
+#[tokio::test]
+async fn the_processor_resumes_idempotently_after_a_crash() {
+    use bibgate_gateway::layout::{inbox_key, received_key, result_key};
+    let mut harness = Harness::start_without_processor(config()).await;
+    let export_id = format!("{ALPHA}-1717243200000-test-1");
+    let record = record_bytes(6001, "Crash.");
+    // Crash after step 1: the inbox object and its received copy.
+    harness
+        .blobs
+        .put(&inbox_key(ALPHA, &export_id), &record)
+        .unwrap();
+    harness
+        .blobs
+        .put(&received_key(ALPHA, &export_id), &record)
+        .unwrap();
+    harness.start_processor(processor_config());
+    let doc = harness.result_doc(&export_id).await;
+    assert_eq!(doc.outcome, "added");
+    assert_eq!(doc.raw_key, received_key(ALPHA, &export_id));
+    // Crash after step 3 (the result written, the inbox object not deleted): the same
+    // export comes back; its stored result is reused.
+    harness.blobs.delete(&result_key(&export_id)).unwrap();
+    harness
+        .blobs
+        .put(&inbox_key(ALPHA, &export_id), &record)
+        .unwrap();
+    harness.services.wake.notify_one();
+    let again = harness.result_doc(&export_id).await;
+    assert_eq!(again, doc);
+    wait_until(|| harness.blobs.list("inbox/").unwrap().is_empty()).await;
+    assert_eq!(harness.count(ALPHA), 1);
+    harness.stop().await;
+}
