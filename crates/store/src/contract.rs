@@ -3,7 +3,7 @@
 //! Every adapter runs it from its tests, with a factory that returns a fresh, empty store
 //! for each check:
 //!
-//! ```ignore
+//! ```text
 //! #[test]
 //! fn sqlite_store_passes_the_contract() {
 //!     bibgate_store::contract::store_contract(&|| Box::new(SqliteStore::in_memory().unwrap()));
