@@ -420,13 +420,9 @@ impl<'a> Importer<'a> {
         let record = &parsed.decoded.record;
         let keys = oclc_keys(record);
         let numbers = keys.numbers();
-        let entries = if numbers.is_empty() {
-            Vec::new()
-        } else {
-            self.store.find_by_oclc(zone, &numbers)?
-        };
+        let lookup = self.store.lookup(zone, &numbers)?;
         let mut by_record: BTreeMap<MmsId, Vec<Hit>> = BTreeMap::new();
-        for entry in &entries {
+        for entry in &lookup.entries {
             let incoming = keys
                 .keys
                 .iter()
@@ -446,23 +442,22 @@ impl<'a> Importer<'a> {
         let mut candidates = Vec::with_capacity(by_record.len());
         let mut revisions = Vec::with_capacity(by_record.len());
         for (mms_id, hits) in &by_record {
-            let Some(stored) = self.store.record(zone, mms_id)? else {
+            let Some(stored) = lookup.records.iter().find(|r| &r.mms_id == mms_id) else {
                 // The index names a record this read could not see: the state moved under
                 // us. Deciding without it could add a duplicate, so decide again.
                 return Err(Error::Store(bibgate_store::Error::Conflict(format!(
                     "the index of zone {zone} names record {mms_id}, which could not be read"
                 ))));
             };
-            let existing = read_stored(&stored)?;
-            let lock = self
-                .store
-                .lock(zone, mms_id)?
-                .map(|l| bibgate_engine::EditorLock {
-                    institution: l.institution,
-                    user: l.user,
+            let existing = read_stored(stored)?;
+            let lock = lookup.locks.iter().find(|l| &l.mms_id == mms_id).map(|l| {
+                bibgate_engine::EditorLock {
+                    institution: l.institution.clone(),
+                    user: l.user.clone(),
                     since_unix: l.since_unix,
                     left_unix: l.left_unix,
-                });
+                }
+            });
             revisions.push((
                 stored.revision,
                 stored.created_unix,

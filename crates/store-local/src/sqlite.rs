@@ -6,8 +6,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bibgate_store::{
-    Commit, EditorLock, Error, Expectation, ImportResult, IndexEntry, IndexKey, Institution, MmsId,
-    Outcome, Profile, RecordVersion, Result, Store, StoredRecord, TargetZone, ZoneKind,
+    Commit, EditorLock, Error, Expectation, ImportResult, IndexEntry, IndexKey, Institution,
+    Lookup, MmsId, Outcome, Profile, RecordVersion, Result, Store, StoredRecord, TargetZone,
+    ZoneKind,
 };
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -161,6 +162,11 @@ impl SqliteStore {
         writer
             .pragma_update(None, "synchronous", "FULL")
             .map_err(|err| backend(&format!("set synchronous=full on {shown:?}"), err))?;
+        // Checkpoint the WAL every ~32 MiB instead of every 4 MiB: a page rewritten by many
+        // imports between checkpoints is copied into the database once.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 8_000)
+            .map_err(|err| backend(&format!("set the checkpoint interval on {shown:?}"), err))?;
         let mut writer = writer;
         migrate(&mut writer, &shown)?;
         Ok(SqliteStore {
@@ -973,56 +979,47 @@ impl Store for SqliteStore {
         if numbers.is_empty() {
             return Ok(Vec::new());
         }
-        let sql_numbers = numbers
-            .iter()
-            .map(|&number| to_sql_u64(number, "oclc number"))
-            .collect::<Result<Vec<i64>>>()?;
-        let what = format!("look up oclc numbers {numbers:?} in zone {zone:?}");
+        self.read(|conn| query_index(conn, zone, numbers))
+    }
+
+    fn lookup(&self, zone: &str, numbers: &[u64]) -> Result<Lookup> {
+        if numbers.is_empty() {
+            return Ok(Lookup::default());
+        }
         self.read(|conn| {
-            // One statement, so one consistent snapshot for all the numbers.
-            let placeholders = vec!["?"; sql_numbers.len()].join(", ");
-            let sql = format!(
-                "SELECT number, mms_id, active FROM oclc_index \
-                 WHERE zone = ? AND number IN ({placeholders}) ORDER BY number, mms_id"
-            );
-            let mut statement = conn
-                .prepare_cached(&sql)
-                .map_err(|err| backend(&what, err))?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(numbers.len() + 1);
-            values.push(&zone);
-            for number in &sql_numbers {
-                values.push(number);
-            }
-            let rows = statement
-                .query_map(values.as_slice(), |row| {
-                    Ok(IndexEntry {
-                        number: get_u64(row, 0)?,
-                        mms_id: MmsId(row.get(1)?),
-                        active: row.get(2)?,
-                    })
+            // One read transaction: the index, the records and the locks come from the same
+            // snapshot, so a record the index names is always there.
+            exec_cached(conn, "BEGIN DEFERRED", [])
+                .map_err(|err| backend("begin a read for a lookup", err))?;
+            let read = (|| {
+                let entries = query_index(conn, zone, numbers)?;
+                let mut ids: Vec<&MmsId> = entries.iter().map(|e| &e.mms_id).collect();
+                ids.sort();
+                ids.dedup();
+                let mut records = Vec::with_capacity(ids.len());
+                let mut locks = Vec::new();
+                for id in ids {
+                    if let Some(record) = query_record(conn, zone, id)? {
+                        records.push(record);
+                    }
+                    if let Some(lock) = query_lock(conn, zone, id)? {
+                        locks.push(lock);
+                    }
+                }
+                Ok(Lookup {
+                    entries,
+                    records,
+                    locks,
                 })
-                .map_err(|err| backend(&what, err))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(|err| backend(&what, err))
+            })();
+            exec_cached(conn, "COMMIT", [])
+                .map_err(|err| backend("end a read for a lookup", err))?;
+            read
         })
     }
 
     fn record(&self, zone: &str, mms_id: &MmsId) -> Result<Option<StoredRecord>> {
-        self.read(|conn| {
-            query_row_cached(
-                conn,
-                &format!("SELECT {RECORD_COLUMNS} FROM records WHERE zone = ?1 AND mms_id = ?2"),
-                params![zone, mms_id.as_str()],
-                record_from_row,
-            )
-            .optional()
-            .map_err(|err| {
-                backend(
-                    &format!("read record {:?} in zone {zone:?}", mms_id.as_str()),
-                    err,
-                )
-            })
-        })
+        self.read(|conn| query_record(conn, zone, mms_id))
     }
 
     fn versions(&self, zone: &str, mms_id: &MmsId) -> Result<Vec<RecordVersion>> {
@@ -1156,34 +1153,7 @@ impl Store for SqliteStore {
     }
 
     fn lock(&self, zone: &str, mms_id: &MmsId) -> Result<Option<EditorLock>> {
-        self.read(|conn| {
-            query_row_cached(
-                conn,
-                "SELECT zone, mms_id, institution, user, since_unix, left_unix FROM locks \
-                 WHERE zone = ?1 AND mms_id = ?2",
-                params![zone, mms_id.as_str()],
-                |row| {
-                    Ok(EditorLock {
-                        zone: row.get(0)?,
-                        mms_id: MmsId(row.get(1)?),
-                        institution: row.get(2)?,
-                        user: row.get(3)?,
-                        since_unix: row.get(4)?,
-                        left_unix: row.get(5)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|err| {
-                backend(
-                    &format!(
-                        "read the lock of record {:?} in zone {zone:?}",
-                        mms_id.as_str()
-                    ),
-                    err,
-                )
-            })
-        })
+        self.read(|conn| query_lock(conn, zone, mms_id))
     }
 
     fn result(&self, export_id: &str) -> Result<Option<ImportResult>> {
@@ -1215,6 +1185,84 @@ impl Store for SqliteStore {
                 .map_err(|err| backend(&what, err))
         })
     }
+}
+
+fn query_index(conn: &Connection, zone: &str, numbers: &[u64]) -> Result<Vec<IndexEntry>> {
+    let sql_numbers = numbers
+        .iter()
+        .map(|&number| to_sql_u64(number, "oclc number"))
+        .collect::<Result<Vec<i64>>>()?;
+    let what = || format!("look up oclc numbers {numbers:?} in zone {zone:?}");
+    // One statement, so one consistent snapshot for all the numbers.
+    let placeholders = vec!["?"; sql_numbers.len()].join(", ");
+    let sql = format!(
+        "SELECT number, mms_id, active FROM oclc_index \
+         WHERE zone = ? AND number IN ({placeholders}) ORDER BY number, mms_id"
+    );
+    let mut statement = conn
+        .prepare_cached(&sql)
+        .map_err(|err| backend(&what(), err))?;
+    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(numbers.len() + 1);
+    values.push(&zone);
+    for number in &sql_numbers {
+        values.push(number);
+    }
+    let rows = statement
+        .query_map(values.as_slice(), |row| {
+            Ok(IndexEntry {
+                number: get_u64(row, 0)?,
+                mms_id: MmsId(row.get(1)?),
+                active: row.get(2)?,
+            })
+        })
+        .map_err(|err| backend(&what(), err))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|err| backend(&what(), err))
+}
+
+fn query_record(conn: &Connection, zone: &str, mms_id: &MmsId) -> Result<Option<StoredRecord>> {
+    query_row_cached(
+        conn,
+        &format!("SELECT {RECORD_COLUMNS} FROM records WHERE zone = ?1 AND mms_id = ?2"),
+        params![zone, mms_id.as_str()],
+        record_from_row,
+    )
+    .optional()
+    .map_err(|err| {
+        backend(
+            &format!("read record {:?} in zone {zone:?}", mms_id.as_str()),
+            err,
+        )
+    })
+}
+
+fn query_lock(conn: &Connection, zone: &str, mms_id: &MmsId) -> Result<Option<EditorLock>> {
+    query_row_cached(
+        conn,
+        "SELECT zone, mms_id, institution, user, since_unix, left_unix FROM locks \
+                 WHERE zone = ?1 AND mms_id = ?2",
+        params![zone, mms_id.as_str()],
+        |row| {
+            Ok(EditorLock {
+                zone: row.get(0)?,
+                mms_id: MmsId(row.get(1)?),
+                institution: row.get(2)?,
+                user: row.get(3)?,
+                since_unix: row.get(4)?,
+                left_unix: row.get(5)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(|err| {
+        backend(
+            &format!(
+                "read the lock of record {:?} in zone {zone:?}",
+                mms_id.as_str()
+            ),
+            err,
+        )
+    })
 }
 
 /// Runs a statement through the connection's prepared-statement cache: an import runs the

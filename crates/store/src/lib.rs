@@ -58,6 +58,31 @@ pub trait Store: Send + Sync {
     fn find_by_oclc(&self, zone: &str, numbers: &[u64]) -> Result<Vec<IndexEntry>>;
     /// A record's current state.
     fn record(&self, zone: &str, mms_id: &MmsId) -> Result<Option<StoredRecord>>;
+
+    /// What a decision reads, from one consistent state: the index entries for `numbers`,
+    /// the records they name and those records' locks. Adapters that can read a snapshot
+    /// override this; the default reads each piece on its own.
+    fn lookup(&self, zone: &str, numbers: &[u64]) -> Result<Lookup> {
+        let entries = self.find_by_oclc(zone, numbers)?;
+        let mut ids: Vec<&MmsId> = entries.iter().map(|e| &e.mms_id).collect();
+        ids.sort();
+        ids.dedup();
+        let mut records = Vec::with_capacity(ids.len());
+        let mut locks = Vec::new();
+        for id in ids {
+            if let Some(record) = self.record(zone, id)? {
+                records.push(record);
+            }
+            if let Some(lock) = self.lock(zone, id)? {
+                locks.push(lock);
+            }
+        }
+        Ok(Lookup {
+            entries,
+            records,
+            locks,
+        })
+    }
     /// A record's prior versions, oldest first (the current state is not among them).
     fn versions(&self, zone: &str, mms_id: &MmsId) -> Result<Vec<RecordVersion>>;
     /// How many records a zone holds.

@@ -263,6 +263,18 @@ pub struct ImportResult {
     pub trace: Vec<String>,
 }
 
+/// What [`crate::Store::lookup`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lookup {
+    /// The index entries for the numbers asked for.
+    pub entries: Vec<IndexEntry>,
+    /// The records those entries name (a record missing here although named means the state
+    /// changed between reads: decide again).
+    pub records: Vec<StoredRecord>,
+    /// Their locks, expired or not.
+    pub locks: Vec<EditorLock>,
+}
+
 /// The state a decision was based on: the records indexed under the incoming numbers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Expectation {
