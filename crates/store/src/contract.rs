@@ -33,8 +33,8 @@ use std::thread;
 
 use crate::{
     BlobStore, Commit, EditorLock, Error, Expectation, ImportResult, IndexEntry, IndexKey,
-    Institution, MmsId, Outcome, Profile, RecordVersion, Result, Store, StoredRecord, TargetZone,
-    ZoneKind,
+    Institution, Lookup, MmsId, Outcome, Profile, RecordVersion, Result, Store, StoredRecord,
+    TargetZone, ZoneKind,
 };
 
 /// The demo network zone.
@@ -322,6 +322,7 @@ pub fn store_contract(make: &dyn Fn() -> Box<dyn Store>) {
         ("duplicate_export_id", check_duplicate_export_id),
         ("replace", check_replace),
         ("locks", check_locks),
+        ("lookup", check_lookup),
         ("commit_batch", check_commit_batch),
         ("zones_are_separate", check_zones_are_separate),
     ];
@@ -1156,6 +1157,51 @@ fn check_locks(store: &dyn Store) {
         "releasing a missing lock returns false"
     );
     assert_eq!(ok(store.lock(ZONE_A, &mms_id), "lock()"), None);
+}
+
+fn check_lookup(store: &dyn Store) {
+    setup_zones(store);
+    assert_eq!(
+        ok(store.lookup(ZONE_A, &[]), "lookup of no numbers"),
+        Lookup::default()
+    );
+    let first = add_new(store, ZONE_A, &[active(500), cancelled(501)], "e-lookup-1").mms_id;
+    let second = add_new(store, ZONE_A, &[active(502)], "e-lookup-2").mms_id;
+    add_new(store, ZONE_B, &[active(500)], "e-lookup-other-zone");
+    let lock = EditorLock {
+        zone: ZONE_A.to_owned(),
+        mms_id: second.clone(),
+        institution: ZONE_A.to_owned(),
+        user: "bob".to_owned(),
+        since_unix: 1_700_000_000,
+        left_unix: None,
+    };
+    ok(store.put_lock(&lock), "put_lock");
+    let found = ok(store.lookup(ZONE_A, &[501, 502, 999]), "lookup");
+    let mut named: Vec<(u64, MmsId, bool)> = found
+        .entries
+        .iter()
+        .map(|e| (e.number, e.mms_id.clone(), e.active))
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        vec![(501, first.clone(), false), (502, second.clone(), true)],
+        "lookup returns the entries of the numbers asked for, in this zone only"
+    );
+    let mut ids: Vec<&MmsId> = found.records.iter().map(|r| &r.mms_id).collect();
+    ids.sort();
+    let mut expected = vec![&first, &second];
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "lookup returns every record the entries name"
+    );
+    assert_eq!(
+        found.locks,
+        vec![lock],
+        "lookup returns those records' locks"
+    );
 }
 
 fn check_commit_batch(store: &dyn Store) {
