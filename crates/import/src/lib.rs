@@ -601,6 +601,7 @@ fn finalize(route: &Route, planned: Planned, mms: Option<MmsId>, now_unix: i64) 
         received_unix: received.received_unix,
         decided_unix: now_unix,
         trace,
+        policy: None,
     };
     let expect = Expectation {
         numbers: planned.numbers.clone(),
@@ -737,5 +738,6 @@ fn unreachable_result() -> ImportResult {
         received_unix: 0,
         decided_unix: 0,
         trace: Vec::new(),
+        policy: None,
     }
 }

@@ -14,7 +14,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -283,6 +283,11 @@ fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
         tx.execute_batch(SCHEMA_V1)
             .map_err(|err| backend(&format!("create the schema of {shown:?}"), err))?;
     }
+    if version < 2 {
+        // v2: the merge policy that decided a result.
+        tx.execute_batch("ALTER TABLE results ADD COLUMN policy TEXT;")
+            .map_err(|err| backend(&format!("migrate {shown:?} to schema version 2"), err))?;
+    }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|err| backend(&format!("set the schema version of {shown:?}"), err))?;
@@ -504,7 +509,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<StoredRecord> {
 
 const RESULT_COLUMNS: &str = "export_id, batch_id, idx, institution, zone, outcome, \
      host_message, reason_code, mms_id, oclc_numbers, raw_key, raw_offset, raw_len, \
-     received_unix, decided_unix, trace";
+     received_unix, decided_unix, trace, policy";
 
 fn result_from_row(row: &Row<'_>) -> rusqlite::Result<ImportResult> {
     let outcome: String = row.get(5)?;
@@ -529,6 +534,7 @@ fn result_from_row(row: &Row<'_>) -> rusqlite::Result<ImportResult> {
         received_unix: row.get(13)?,
         decided_unix: row.get(14)?,
         trace: decode_trace(&trace, 15)?,
+        policy: row.get(16)?,
     })
 }
 
@@ -825,7 +831,7 @@ fn insert_result(conn: &Connection, result: &ImportResult) -> Result<()> {
         conn,
         &format!(
             "INSERT INTO results ({RESULT_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         ),
         params![
             result.export_id,
@@ -844,6 +850,7 @@ fn insert_result(conn: &Connection, result: &ImportResult) -> Result<()> {
             result.received_unix,
             result.decided_unix,
             encode_trace(&result.trace),
+            result.policy,
         ],
     )
     .map_err(|err| backend(&what, err))?;

@@ -261,6 +261,9 @@ pub struct ImportResult {
     pub decided_unix: i64,
     /// How it was decided, one line per step.
     pub trace: Vec<String>,
+    /// The merge policy that decided it, `name@revision sha256:<hex>`; `None` when the
+    /// engine's built-in rules alone decided.
+    pub policy: Option<String>,
 }
 
 /// What [`crate::Store::lookup`] returns.

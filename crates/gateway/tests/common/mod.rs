@@ -304,6 +304,7 @@ pub fn seed(store: &dyn Store, zone: &str, record: &Record, keys: &[(u64, bool)]
         received_unix: 0,
         decided_unix: 0,
         trace: Vec::new(),
+        policy: None,
     };
     store
         .commit(&Commit::Add {
