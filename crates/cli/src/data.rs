@@ -2,6 +2,7 @@
 //! This module is the CLI's composition root for storage.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use bibgate_store::{BlobStore, Institution, Store, TargetZone, ZoneKind};
@@ -113,4 +114,16 @@ pub fn open_or_init(dir: &Path, err: &mut impl std::io::Write) -> anyhow::Result
 /// The blob store as the port.
 pub fn blobs(data: &Data) -> &dyn BlobStore {
     &data.blobs
+}
+
+/// The AWS backend: DynamoDB `table` and S3 `bucket`, configured from the standard `AWS_*`
+/// environment (credentials, region, `AWS_ENDPOINT_URL*` for local endpoints). Large MARC
+/// goes to the same bucket under `marc/`.
+pub fn open_aws(bucket: &str, table: &str) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn BlobStore>)> {
+    let context = bibgate_store_aws::AwsContext::from_env()
+        .context("could not load the aws configuration")?;
+    let blobs = bibgate_store_aws::S3BlobStore::new(&context, bucket);
+    let store =
+        bibgate_store_aws::DynamoStore::new(&context, table).with_marc_bucket(blobs.clone());
+    Ok((Arc::new(store), Arc::new(blobs)))
 }

@@ -11,6 +11,8 @@ mod data;
 mod import_cmd;
 mod input;
 mod inspect;
+mod policy_cmd;
+mod result_cmd;
 mod serve;
 
 use std::io::{BufWriter, Write};
@@ -263,6 +265,12 @@ enum Command {
         #[arg(long, value_enum)]
         zone: Option<ZoneArg>,
     },
+    /// Show the stored result of an export (host message, outcome, MMS ID, trace); exit 1
+    /// when there is none yet.
+    Result {
+        /// The export id (from the gateway's reply or log, or `<batch>#<index>`).
+        export_id: String,
+    },
     /// Show, list the history of, or restore records.
     #[command(subcommand)]
     Record(RecordCommand),
@@ -291,7 +299,13 @@ enum Command {
         /// Address and port to listen on.
         #[arg(long, default_value = "0.0.0.0:5500")]
         listen: String,
+        /// Where records and blobs live (the data directory, or S3 + DynamoDB).
+        #[command(flatten)]
+        backend: serve::BackendArgs,
     },
+    /// Write, build, test, publish, activate and roll back per-institution merge policies.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
     /// Send each record of a file to a Connexion gateway, like the Connexion client.
     Send {
         /// ISO 2709 or MARCXML file.
@@ -441,7 +455,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let data = data::open_or_init(&cli.data_dir, &mut std::io::stderr())?;
             let route =
                 bibgate_import::route(&data.store, &institution, zone.map(ZoneArg::target))?;
-            let importer = bibgate_import::Importer::new(&data.store);
+            let policies = policy_cmd::runner(&cli.data_dir, false)?;
+            let importer = bibgate_import::Importer::with_policies(
+                &data.store,
+                policies
+                    .as_deref()
+                    .map(|r| r as &dyn bibgate_import::PolicyRunner),
+            );
             let options = import_cmd::Options {
                 dry_run,
                 json,
@@ -489,13 +509,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let data = data::open_or_init(&cli.data_dir, &mut std::io::stderr())?;
             let route =
                 bibgate_import::route(&data.store, &institution, zone.map(ZoneArg::target))?;
-            let importer = bibgate_import::Importer::new(&data.store);
+            let policies = policy_cmd::runner(&cli.data_dir, false)?;
+            let importer = bibgate_import::Importer::with_policies(
+                &data.store,
+                policies
+                    .as_deref()
+                    .map(|r| r as &dyn bibgate_import::PolicyRunner),
+            );
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
             import_cmd::explain_file(&importer, &route, &file, &mut out)?;
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Result { export_id } => result_cmd::run(&cli.data_dir, &export_id),
         Command::Record(command) => {
             let data = data::open(&cli.data_dir)?;
             let store: &dyn Store = &data.store;
@@ -551,7 +578,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen } => serve::serve(&cli.data_dir, &listen),
+        Command::Policy(command) => policy_cmd::run(&cli.data_dir, command),
+        Command::Serve { listen, backend } => serve::serve(&cli.data_dir, &listen, &backend),
         Command::Send {
             file,
             host,

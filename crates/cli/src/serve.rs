@@ -42,8 +42,32 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("could not start the async runtime")
 }
 
-/// Runs the gateway and the processor over the data directory until ctrl-c.
-pub fn serve(data_dir: &Path, listen: &str) -> anyhow::Result<ExitCode> {
+/// Where `bibgate serve` keeps records and blobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The data directory (SQLite + blob folder); the processor runs in this process.
+    Local,
+    /// DynamoDB + S3 (endpoints from the standard `AWS_*` variables); the import processor
+    /// is the Lambda function, so this process is the shim only.
+    Aws,
+}
+
+/// The storage options of `bibgate serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BackendArgs {
+    /// Storage backend.
+    #[arg(long, value_enum, env = "BIBGATE_BACKEND", default_value = "local")]
+    pub backend: BackendKind,
+    /// S3 bucket (with --backend aws).
+    #[arg(long, env = "BIBGATE_BUCKET", required_if_eq("backend", "aws"))]
+    pub bucket: Option<String>,
+    /// DynamoDB table (with --backend aws).
+    #[arg(long, env = "BIBGATE_TABLE", required_if_eq("backend", "aws"))]
+    pub table: Option<String>,
+}
+
+/// Runs the gateway (and, with the local backend, the processor) until ctrl-c.
+pub fn serve(data_dir: &Path, listen: &str, backend: &BackendArgs) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -51,10 +75,28 @@ pub fn serve(data_dir: &Path, listen: &str) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let data::Data { store, blobs } = data::open_or_init(data_dir, &mut std::io::stderr())?;
-    let store: Arc<dyn Store> = Arc::new(store);
-    let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
-    let services = Services::new(store, blobs);
+    let (store, blobs, drop_root): (Arc<dyn Store>, Arc<dyn BlobStore>, String) =
+        match (backend.backend, &backend.bucket, &backend.table) {
+            (BackendKind::Aws, Some(bucket), Some(table)) => {
+                let (store, blobs) = data::open_aws(bucket, table)?;
+                (store, blobs, format!("s3://{bucket}/drop"))
+            }
+            (BackendKind::Aws, _, _) => anyhow::bail!("--backend aws needs --bucket and --table"),
+            (BackendKind::Local, _, _) => {
+                let data::Data { store, blobs } =
+                    data::open_or_init(data_dir, &mut std::io::stderr())?;
+                let root = data_dir.join("blobs").join("drop").display().to_string();
+                (Arc::new(store), Arc::new(blobs), root)
+            }
+        };
+    let in_process = backend.backend == BackendKind::Local;
+    let mut services = Services::new(store, blobs);
+    if in_process {
+        // Activations are read every couple of seconds, so a policy activated while the
+        // server runs takes effect without a restart.
+        services = services
+            .with_policies(crate::policy_cmd::runner(data_dir, true)?.context("no policy runner")?);
+    }
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -66,8 +108,7 @@ pub fn serve(data_dir: &Path, listen: &str) -> anyhow::Result<ExitCode> {
         writeln!(out, "bibgate gateway listening on {addr}")?;
         writeln!(
             out,
-            "drop folders: {}/<institution>/ for {}",
-            data_dir.join("blobs").join("drop").display(),
+            "drop folders: {drop_root}/<institution>/ for {}",
             if institutions.is_empty() {
                 "(no institution with a Connexion profile yet)".to_string()
             } else {
@@ -77,13 +118,16 @@ pub fn serve(data_dir: &Path, listen: &str) -> anyhow::Result<ExitCode> {
         writeln!(out, "press ctrl-c to stop")?;
         out.flush()?;
         let (stop_processor, processor_stopped) = tokio::sync::oneshot::channel::<()>();
-        let processor = bibgate_gateway::spawn_processor(
-            services.clone(),
-            ProcessorConfig::default(),
-            async move {
-                let _ = processor_stopped.await;
-            },
-        );
+        // With S3 + DynamoDB the import processor is the Lambda function (S3 events).
+        let processor = in_process.then(|| {
+            bibgate_gateway::spawn_processor(
+                services.clone(),
+                ProcessorConfig::default(),
+                async move {
+                    let _ = processor_stopped.await;
+                },
+            )
+        });
         bibgate_gateway::run(
             listener,
             async {
@@ -95,7 +139,9 @@ pub fn serve(data_dir: &Path, listen: &str) -> anyhow::Result<ExitCode> {
         .await;
         // In-flight exports are answered; now stop the processor after its current pass.
         let _ = stop_processor.send(());
-        let _ = processor.await;
+        if let Some(processor) = processor {
+            let _ = processor.await;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

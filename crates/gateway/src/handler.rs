@@ -2,6 +2,8 @@
 //!
 //! The shim never imports: it writes the record to the inbox and waits for the processor's
 //! result document, exactly as it would with the processor in another process or machine.
+//! With the processor in the same process, its result signal lets the shim answer from the
+//! stored result as soon as the import committed, without waiting for the document.
 
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -280,7 +282,10 @@ impl Shared {
     }
 
     /// Polls `results/<export-id>.json` until `deadline`: first after a short interval,
-    /// then less often; a result notification from an in-process processor cuts a wait short.
+    /// then less often. A result signal from an in-process processor cuts a wait short, and
+    /// after one the stored result ([`bibgate_store::Store::result`], committed durably
+    /// before the signal) is looked at first: the processor signals as soon as the result is
+    /// stored, before it writes the result document (see [`crate::ResultSignals`]).
     async fn wait_for_result(&self, export_id: &str, deadline: Instant) -> Option<ResultDoc> {
         let signal = self.services.results.subscribe(export_id);
         let found = self.poll_result(export_id, deadline, &signal).await;
@@ -297,10 +302,21 @@ impl Shared {
         let mut interval = self.config.result_poll_first.max(Duration::from_millis(1));
         let max = self.config.result_poll_max.max(interval);
         let key = result_key(export_id);
+        let mut signalled = false;
         loop {
             let notified = signal.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if signalled {
+                let store = self.services.store.clone();
+                let id = export_id.to_string();
+                match blocking(move || store.result(&id)).await {
+                    Ok(Ok(Some(result))) => return Some(ResultDoc::from_result(&result)),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(error)) => warn!(%export_id, %error, "could not read a stored result"),
+                    Err(error) => warn!(%export_id, %error, "could not read a stored result"),
+                }
+            }
             let blobs = self.services.blobs.clone();
             let lookup = key.clone();
             match blocking(move || blobs.get(&lookup)).await {
@@ -317,10 +333,10 @@ impl Shared {
                 return None;
             }
             let wake_at = (now + interval).min(deadline);
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep_until(wake_at) => {}
-            }
+            signalled = tokio::select! {
+                () = &mut notified => true,
+                () = tokio::time::sleep_until(wake_at) => false,
+            };
             interval = (interval + interval / 2).min(max);
         }
     }

@@ -18,7 +18,13 @@
 //! - `server.rs`: [`run`]: the accept loop (semaphore cap), one handler per connection
 //!   (timeouts, reply, grace), graceful shutdown with a broadcast and a drop guard.
 //! - `handler.rs`: a complete request → reply text: logon, retry window, inbox, wait.
-//! - `processor.rs`: [`spawn_processor`]: inbox and drop folders → imports → results.
+//! - `processor.rs`: [`spawn_processor`]: inbox and drop folders → imports → results. Each
+//!   pass takes the pending exports (at most [`processor::BATCH_MAX`]), copies them to
+//!   `received/`, imports each institution's exports with one batch import (one durable
+//!   transaction), signals the waiting connections, and writes the result documents and
+//!   deletes the inbox objects in the background while the next pass starts. The per-export
+//!   steps are public ([`processor::take_export`], [`processor::decide`],
+//!   [`processor::finish_export`], and [`processor::process_export`] for one inbox key).
 //! - `layout.rs`: blob keys, export ids, the [`ResultDoc`] JSON.
 //! - `logon.rs`, `retry.rs`: the logon back-off, the verified-logon cache, the retry window.
 //! - `client.rs`: [`send`].
@@ -69,6 +75,10 @@
 //! - Nothing received is lost: the shim replies "received" (a result or pending) only after
 //!   the inbox write returned, and the processor deletes an inbox object only after its raw
 //!   bytes are under `received/` and its result document is written (see `processor.rs`).
+//! - A reply states a durable result: the stored result (the processor signals once the
+//!   import committed; an in-process shim then reads [`bibgate_store::Store::result`]) or the
+//!   result document. Either says the same, and re-processing after a crash finds the stored
+//!   result instead of importing again.
 //! - No password in any log, error or reply; record contents are never logged at `info`.
 //! - Depends on the ports only (`bibgate-store`), never on an adapter.
 #![deny(missing_docs)]
@@ -81,7 +91,7 @@ mod error;
 mod handler;
 pub mod layout;
 mod logon;
-mod processor;
+pub mod processor;
 mod retry;
 mod server;
 mod services;

@@ -1,20 +1,48 @@
 //! The processor: takes exports from the inbox and files from the drop folders, imports
 //! them, and writes their results.
 //!
-//! # One export (`inbox/<institution>/<export-id>.mrc`)
+//! # Exports (`inbox/<institution>/<export-id>.mrc`)
 //!
-//! 1. Copy the bytes to `received/<institution>/<export-id>.mrc` (if not there yet).
-//! 2. Import with `raw_key` pointing at that copy (or take the stored result when this
-//!    export id was imported already).
-//! 3. Write `results/<export-id>.json`.
-//! 4. Delete the inbox object.
+//! Each pass takes the exports in the inbox (at most [`BATCH_MAX`]) and runs four steps:
 //!
-//! A crash between any two steps leaves the inbox object, so the export is processed again,
-//! and every step is idempotent: the copy is `put_if_absent`, [`Importer::import`] returns
-//! the stored result for an export id it has seen, and the result document is overwritten
-//! with the same content. A crash after step 4 has nothing left to do. So every received
-//! record ends with its raw bytes under `received/`, one stored result and one result
-//! document, never with two imports.
+//! 1. For each export, copy the bytes to `received/<institution>/<export-id>.mrc` (if not
+//!    there yet) — [`take_export`], several at a time.
+//! 2. Group the exports by institution (one route each); per group, take the stored result
+//!    of every export id imported already, and import the others with one
+//!    [`Importer::import_batch`] (one MMS-ID allocation, one durable transaction; records
+//!    that conflict are decided again one by one, in order), `raw_key` pointing at the
+//!    copies. When the batch as a whole fails, its exports are imported one by one
+//!    ([`decide`]), so one bad export cannot hold the others back.
+//!
+//!    Once a group is committed, each export with a stored result is signalled
+//!    ([`crate::ResultSignals`]): an in-process shim answers from the stored result at once.
+//! 3. For each export, write `results/<export-id>.json` and signal again —
+//! 4. then delete the inbox object ([`finish_export`], several at a time).
+//!
+//! Steps 3-4 run in the background while the next pass starts with step 1 (that pass skips
+//! the exports still being finished; at most [`MAX_FINISHING`] passes finish at once, and
+//! the processor stops only after they are done).
+//!
+//! Per export the order is the same as when exports were processed one by one
+//! ([`process_export`] still does exactly that, for one key): a step starts only after the
+//! previous one returned, and every write is durable when it returns. A crash between any
+//! two steps leaves the inbox object, so the export is processed again, and every step is
+//! idempotent: the copy is `put_if_absent`, a stored result is taken instead of importing
+//! again (and [`Importer::import_batch`] falls back to [`Importer::import`], which returns
+//! the stored result, if one appears meanwhile), and the result document is overwritten
+//! with the same content. A group's transaction commits all of its imports or none. A crash
+//! after step 4 has nothing left to do. So every received record ends with its raw bytes
+//! under `received/`, one stored result and one result document, never with two imports;
+//! and a reply given from the stored result after step 2 is the one the document will
+//! carry.
+//!
+//! The result document is written with an fsync although it can be derived from the
+//! stored result ([`bibgate_store::Store::result`], shown by `bibgate result EXPORT_ID`): it
+//! is what the shim polls (in AWS mode, `results/<export-id>.json` in S3), and it must be
+//! durable before the inbox object is deleted, or a crash could leave neither an inbox
+//! object to re-create it from nor the document. (Skipping that fsync would need a blob
+//! port that syncs many writes at once before the deletes; the in-process shim no longer
+//! waits for it, so it costs throughput, not latency.)
 //!
 //! # One drop file (`drop/<institution>/<file>.mrc` or `.xml`)
 //!
@@ -25,9 +53,8 @@
 //! twice), write `reports/<institution>/<file>.results.jsonl` and, when some records failed,
 //! `reports/<institution>/<file>.rejected.mrc`, then delete the drop file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bibgate_import::{Importer, Input, Received};
@@ -36,7 +63,6 @@ use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::{self, Mode};
 use bibgate_store::ImportResult;
 use serde_json::json;
-use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -51,9 +77,16 @@ use crate::services::{Services, blocking};
 
 /// Records of a drop file decided and committed together.
 const CHUNK: usize = 2_000;
+/// The most inbox exports one pass takes (the rest wait for the next pass).
+pub const BATCH_MAX: usize = 500;
 /// Attempts at an export that keeps failing before a failure result is written (its raw
 /// bytes stay under `received/`).
 const MAX_ATTEMPTS: u32 = 8;
+/// Blob writes (steps 1 and 3) run on this many threads per worker: they wait on fsync,
+/// not on the CPU, and the file system commits concurrent fsyncs together.
+const IO_PER_WORKER: usize = 4;
+/// Passes whose steps 3-4 may run in the background at once.
+pub const MAX_FINISHING: usize = 2;
 
 fn now_unix() -> i64 {
     SystemTime::now()
@@ -75,6 +108,8 @@ pub fn spawn_processor(
             failures: HashMap::new(),
             ignored: HashSet::new(),
             drops: HashMap::new(),
+            finishing: JoinSet::new(),
+            in_flight: HashSet::new(),
         };
         processor.run(shutdown).await;
     })
@@ -96,6 +131,60 @@ struct Processor {
     ignored: HashSet<String>,
     /// Drop files waiting to settle.
     drops: HashMap<String, Seen>,
+    /// Steps 3-4 of earlier passes still running: the export ids of each task, and the task.
+    finishing: JoinSet<Finished>,
+    /// The export ids in `finishing`: a pass does not take them again.
+    in_flight: HashSet<String>,
+}
+
+/// What a steps 3-4 task returns: the export ids it was given, and the outcome of each it
+/// finished.
+type Finished = (Vec<String>, Vec<(String, Result<()>)>);
+
+/// An export of this pass: its place in the inbox listing, where it is, and its earlier
+/// failed attempts.
+struct Due {
+    position: usize,
+    institution: String,
+    export_id: String,
+    attempts: u32,
+}
+
+/// Runs `f` over `items` on up to `threads` blocking threads; the outputs come back in no
+/// particular order (a task that panicked loses its items' outputs: those exports stay in
+/// the inbox for a later pass).
+async fn parallel<I, O, F>(services: &Services, items: Vec<I>, threads: usize, f: F) -> Vec<O>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: Fn(&Services, I) -> O + Clone + Send + 'static,
+{
+    let threads = threads.clamp(1, items.len().max(1));
+    let mut chunks: Vec<Vec<I>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        if let Some(chunk) = chunks.get_mut(i % threads) {
+            chunk.push(item);
+        }
+    }
+    let mut tasks = JoinSet::new();
+    for chunk in chunks.into_iter().filter(|c| !c.is_empty()) {
+        let services = services.clone();
+        let f = f.clone();
+        tasks.spawn_blocking(move || {
+            chunk
+                .into_iter()
+                .map(|item| f(&services, item))
+                .collect::<Vec<O>>()
+        });
+    }
+    let mut outputs = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(out) => outputs.extend(out),
+            Err(error) => warn!(%error, "a processor task failed"),
+        }
+    }
+    outputs
 }
 
 impl Processor {
@@ -117,11 +206,53 @@ impl Processor {
                 () = tokio::time::sleep_until(wake_at) => {}
             }
         }
+        while let Some(joined) = self.finishing.join_next().await {
+            self.finished(joined);
+        }
         info!("processor stopped");
     }
 
-    /// Processes every export in the inbox, a few at a time.
+    /// Notes a failed attempt at an export; it is tried again after a back-off.
+    fn failed(&mut self, export_id: String, error: &crate::Error) {
+        let attempts = self.failures.get(&export_id).map_or(0, |(n, _)| *n) + 1;
+        let delay = Duration::from_secs(1u64 << attempts.min(6));
+        warn!(%export_id, %error, attempts, retry_in_s = delay.as_secs(), "could not process an export; will retry");
+        self.failures
+            .insert(export_id, (attempts, Instant::now() + delay));
+    }
+
+    /// Takes in the outcome of a steps 3-4 task.
+    fn finished(&mut self, joined: std::result::Result<Finished, tokio::task::JoinError>) {
+        match joined {
+            Ok((ids, outcomes)) => {
+                for id in &ids {
+                    self.in_flight.remove(id);
+                }
+                for (export_id, outcome) in outcomes {
+                    match outcome {
+                        Ok(()) => {
+                            self.failures.remove(&export_id);
+                        }
+                        Err(error) => self.failed(export_id, &error),
+                    }
+                }
+            }
+            Err(error) => {
+                // Not expected (`parallel` catches its tasks' panics); forget what was in
+                // flight so that the next pass looks at those exports again.
+                warn!(%error, "a processor task failed");
+                self.in_flight.clear();
+            }
+        }
+    }
+
+    /// Processes the exports in the inbox (at most [`BATCH_MAX`]) as one batch; see the
+    /// module docs. Steps 3-4 run on in the background, so that the next pass can start
+    /// (exports whose steps 3-4 are running are left to them).
     async fn inbox_pass(&mut self) {
+        while let Some(joined) = self.finishing.try_join_next() {
+            self.finished(joined);
+        }
         let blobs = self.services.blobs.clone();
         let keys = match blocking(move || blobs.list(INBOX)).await {
             Ok(Ok(keys)) => keys,
@@ -135,8 +266,7 @@ impl Processor {
             }
         };
         let now = Instant::now();
-        let permits = Arc::new(Semaphore::new(self.config.workers.max(1)));
-        let mut tasks = JoinSet::new();
+        let mut due = Vec::new();
         for key in keys {
             let Some((institution, export_id)) = parse_inbox_key(&key) else {
                 if self.ignored.insert(key.clone()) {
@@ -144,40 +274,124 @@ impl Processor {
                 }
                 continue;
             };
-            if self
-                .failures
-                .get(export_id)
-                .is_some_and(|(_, next)| *next > now)
-            {
+            if self.in_flight.contains(export_id) {
                 continue;
             }
-            let (institution, export_id) = (institution.to_string(), export_id.to_string());
-            let attempts = self.failures.get(&export_id).map_or(0, |(n, _)| *n);
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
-            let services = self.services.clone();
-            tasks.spawn_blocking(move || {
-                let outcome = process_export(&services, &institution, &export_id, attempts);
-                drop(permit);
-                (export_id, outcome)
+            let failed = self.failures.get(export_id);
+            if failed.is_some_and(|(_, next)| *next > now) {
+                continue;
+            }
+            due.push(Due {
+                position: due.len(),
+                institution: institution.to_string(),
+                export_id: export_id.to_string(),
+                attempts: failed.map_or(0, |(n, _)| *n),
             });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((export_id, Ok(()))) => {
-                    self.failures.remove(&export_id);
-                }
-                Ok((export_id, Err(error))) => {
-                    let attempts = self.failures.get(&export_id).map_or(0, |(n, _)| *n) + 1;
-                    let delay = Duration::from_secs(1u64 << attempts.min(6));
-                    warn!(%export_id, %error, attempts, retry_in_s = delay.as_secs(), "could not process an export; will retry");
-                    self.failures
-                        .insert(export_id, (attempts, Instant::now() + delay));
-                }
-                Err(error) => warn!(%error, "an export task failed"),
+            if due.len() >= BATCH_MAX {
+                break;
             }
         }
+        if due.is_empty() {
+            return;
+        }
+        let count = due.len();
+        let io_threads = self.config.workers.max(1) * IO_PER_WORKER;
+
+        // Step 1: the copies to `received/`.
+        let taken = parallel(&self.services, due, io_threads, |services, due: Due| {
+            let outcome = take_export(services, &due.institution, &due.export_id);
+            (due, outcome)
+        })
+        .await;
+        let mut groups: BTreeMap<String, Vec<(usize, Taken, u32)>> = BTreeMap::new();
+        for (due, outcome) in taken {
+            match outcome {
+                Ok(Some(export)) => groups.entry(due.institution).or_default().push((
+                    due.position,
+                    export,
+                    due.attempts,
+                )),
+                // Taken by another processor meanwhile.
+                Ok(None) => {
+                    self.failures.remove(&due.export_id);
+                }
+                Err(error) => self.failed(due.export_id, &error),
+            }
+        }
+
+        // Step 2: one batch import per institution, in inbox order (the order of the
+        // export ids: receive time first).
+        let groups: Vec<(String, Vec<(Taken, u32)>)> = groups
+            .into_iter()
+            .map(|(institution, mut exports)| {
+                exports.sort_by_key(|(position, _, _)| *position);
+                let exports = exports
+                    .into_iter()
+                    .map(|(_, export, attempts)| (export, attempts))
+                    .collect();
+                (institution, exports)
+            })
+            .collect();
+        let decided = parallel(
+            &self.services,
+            groups,
+            self.config.workers,
+            |services, (institution, exports): (String, Vec<(Taken, u32)>)| {
+                let (exports, attempts): (Vec<Taken>, Vec<u32>) = exports.into_iter().unzip();
+                let outcomes = decide_batch(services, &institution, &exports);
+                exports
+                    .into_iter()
+                    .zip(attempts)
+                    .zip(outcomes)
+                    .map(|((export, attempts), outcome)| (export, attempts, outcome))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .await;
+        let mut settled = Vec::new();
+        for (export, attempts, outcome) in decided.into_iter().flatten() {
+            if outcome.is_ok() {
+                // The result is stored (durably): an in-process shim may answer from the
+                // store already (see `ResultSignals`).
+                self.services.results.notify(&export.export_id);
+            }
+            match settle(&export, attempts, outcome) {
+                Ok(doc) => settled.push((export, doc)),
+                Err(error) => self.failed(export.export_id, &error),
+            }
+        }
+        debug!(
+            exports = count,
+            decided = settled.len(),
+            "inbox pass decided"
+        );
+        if settled.is_empty() {
+            return;
+        }
+
+        // Steps 3 and 4, in the background: the result documents, the signals, the deletes.
+        while self.finishing.len() >= MAX_FINISHING {
+            match self.finishing.join_next().await {
+                Some(joined) => self.finished(joined),
+                None => break,
+            }
+        }
+        let ids: Vec<String> = settled.iter().map(|(e, _)| e.export_id.clone()).collect();
+        self.in_flight.extend(ids.iter().cloned());
+        let services = self.services.clone();
+        self.finishing.spawn(async move {
+            let outcomes = parallel(
+                &services,
+                settled,
+                io_threads,
+                |services, (export, doc): (Taken, ResultDoc)| {
+                    let outcome = finish_export(services, &export, &doc);
+                    (export.export_id, outcome)
+                },
+            )
+            .await;
+            (ids, outcomes)
+        });
     }
 
     /// Imports drop files that have settled.
@@ -279,51 +493,87 @@ fn is_permanent(error: &bibgate_import::Error) -> bool {
     )
 }
 
-/// Steps 1-4 for one export (see the module docs). `attempts` counts earlier failures.
-fn process_export(
+/// An export after step 1: its bytes, also kept under `raw_key`.
+#[derive(Clone, Debug)]
+pub struct Taken {
+    /// The sending institution.
+    pub institution: String,
+    /// The export id.
+    pub export_id: String,
+    /// Where the bytes are kept (`received/<institution>/<export-id>.mrc`).
+    pub raw_key: String,
+    /// The record bytes as received.
+    pub bytes: Vec<u8>,
+}
+
+/// Step 1: reads an inbox export and copies it to `received/` (unless it is there already);
+/// `None` when the inbox object is gone (another processor took it).
+pub fn take_export(
     services: &Services,
     institution: &str,
     export_id: &str,
-    attempts: u32,
-) -> Result<()> {
+) -> Result<Option<Taken>> {
     let blobs = &*services.blobs;
-    let inbox = inbox_key(institution, export_id);
-    let Some(bytes) = blobs.get(&inbox)? else {
-        // Taken by another processor meanwhile.
-        return Ok(());
+    let Some(bytes) = blobs.get(&inbox_key(institution, export_id))? else {
+        return Ok(None);
     };
     let raw_key = received_key(institution, export_id);
     blobs.put_if_absent(&raw_key, &bytes)?;
-    let doc = match decide(services, institution, export_id, &raw_key, &bytes) {
-        Ok(doc) => doc,
+    Ok(Some(Taken {
+        institution: institution.to_string(),
+        export_id: export_id.to_string(),
+        raw_key,
+        bytes,
+    }))
+}
+
+/// The result document to write for an export after step 2: the decided one, a failure
+/// document for an export that cannot be routed or failed [`MAX_ATTEMPTS`] times (counting
+/// `attempts` earlier failures), or the error (to try again later).
+fn settle(export: &Taken, attempts: u32, outcome: Result<ResultDoc>) -> Result<ResultDoc> {
+    let Taken {
+        institution,
+        export_id,
+        raw_key,
+        ..
+    } = export;
+    match outcome {
+        Ok(doc) => Ok(doc),
         Err(crate::Error::Import(error)) if is_permanent(&error) => {
             warn!(%export_id, %institution, %error, "export cannot be routed");
-            failure_doc(
+            Ok(failure_doc(
                 institution,
                 export_id,
-                &raw_key,
+                raw_key,
                 error.to_string(),
                 "NO_PROFILE",
-            )
+            ))
         }
         Err(error) if attempts + 1 >= MAX_ATTEMPTS => {
             warn!(%export_id, %institution, %error, "export failed too often; recording a failure (raw bytes kept)");
-            failure_doc(
+            Ok(failure_doc(
                 institution,
                 export_id,
-                &raw_key,
+                raw_key,
                 format!("Import Failed - the record could not be processed: {error}"),
                 "PROCESSING_FAILED",
-            )
+            ))
         }
-        Err(error) => return Err(error),
-    };
+        Err(error) => Err(error),
+    }
+}
+
+/// Steps 3 and 4: writes the result document, signals the connections waiting for it, and
+/// deletes the inbox object.
+pub fn finish_export(services: &Services, export: &Taken, doc: &ResultDoc) -> Result<()> {
+    let blobs = &*services.blobs;
+    let export_id = &export.export_id;
     blobs.put(&result_key(export_id), &doc.to_json())?;
     services.results.notify(export_id);
-    blobs.delete(&inbox)?;
+    blobs.delete(&inbox_key(&export.institution, export_id))?;
     info!(
         %export_id,
-        %institution,
+        institution = %export.institution,
         outcome = %doc.outcome,
         reason = %doc.reason_code,
         mms_id = doc.mms_id.as_deref().unwrap_or(""),
@@ -332,34 +582,127 @@ fn process_export(
     Ok(())
 }
 
-/// Step 2: the stored result of this export, or a new import.
-fn decide(
+/// Steps 1-4 for one export on its own (see the module docs). `attempts` counts earlier
+/// failures. The processor batches instead; this is the path for one key at a time.
+pub fn process_export(
     services: &Services,
     institution: &str,
     export_id: &str,
-    raw_key: &str,
-    bytes: &[u8],
-) -> Result<ResultDoc> {
-    let store = &*services.store;
-    if let Some(existing) = store.result(export_id)? {
-        return Ok(ResultDoc::from_result(&existing));
-    }
-    let route = bibgate_import::route(store, institution, None)?;
-    let input = match bibgate_marc::parse(bytes, Mode::Lenient, Charset::Auto) {
+    attempts: u32,
+) -> Result<()> {
+    let Some(export) = take_export(services, institution, export_id)? else {
+        // Taken by another processor meanwhile.
+        return Ok(());
+    };
+    let doc = settle(&export, attempts, decide(services, &export))?;
+    finish_export(services, &export, &doc)
+}
+
+/// The import input of an export's bytes.
+fn input_of(bytes: &[u8]) -> Input {
+    match bibgate_marc::parse(bytes, Mode::Lenient, Charset::Auto) {
         Ok(parsed) => Input::Parsed(Box::new(parsed)),
         Err(error) => Input::Unreadable(error.to_string()),
-    };
-    let received = Received {
-        export_id: export_id.to_string(),
+    }
+}
+
+/// Where an export came from, for the importer.
+fn received_of(export: &Taken) -> Received {
+    Received {
+        export_id: export.export_id.clone(),
         batch_id: None,
         index: None,
-        raw_key: raw_key.to_string(),
+        raw_key: export.raw_key.clone(),
         raw_offset: 0,
-        raw_len: bytes.len() as u64,
-        received_unix: export_millis(institution, export_id).map_or_else(now_unix, |ms| ms / 1000),
-    };
-    let result = Importer::new(store).import(&route, &input, &received, now_unix())?;
+        raw_len: export.bytes.len() as u64,
+        received_unix: export_millis(&export.institution, &export.export_id)
+            .map_or_else(now_unix, |ms| ms / 1000),
+    }
+}
+
+/// Step 2 for one export: its stored result, or a new import.
+pub fn decide(services: &Services, export: &Taken) -> Result<ResultDoc> {
+    let store = &*services.store;
+    if let Some(existing) = store.result(&export.export_id)? {
+        return Ok(ResultDoc::from_result(&existing));
+    }
+    let route = bibgate_import::route(store, &export.institution, None)?;
+    let result = Importer::with_policies(store, services.policies.as_deref()).import(
+        &route,
+        &input_of(&export.bytes),
+        &received_of(export),
+        now_unix(),
+    )?;
     Ok(ResultDoc::from_result(&result))
+}
+
+/// Step 2 for exports of one institution: the stored results of those imported already,
+/// one [`Importer::import_batch`] for the others. The outcomes are in the order of
+/// `exports`. When the batch fails as a whole, each of its exports is decided on its own
+/// ([`decide`]), so that one export's error stays its own.
+pub fn decide_batch(
+    services: &Services,
+    institution: &str,
+    exports: &[Taken],
+) -> Vec<Result<ResultDoc>> {
+    let store = &*services.store;
+    let mut outcomes: Vec<Option<Result<ResultDoc>>> = Vec::with_capacity(exports.len());
+    let mut fresh = Vec::new();
+    for (i, export) in exports.iter().enumerate() {
+        match store.result(&export.export_id) {
+            Ok(Some(existing)) => outcomes.push(Some(Ok(ResultDoc::from_result(&existing)))),
+            Ok(None) => {
+                outcomes.push(None);
+                fresh.push(i);
+            }
+            Err(error) => outcomes.push(Some(Err(error.into()))),
+        }
+    }
+    if !fresh.is_empty() {
+        let batch = || -> Result<Vec<ImportResult>> {
+            let route = bibgate_import::route(store, institution, None)?;
+            let inputs: Vec<(Input, Received)> = fresh
+                .iter()
+                .filter_map(|&i| exports.get(i))
+                .map(|export| (input_of(&export.bytes), received_of(export)))
+                .collect();
+            let results = Importer::with_policies(store, services.policies.as_deref())
+                .import_batch(&route, &inputs, now_unix())?;
+            if results.len() != inputs.len() {
+                return Err(crate::Error::Task(format!(
+                    "the batch import returned {} results for {} exports",
+                    results.len(),
+                    inputs.len()
+                )));
+            }
+            Ok(results)
+        };
+        match batch() {
+            Ok(results) => {
+                for (&i, result) in fresh.iter().zip(&results) {
+                    if let Some(slot) = outcomes.get_mut(i) {
+                        *slot = Some(Ok(ResultDoc::from_result(result)));
+                    }
+                }
+            }
+            Err(error) => {
+                if fresh.len() > 1 {
+                    warn!(%institution, exports = fresh.len(), %error, "a batch import failed; importing its exports one by one");
+                }
+                for &i in &fresh {
+                    if let (Some(slot), Some(export)) = (outcomes.get_mut(i), exports.get(i)) {
+                        *slot = Some(decide(services, export));
+                    }
+                }
+            }
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.unwrap_or_else(|| Err(crate::Error::Task("an export was not decided".into())))
+        })
+        .collect()
 }
 
 /// One line of a drop file's report.
@@ -401,7 +744,7 @@ fn process_drop(services: &Services, institution: &str, file: &str, bytes: &[u8]
         }
         Err(error) => return Err(error.into()),
     };
-    let importer = Importer::new(store);
+    let importer = Importer::with_policies(store, services.policies.as_deref());
     let received_unix = now_unix();
     let source = Source::sniffed(bytes, Mode::Lenient, Charset::Auto)
         .map_err(|e| crate::Error::Task(format!("could not read {drop_key:?}: {e}")))?;

@@ -18,8 +18,11 @@ pub struct Services {
     pub blobs: Arc<dyn BlobStore>,
     /// Notified by the shim after it wrote to the inbox: the processor looks at once.
     pub wake: Arc<Notify>,
-    /// Signalled by the processor after it wrote an export's result document.
+    /// Signalled by the processor when an export's result is stored (committed durably in
+    /// `store`), and again when its result document is written.
     pub results: Arc<ResultSignals>,
+    /// Runs institutions' merge policies in the processor (`None`: no policies).
+    pub policies: Option<Arc<dyn bibgate_import::PolicyRunner>>,
 }
 
 impl Services {
@@ -30,7 +33,14 @@ impl Services {
             blobs,
             wake: Arc::new(Notify::new()),
             results: Arc::new(ResultSignals::default()),
+            policies: None,
         }
+    }
+
+    /// The same services, with the processor running merge policies through `policies`.
+    pub fn with_policies(mut self, policies: Arc<dyn bibgate_import::PolicyRunner>) -> Services {
+        self.policies = Some(policies);
+        self
     }
 }
 
@@ -40,8 +50,10 @@ impl fmt::Debug for Services {
     }
 }
 
-/// Per-export wake-ups for the shim's result polling: the processor signals the export it
-/// finished, so only the connections waiting for that export look again.
+/// Per-export wake-ups for the shim's result polling: the processor signals an export
+/// once its result is stored and again once its result document is written, so only the
+/// connections waiting for that export look again (after a signal, at the stored result
+/// first: a result the store returns is durable, exactly what the document will say).
 #[derive(Debug, Default)]
 pub struct ResultSignals {
     waiting: Mutex<HashMap<String, (Arc<Notify>, usize)>>,

@@ -351,3 +351,99 @@ async fn the_processor_resumes_idempotently_after_a_crash() {
     assert_eq!(harness.count(ALPHA), 1);
     harness.stop().await;
 }
+
+/// A backlog is imported in one pass, one batch per institution: exports of one new OCLC
+/// number in the same batch end as one add and merges into it, an institution that cannot be
+/// routed gets failure documents, an export imported before (crash after step 2) keeps its
+/// stored result, and every export ends with its received copy, its result document and no
+/// inbox object.
+#[tokio::test]
+async fn a_backlog_is_imported_in_batches_per_institution() {
+    use bibgate_gateway::layout::{inbox_key, received_key};
+    let mut harness = Harness::start_without_processor(config()).await;
+    let mut exports = Vec::new();
+    let mut put = |institution: &str, n: usize, record: Vec<u8>| {
+        let export_id = format!("{institution}-1717243200000-batch-{n:02}");
+        harness
+            .blobs
+            .put(&inbox_key(institution, &export_id), &record)
+            .unwrap();
+        exports.push((institution.to_string(), export_id, record));
+    };
+    for n in 0..5 {
+        put(ALPHA, n, record_bytes(6100 + n as u64, "Batch."));
+    }
+    for n in 5..8 {
+        put(ALPHA, n, record_bytes(6110, "Same number."));
+    }
+    put(ALPHA, 8, b"00010not a record".to_vec());
+    for n in 9..11 {
+        put(BETA, n, record_bytes(6120 + n as u64, "Beta batch."));
+    }
+    put(GAMMA, 11, record_bytes(6130, "Gamma."));
+    // Imported before a crash: the stored result is taken, nothing is imported again.
+    let (_, imported_id, imported_bytes) = exports[0].clone();
+    let store: &dyn Store = &*harness.store;
+    let route = bibgate_import::route(store, ALPHA, None).unwrap();
+    let input = bibgate_import::Input::Parsed(Box::new(
+        bibgate_marc::parse(
+            &imported_bytes,
+            bibgate_marc::iso2709::Mode::Lenient,
+            bibgate_marc::decode::Charset::Auto,
+        )
+        .unwrap(),
+    ));
+    let before = bibgate_import::Importer::new(store)
+        .import(
+            &route,
+            &input,
+            &bibgate_import::Received {
+                export_id: imported_id.clone(),
+                batch_id: None,
+                index: None,
+                raw_key: received_key(ALPHA, &imported_id),
+                raw_offset: 0,
+                raw_len: imported_bytes.len() as u64,
+                received_unix: 1_717_243_200,
+            },
+            1_717_243_200,
+        )
+        .unwrap();
+
+    harness.start_processor(processor_config());
+    wait_until(|| harness.blobs.list("inbox/").unwrap().is_empty()).await;
+    let mut docs = Vec::new();
+    for (institution, export_id, record) in &exports {
+        let doc = harness.result_doc(export_id).await;
+        assert_eq!(doc.raw_key, received_key(institution, export_id));
+        assert_eq!(
+            harness.blobs.get(&doc.raw_key).unwrap().as_deref(),
+            Some(record.as_slice())
+        );
+        assert_eq!(
+            harness.store.result(export_id).unwrap().is_some(),
+            institution != GAMMA,
+            "{export_id}"
+        );
+        docs.push(doc);
+    }
+    assert_eq!(docs[0].mms_id, before.mms_id.map(|m| m.0));
+    for doc in &docs[1..5] {
+        assert_eq!(doc.outcome, "added", "{doc:?}");
+    }
+    let same: Vec<_> = docs[5..8].iter().collect();
+    assert_eq!(same[0].outcome, "added", "{:?}", same[0]);
+    for doc in &same[1..] {
+        assert_eq!(doc.outcome, "merged", "{doc:?}");
+        assert_eq!(doc.mms_id, same[0].mms_id);
+    }
+    assert_eq!(docs[8].outcome, "failed");
+    assert_eq!(docs[8].reason_code, "MARCXML_CONVERSION_FAILED");
+    assert_eq!(docs[9].outcome, "added");
+    assert_eq!(docs[10].outcome, "added");
+    assert_eq!(docs[11].outcome, "failed");
+    assert_eq!(docs[11].reason_code, "NO_PROFILE");
+    assert_eq!(harness.count(ALPHA), 6);
+    assert_eq!(harness.count(BETA), 2);
+    harness.stop().await;
+}

@@ -24,6 +24,7 @@
 
 pub mod auth;
 mod error;
+pub mod policy;
 
 use std::collections::BTreeMap;
 
@@ -38,6 +39,7 @@ use bibgate_store::{
 };
 
 pub use error::{Error, Result};
+pub use policy::{PolicyInput, PolicyRun, PolicyRunner};
 
 /// The kind of integration profile Connexion exports use.
 pub const CONNEXION: &str = "connexion";
@@ -221,6 +223,8 @@ pub struct Explained {
     pub host_message: String,
     /// Stable reason code.
     pub reason_code: String,
+    /// The merge policy that decided, `name@revision sha256:<hex>`.
+    pub policy: Option<String>,
 }
 
 /// A decision waiting for its commit.
@@ -236,6 +240,9 @@ struct Planned {
     created_unix: Option<i64>,
     linked_to_community_zone: bool,
     incoming: Option<Record>,
+    /// The merge policy that ran, and its rejection when it rejected.
+    policy: Option<String>,
+    policy_reject: Option<policy::PolicyReject>,
 }
 
 impl Planned {
@@ -251,6 +258,8 @@ impl Planned {
             created_unix: None,
             linked_to_community_zone: false,
             incoming: None,
+            policy: None,
+            policy_reject: None,
         }
     }
 
@@ -259,16 +268,18 @@ impl Planned {
     }
 
     fn is_add(&self) -> bool {
-        matches!(
-            self.decision.as_ref().map(|d| &d.outcome),
-            Some(Outcome::Add { .. })
-        )
+        self.policy_reject.is_none()
+            && matches!(
+                self.decision.as_ref().map(|d| &d.outcome),
+                Some(Outcome::Add { .. })
+            )
     }
 }
 
 /// Runs imports over a store.
 pub struct Importer<'a> {
     store: &'a dyn Store,
+    policies: Option<&'a dyn PolicyRunner>,
 }
 
 const UNREADABLE: &str = "MARCXML_CONVERSION_FAILED";
@@ -276,7 +287,19 @@ const UNREADABLE: &str = "MARCXML_CONVERSION_FAILED";
 impl<'a> Importer<'a> {
     /// An importer over `store`.
     pub fn new(store: &'a dyn Store) -> Importer<'a> {
-        Importer { store }
+        Importer {
+            store,
+            policies: None,
+        }
+    }
+
+    /// An importer over `store` that runs institutions' merge policies through `policies`
+    /// (see [`policy`]); `None` is [`Importer::new`].
+    pub fn with_policies(
+        store: &'a dyn Store,
+        policies: Option<&'a dyn PolicyRunner>,
+    ) -> Importer<'a> {
+        Importer { store, policies }
     }
 
     /// Decides and commits one record; retries after a concurrent import changed the state.
@@ -387,14 +410,22 @@ impl<'a> Importer<'a> {
         let planned = self.plan(route, input, received)?;
         Ok(match (&planned.decision, &planned.unreadable) {
             (Some(decision), _) => Explained {
-                host_message: decision.host_message(Some("(new)")),
-                reason_code: decision.reason.code().to_string(),
+                host_message: planned.policy_reject.as_ref().map_or_else(
+                    || decision.host_message(Some("(new)")),
+                    |r| r.host_message.clone(),
+                ),
+                reason_code: planned
+                    .policy_reject
+                    .as_ref()
+                    .map_or_else(|| decision.reason.code().to_string(), |r| r.code.clone()),
                 decision: Some(decision.clone()),
+                policy: planned.policy.clone(),
             },
             (None, message) => Explained {
                 decision: None,
                 host_message: unreadable_message(message.as_deref().unwrap_or("")),
                 reason_code: UNREADABLE.into(),
+                policy: None,
             },
         })
     }
@@ -413,6 +444,8 @@ impl<'a> Importer<'a> {
                     created_unix: None,
                     linked_to_community_zone: false,
                     incoming: None,
+                    policy: None,
+                    policy_reject: None,
                 });
             }
             Input::Parsed(parsed) => parsed,
@@ -441,6 +474,7 @@ impl<'a> Importer<'a> {
         }
         let mut candidates = Vec::with_capacity(by_record.len());
         let mut revisions = Vec::with_capacity(by_record.len());
+        let mut marcs: Vec<&[u8]> = Vec::with_capacity(by_record.len());
         for (mms_id, hits) in &by_record {
             let Some(stored) = lookup.records.iter().find(|r| &r.mms_id == mms_id) else {
                 // The index names a record this read could not see: the state moved under
@@ -458,6 +492,7 @@ impl<'a> Importer<'a> {
                     left_unix: l.left_unix,
                 }
             });
+            marcs.push(&stored.marc);
             revisions.push((
                 stored.revision,
                 stored.created_unix,
@@ -481,12 +516,25 @@ impl<'a> Importer<'a> {
             record,
             verdict: &parsed.verdict,
         };
-        let decision = bibgate_engine::decide(
+        let mut decision = bibgate_engine::decide(
             &incoming,
             &candidates,
             &route.policy,
             received.received_unix,
         );
+        let (mut policy, mut policy_reject) = (None, None);
+        if let Some(runner) = self.policies {
+            let cx = policy::Context {
+                institution: &route.institution.code,
+                policy: &route.policy,
+                incoming,
+                candidates: &candidates,
+                marcs: &marcs,
+                now_unix: received.received_unix,
+            };
+            let applied = policy::apply(runner, &cx, decision);
+            (decision, policy, policy_reject) = (applied.decision, applied.label, applied.reject);
+        }
         let (revision, created_unix, linked) = match &decision.outcome {
             Outcome::Merge { mms_id, .. } => candidates
                 .iter()
@@ -505,6 +553,8 @@ impl<'a> Importer<'a> {
             created_unix,
             linked_to_community_zone: linked,
             incoming: Some(record.clone()),
+            policy,
+            policy_reject,
         })
     }
 }
@@ -601,7 +651,7 @@ fn finalize(route: &Route, planned: Planned, mms: Option<MmsId>, now_unix: i64) 
         received_unix: received.received_unix,
         decided_unix: now_unix,
         trace,
-        policy: None,
+        policy: planned.policy.clone(),
     };
     let expect = Expectation {
         numbers: planned.numbers.clone(),
@@ -619,6 +669,17 @@ fn finalize(route: &Route, planned: Planned, mms: Option<MmsId>, now_unix: i64) 
             ),
         });
     };
+    if let Some(reject) = planned.policy_reject {
+        return Ok(Commit::Reject {
+            result: base(
+                StoredOutcome::Failed,
+                reject.host_message,
+                reject.code,
+                None,
+                decision.trace.clone(),
+            ),
+        });
+    }
     let reason_code = decision.reason.code().to_string();
     match decision.outcome.clone() {
         Outcome::Add {

@@ -24,6 +24,9 @@
 //! | `locks` | `(zone, mms_id)` | `institution`, `user`, `since_unix`, `left_unix` |
 //! | `results` | `export_id`, indexed on `(batch_id, idx)` | every [`ImportResult`](bibgate_store::ImportResult) field; `oclc_numbers` as space-separated decimals, `trace` as lines each ended by `\n` (with `\` and newlines inside a line escaped as `\\` and `\n`) |
 //!
+//! Schema v3 adds the merge-policy tables of [`SqlitePolicyStore`] (`policy_manifests`,
+//! `policy_activations`, `policy_config`); see `src/policy.rs`.
+//!
 //! A database with a newer `user_version` than this build knows is refused with
 //! [`Error::Corrupt`](bibgate_store::Error::Corrupt) rather than misread.
 //!
@@ -63,7 +66,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod folder;
+mod policy;
 mod sqlite;
 
 pub use folder::FolderBlobStore;
+pub use policy::SqlitePolicyStore;
 pub use sqlite::SqliteStore;

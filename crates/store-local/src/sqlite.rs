@@ -14,7 +14,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -202,7 +202,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits when it returns Ok.
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         what: &str,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
@@ -218,7 +218,7 @@ impl SqliteStore {
     }
 
     /// Runs a read on a pooled reader connection (the writer, in memory).
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let Some(path) = &self.path else {
             return f(&self.writer());
         };
@@ -288,6 +288,11 @@ fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
         tx.execute_batch("ALTER TABLE results ADD COLUMN policy TEXT;")
             .map_err(|err| backend(&format!("migrate {shown:?} to schema version 2"), err))?;
     }
+    if version < 3 {
+        // v3: merge-policy manifests and activations (crate::policy).
+        tx.execute_batch(crate::policy::SCHEMA_V3)
+            .map_err(|err| backend(&format!("migrate {shown:?} to schema version 3"), err))?;
+    }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|err| backend(&format!("set the schema version of {shown:?}"), err))?;
@@ -297,7 +302,7 @@ fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
 }
 
 /// Maps a rusqlite error to the port's error, saying what was attempted.
-fn backend(what: &str, err: rusqlite::Error) -> Error {
+pub(crate) fn backend(what: &str, err: rusqlite::Error) -> Error {
     match err {
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::IntegralValueOutOfRange(..)
@@ -308,7 +313,7 @@ fn backend(what: &str, err: rusqlite::Error) -> Error {
     }
 }
 
-fn to_sql_u64(value: u64, what: &str) -> Result<i64> {
+pub(crate) fn to_sql_u64(value: u64, what: &str) -> Result<i64> {
     i64::try_from(value)
         .map_err(|_| Error::Backend(format!("could not store {what} {value}: it is too large")))
 }

@@ -112,3 +112,16 @@ fn two_handles_on_one_file_serialise_their_commits() {
     }
     assert_eq!(second.count_records(ZONE_A).unwrap(), 10);
 }
+
+#[test]
+fn sqlite_policy_store_passes_the_policy_contract() {
+    let root = tempfile::tempdir().unwrap();
+    let counter = AtomicUsize::new(0);
+    bibgate_store::contract_policy::policy_store_contract(&|| {
+        let dir = fresh_dir(&root, &counter);
+        let blobs: std::sync::Arc<dyn BlobStore> =
+            std::sync::Arc::new(FolderBlobStore::new(dir.join("blobs")).unwrap());
+        let db = SqliteStore::open(&dir.join("bibgate.sqlite")).unwrap();
+        Box::new(bibgate_store_local::SqlitePolicyStore::new(db, blobs))
+    });
+}

@@ -21,11 +21,15 @@
 
 #[cfg(feature = "test-support")]
 pub mod contract;
+#[cfg(feature = "test-support")]
+pub mod contract_policy;
 mod error;
 mod model;
+pub mod policy;
 
 pub use error::{Error, Result};
 pub use model::*;
+pub use policy::PolicyStore;
 
 /// Institutions, profiles, records, versions, the OCLC index, locks and results.
 ///

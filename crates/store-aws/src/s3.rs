@@ -1,0 +1,252 @@
+//! The [`BlobStore`] port on one S3 bucket.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use bibgate_store::{BlobStore, Error, Result};
+use tracing::instrument;
+
+use crate::context::AwsContext;
+
+/// How often a conditional put is tried again after S3 answered 409
+/// (`ConditionalRequestConflict`: another conditional write to the key was in flight).
+const CONDITIONAL_CONFLICT_RETRIES: u32 = 5;
+
+/// The [`BlobStore`] port on an S3 bucket: blob key `a/b` is object key `a/b`.
+///
+/// `put_if_absent` is a conditional `PutObject` (`If-None-Match: *`), atomic on S3.
+/// `delete` reports whether the key existed with a `HeadObject` first (S3's delete does
+/// not say); two concurrent deletes of one key may both return true. `list` pages through
+/// `ListObjectsV2`, whose order is S3's: by UTF-8 bytes, i.e. lexical.
+#[derive(Clone, Debug)]
+pub struct S3BlobStore {
+    context: AwsContext,
+    client: Client,
+    bucket: String,
+}
+
+fn backend<E, R>(what: &str, err: &SdkError<E, R>) -> Error
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Error::Backend(format!("could not {what}: {}", DisplayErrorContext(err)))
+}
+
+fn status<E, R: HttpStatus>(err: &SdkError<E, R>) -> Option<u16> {
+    err.raw_response().map(HttpStatus::status_code)
+}
+
+/// The HTTP status of a raw response (kept generic so the SDK's types stay here).
+trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+impl S3BlobStore {
+    /// A store over `bucket`. Path-style addressing is used when an S3 endpoint URL is
+    /// configured (see the crate docs, "Endpoints").
+    pub fn new(context: &AwsContext, bucket: &str) -> S3BlobStore {
+        let path_style = context.has_custom_endpoint("S3");
+        let config = aws_sdk_s3::config::Builder::from(context.sdk_config())
+            .force_path_style(path_style)
+            .build();
+        S3BlobStore {
+            context: context.clone(),
+            client: Client::from_conf(config),
+            bucket: bucket.to_owned(),
+        }
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The SDK client (for provisioning and tests within this crate).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    #[cfg(feature = "test-support")]
+    pub(crate) fn context(&self) -> &AwsContext {
+        &self.context
+    }
+
+    /// Creates the bucket (for local runs and tests; on AWS `infra/template.yaml` does).
+    pub fn create_bucket(&self) -> crate::Result<()> {
+        let client = &self.client;
+        let bucket = &self.bucket;
+        self.context
+            .block_on(async move { client.create_bucket().bucket(bucket).send().await })
+            .map_err(|err| crate::Error::Provision {
+                what: format!("bucket {bucket:?}"),
+                message: DisplayErrorContext(&err).to_string(),
+            })?;
+        Ok(())
+    }
+
+    fn shown(&self, key: &str) -> String {
+        format!("\"s3://{}/{key}\"", self.bucket)
+    }
+}
+
+impl BlobStore for S3BlobStore {
+    #[instrument(name = "s3.put", skip(self, bytes), fields(bucket = %self.bucket, len = bytes.len()), err)]
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let body = ByteStream::from(bytes.to_vec());
+        self.context
+            .block_on(async {
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .body(body)
+                    .send()
+                    .await
+            })
+            .map_err(|err| backend(&format!("put {}", self.shown(key)), &err))?;
+        Ok(())
+    }
+
+    #[instrument(name = "s3.put_if_absent", skip(self, bytes), fields(bucket = %self.bucket, len = bytes.len()), err)]
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        let mut conflicts = 0;
+        loop {
+            let body = ByteStream::from(bytes.to_vec());
+            let sent = self.context.block_on(async {
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .if_none_match("*")
+                    .body(body)
+                    .send()
+                    .await
+            });
+            match sent {
+                Ok(_) => return Ok(true),
+                Err(err)
+                    if status(&err) == Some(412) || err.code() == Some("PreconditionFailed") =>
+                {
+                    return Ok(false);
+                }
+                Err(err)
+                    if (status(&err) == Some(409)
+                        || err.code() == Some("ConditionalRequestConflict"))
+                        && conflicts < CONDITIONAL_CONFLICT_RETRIES =>
+                {
+                    conflicts += 1;
+                }
+                Err(err) => {
+                    return Err(backend(&format!("put {} if absent", self.shown(key)), &err));
+                }
+            }
+        }
+    }
+
+    #[instrument(name = "s3.get", skip(self), fields(bucket = %self.bucket), err)]
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let what = format!("get {}", self.shown(key));
+        self.context.block_on(async {
+            let output = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(output) => output,
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|service| service.is_no_such_key())
+                        || (status(&err) == Some(404) && err.code() != Some("NoSuchBucket")) =>
+                {
+                    return Ok(None);
+                }
+                Err(err) => return Err(backend(&what, &err)),
+            };
+            let body = output
+                .body
+                .collect()
+                .await
+                .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
+            Ok(Some(body.into_bytes().to_vec()))
+        })
+    }
+
+    #[instrument(name = "s3.list", skip(self), fields(bucket = %self.bucket), err)]
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let what = format!("list {}", self.shown(prefix));
+        self.context.block_on(async {
+            let mut keys = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let mut request = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .set_continuation_token(token.take());
+                if !prefix.is_empty() {
+                    request = request.prefix(prefix);
+                }
+                let page = request.send().await.map_err(|err| backend(&what, &err))?;
+                keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|object| object.key().map(str::to_owned)),
+                );
+                match page.next_continuation_token() {
+                    Some(next) if page.is_truncated().unwrap_or(false) => {
+                        token = Some(next.to_owned());
+                    }
+                    _ => break,
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
+    #[instrument(name = "s3.delete", skip(self), fields(bucket = %self.bucket), err)]
+    fn delete(&self, key: &str) -> Result<bool> {
+        let what = format!("delete {}", self.shown(key));
+        self.context.block_on(async {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|service| service.is_not_found())
+                        || status(&err) == Some(404) =>
+                {
+                    return Ok(false);
+                }
+                Err(err) => return Err(backend(&what, &err)),
+            }
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|err| backend(&what, &err))?;
+            Ok(true)
+        })
+    }
+}

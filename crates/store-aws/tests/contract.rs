@@ -1,0 +1,121 @@
+//! The port contract suite (T3, run as part of T6) against DynamoDB and S3 on moto.
+//!
+//! Each check gets its own table or bucket (tests run in parallel threads, so nothing
+//! resets moto globally). These tests fail, never skip, when `AWS_ENDPOINT_URL` is unset or
+//! moto is not reachable: `scripts/test.sh` starts moto and sets it.
+
+use bibgate_store::contract::{self, ZONE_A};
+use bibgate_store::{BlobStore, Store};
+use bibgate_store_aws::testing;
+use bibgate_store_aws::{DynamoStore, INLINE_MARC_LIMIT};
+
+#[test]
+fn dynamo_store_passes_the_contract() {
+    let context = testing::context();
+    contract::store_contract(&|| Box::new(testing::fresh_store(&context)) as Box<dyn Store>);
+}
+
+#[test]
+fn s3_blob_store_passes_the_contract() {
+    let context = testing::context();
+    contract::blob_contract(&|| Box::new(testing::fresh_bucket(&context)) as Box<dyn BlobStore>);
+}
+
+#[test]
+fn large_marc_goes_to_s3_and_versions_keep_it() {
+    let context = testing::context();
+    let bucket = testing::fresh_bucket(&context);
+    let store: DynamoStore = testing::fresh_store(&context).with_marc_bucket(bucket.clone());
+    contract::setup_zones(&store);
+    let mms_id = store.allocate_mms_id(ZONE_A).unwrap();
+    let mut record = contract::sample_record(ZONE_A, &mms_id, &[contract::active(4242)]);
+    record.marc = vec![b'x'; INLINE_MARC_LIMIT + 1];
+    store
+        .commit(&contract::add_commit(&record, &[], "e-large"))
+        .unwrap();
+    assert_eq!(store.record(ZONE_A, &mms_id).unwrap(), Some(record.clone()));
+    assert_eq!(bucket.list("marc/").unwrap().len(), 1);
+
+    let mut merged = record.clone();
+    merged.revision = 2;
+    merged.marc = b"small again".to_vec();
+    store
+        .commit(&contract::merge_commit(&merged, &[4242], 1, "e-large-2"))
+        .unwrap();
+    assert_eq!(store.record(ZONE_A, &mms_id).unwrap(), Some(merged));
+    let versions = store.versions(ZONE_A, &mms_id).unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(
+        versions[0].marc, record.marc,
+        "the version reads its marc from s3"
+    );
+}
+
+#[test]
+fn large_marc_without_a_bucket_is_refused_and_writes_nothing() {
+    let context = testing::context();
+    let store = testing::fresh_store(&context);
+    contract::setup_zones(&store);
+    let mms_id = store.allocate_mms_id(ZONE_A).unwrap();
+    let mut record = contract::sample_record(ZONE_A, &mms_id, &[contract::active(4343)]);
+    record.marc = vec![b'x'; INLINE_MARC_LIMIT + 1];
+    let err = store
+        .commit(&contract::add_commit(&record, &[], "e-large"))
+        .unwrap_err();
+    assert!(err.to_string().contains("no marc bucket"), "{err}");
+    assert_eq!(store.record(ZONE_A, &mms_id).unwrap(), None);
+    assert!(store.find_by_oclc(ZONE_A, &[4343]).unwrap().is_empty());
+    assert!(store.result("e-large").unwrap().is_none());
+}
+
+#[test]
+fn a_record_with_too_many_numbers_is_refused_whole() {
+    let context = testing::context();
+    let store = testing::fresh_store(&context);
+    contract::setup_zones(&store);
+    let mms_id = store.allocate_mms_id(ZONE_A).unwrap();
+    let keys: Vec<_> = (1..=120).map(contract::active).collect();
+    let record = contract::sample_record(ZONE_A, &mms_id, &keys);
+    let err = store
+        .commit(&contract::add_commit(&record, &[], "e-many"))
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 100"), "{err}");
+    assert_eq!(store.record(ZONE_A, &mms_id).unwrap(), None);
+    assert!(store.find_by_oclc(ZONE_A, &[1, 120]).unwrap().is_empty());
+    assert!(store.result("e-many").unwrap().is_none());
+}
+
+#[test]
+fn the_adapters_work_from_inside_an_async_task() {
+    let context = testing::context();
+    let store = testing::fresh_store(&context);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        contract::setup_zones(&store);
+        assert_eq!(store.institutions().unwrap().len(), 3);
+    });
+    // Dropping the adapter inside async code must not panic either.
+    runtime.block_on(async move { drop(store) });
+}
+
+#[test]
+fn a_profile_moved_to_another_institution_leaves_no_copy() {
+    let context = testing::context();
+    let store = testing::fresh_store(&context);
+    contract::setup_zones(&store);
+    let profile = contract::demo_profile("moving", ZONE_A);
+    store.put_profile(&profile).unwrap();
+    let moved = bibgate_store::Profile {
+        institution: contract::ZONE_B.to_owned(),
+        ..profile
+    };
+    store.put_profile(&moved).unwrap();
+    assert!(store.profiles(ZONE_A).unwrap().is_empty());
+    assert_eq!(store.profiles(contract::ZONE_B).unwrap(), vec![moved]);
+    assert!(store.delete_profile("moving").unwrap());
+    assert!(store.profiles(contract::ZONE_B).unwrap().is_empty());
+    assert!(!store.delete_profile("moving").unwrap());
+}

@@ -1,0 +1,262 @@
+//! The import processor as an AWS Lambda function: S3 `ObjectCreated` events, delivered
+//! through SQS, for `inbox/…` exports (from the Connexion shim) and `drop/…` files (staff
+//! uploads), imported into the store, with the result written back to S3.
+//!
+//! [`Processor::handle`] is the handler, over the ports only (a [`Services`] of
+//! `Arc<dyn Store>` and `Arc<dyn BlobStore>`), so tests run it against any adapter;
+//! `main.rs` is the composition root (DynamoDB + S3 from the environment, the runtime's
+//! JSON tracing subscriber).
+//!
+//! # Routing (by decoded key)
+//!
+//! - `inbox/<institution>/<export-id>.mrc` → the gateway processor's steps for one export
+//!   ([`bibgate_gateway::processor::process_export`]): copy to `received/`, import (or take
+//!   the stored result), write `results/<export-id>.json`, delete the inbox object.
+//! - `drop/<institution>/<file>.mrc|.xml` → [`drop::process_drop`], in chunks, continued in
+//!   a new invocation through `drop/<institution>/.continue/<file>.json` when time runs
+//!   short.
+//! - `drop/<institution>/.continue/<file>.json` → resumes that drop file.
+//! - `s3:TestEvent`, other keys, other buckets → acknowledged and ignored (logged).
+//!
+//! # Failures (house style E5)
+//!
+//! - **Permanent** (the export cannot be routed: no profile, unknown institution; a body
+//!   that is no S3 event): a failure result is recorded where one can be (the gateway
+//!   writes a `NO_PROFILE` result document) and the message is **acknowledged**.
+//! - **Transient** (storage errors, throttling, a conflict storm): the message id is
+//!   returned in `batchItemFailures`, so SQS delivers that message again after its
+//!   visibility timeout while the others of the batch are deleted. An export that keeps
+//!   failing gets a `PROCESSING_FAILED` result on its 8th delivery (from
+//!   `ApproximateReceiveCount`), before the queue's `maxReceiveCount` (10) would move it to
+//!   the dead-letter queue; its raw bytes stay under `received/`.
+//! - Messages left when the invocation's remaining time is below the start margin are reported
+//!   as failures without being touched, so they come back to a fresh invocation.
+//!
+//! Every step is idempotent (see the gateway's processor docs), so duplicate deliveries,
+//! which SQS and S3 both allow, import nothing twice.
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod drop;
+pub mod event;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use bibgate_gateway::Services;
+use bibgate_gateway::layout::{parse_drop_key, parse_inbox_key};
+use tracing::{info, instrument, warn};
+
+use crate::drop::{DropOutcome, parse_continuation_key};
+use crate::event::{Body, ObjectEvent, parse_body};
+
+/// Why one message could not be processed now (it will be delivered again).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The gateway's processing steps failed.
+    #[error(transparent)]
+    Gateway(#[from] bibgate_gateway::Error),
+    /// The import use case failed before deciding.
+    #[error(transparent)]
+    Import(#[from] bibgate_import::Error),
+    /// A storage port failed.
+    #[error(transparent)]
+    Store(#[from] bibgate_store::Error),
+    /// A drop file cannot be read at all.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+/// Settings of the handler.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The bucket the function serves; events of other buckets are ignored.
+    pub bucket: String,
+    /// Records of a drop file imported per chunk (one batch import each).
+    pub chunk: usize,
+    /// A drop file hands over to a new invocation when less time than this (or twice the
+    /// last chunk's time) is left after a chunk.
+    pub reserve: Duration,
+    /// A message is not started with less time left than this (it is left for a new
+    /// invocation); one export takes well under a second.
+    pub start_margin: Duration,
+}
+
+impl Settings {
+    /// Production defaults for `bucket`: chunks of 500 records, 60 s drop-file reserve,
+    /// 10 s start margin.
+    pub fn new(bucket: &str) -> Settings {
+        Settings {
+            bucket: bucket.to_owned(),
+            chunk: 500,
+            reserve: Duration::from_secs(60),
+            start_margin: Duration::from_secs(10),
+        }
+    }
+}
+
+pub(crate) fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Whether an import error will not go away by trying again.
+pub(crate) fn is_permanent(error: &bibgate_import::Error) -> bool {
+    matches!(
+        error,
+        bibgate_import::Error::NoProfile(_)
+            | bibgate_import::Error::UnknownInstitution(_)
+            | bibgate_import::Error::NoNetworkZone(_)
+            | bibgate_import::Error::BadProfile { .. }
+    )
+}
+
+/// The handler: ports and settings, built once per process.
+#[derive(Clone, Debug)]
+pub struct Processor {
+    services: Services,
+    settings: Settings,
+}
+
+/// What became of one message.
+enum Disposition {
+    /// Done (or permanently failed, with the failure recorded): delete it.
+    Ack,
+    /// Deliver again later.
+    Retry,
+}
+
+impl Processor {
+    /// A handler over the ports.
+    pub fn new(services: Services, settings: Settings) -> Processor {
+        Processor { services, settings }
+    }
+
+    /// Handles one SQS batch; `remaining` tells how much time the invocation has left.
+    /// Returns the messages to deliver again (partial batch failure).
+    #[instrument(name = "import_processor.handle", skip_all, fields(n_messages = event.records.len()))]
+    pub fn handle(&self, event: &SqsEvent, remaining: &dyn Fn() -> Duration) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for message in &event.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            let left = remaining();
+            let disposition = if left < self.settings.start_margin {
+                warn!(message_id = %id, remaining_ms = left.as_millis() as u64, "too little time left; leaving the message for a new invocation");
+                Disposition::Retry
+            } else {
+                self.message(message, remaining)
+            };
+            if let Disposition::Retry = disposition {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    fn message(&self, message: &SqsMessage, remaining: &dyn Fn() -> Duration) -> Disposition {
+        let id = message.message_id.as_deref().unwrap_or_default();
+        let body = message.body.as_deref().unwrap_or_default();
+        let events = match parse_body(body) {
+            Ok(Body::Objects(events)) => events,
+            Ok(Body::Test) => {
+                info!(message_id = %id, "s3 test event ignored");
+                return Disposition::Ack;
+            }
+            Err(error) => {
+                // Permanent: no redelivery will make it an event.
+                warn!(message_id = %id, %error, "message dropped");
+                return Disposition::Ack;
+            }
+        };
+        let deliveries: u32 = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1);
+        let mut disposition = Disposition::Ack;
+        for object in &events {
+            if let Err(error) = self.object(object, deliveries.saturating_sub(1), remaining) {
+                warn!(message_id = %id, key = %object.key, %error, deliveries, "could not process an object; it will be delivered again");
+                disposition = Disposition::Retry;
+            }
+        }
+        disposition
+    }
+
+    #[instrument(name = "import_processor.object", skip(self, object, remaining), fields(key = %object.key), err)]
+    fn object(
+        &self,
+        object: &ObjectEvent,
+        attempts: u32,
+        remaining: &dyn Fn() -> Duration,
+    ) -> Result<(), Error> {
+        if object.bucket != self.settings.bucket {
+            warn!(bucket = %object.bucket, "event of another bucket ignored");
+            return Ok(());
+        }
+        if !object.event_name.is_empty() && !object.event_name.starts_with("ObjectCreated") {
+            info!(event = %object.event_name, "event ignored");
+            return Ok(());
+        }
+        let key = object.key.as_str();
+        if let Some((institution, export_id)) = parse_inbox_key(key) {
+            bibgate_gateway::processor::process_export(
+                &self.services,
+                institution,
+                export_id,
+                attempts,
+            )?;
+            return Ok(());
+        }
+        let store = &*self.services.store;
+        let blobs = &*self.services.blobs;
+        let outcome = if let Some((institution, file)) = parse_continuation_key(key) {
+            let Some(marker) = blobs.get(key)? else {
+                return Ok(());
+            };
+            let resume = serde_json::from_slice::<serde_json::Value>(&marker)
+                .ok()
+                .and_then(|value| {
+                    let next = value.get("next_index")?.as_u64()?;
+                    let hash = u64::from_str_radix(value.get("hash")?.as_str()?, 16).ok()?;
+                    Some((next, hash))
+                });
+            if resume.is_none() {
+                warn!("unreadable continuation marker; starting the file again");
+            }
+            drop::process_drop(
+                store,
+                blobs,
+                &self.settings,
+                institution,
+                file,
+                Some(resume.unwrap_or((1, 0))),
+                remaining,
+            )?
+        } else if let Some((institution, file)) = parse_drop_key(key) {
+            drop::process_drop(
+                store,
+                blobs,
+                &self.settings,
+                institution,
+                file,
+                None,
+                remaining,
+            )?
+        } else {
+            info!("object ignored: neither an export nor a drop file");
+            return Ok(());
+        };
+        if outcome == DropOutcome::Gone {
+            info!("drop file already processed");
+        }
+        Ok(())
+    }
+}
