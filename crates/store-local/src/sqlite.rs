@@ -768,15 +768,15 @@ fn replace_record(
     let zone = record.zone.as_str();
     let mms_id = record.mms_id.as_str();
     let what = format!("replace record {mms_id:?} in zone {zone:?}");
-    let stored: Option<u64> = query_row_cached(
+    let stored: Option<(u64, String)> = query_row_cached(
         conn,
-        "SELECT revision FROM records WHERE zone = ?1 AND mms_id = ?2",
+        "SELECT revision, keys FROM records WHERE zone = ?1 AND mms_id = ?2",
         params![zone, mms_id],
-        |row| get_u64(row, 0),
+        |row| Ok((get_u64(row, 0)?, row.get(1)?)),
     )
     .optional()
     .map_err(|err| backend(&what, err))?;
-    let Some(stored) = stored else {
+    let Some((stored, stored_keys)) = stored else {
         return Err(Error::NotFound(format!(
             "record {mms_id:?} in zone {zone:?}"
         )));
@@ -817,6 +817,10 @@ fn replace_record(
         ],
     )
     .map_err(|err| backend(&what, err))?;
+    if stored_keys == encode_keys(&record.keys) {
+        // The usual merge: the same OCLC numbers before and after; the index stands.
+        return Ok(());
+    }
     exec_cached(
         conn,
         "DELETE FROM oclc_index WHERE zone = ?1 AND mms_id = ?2",
