@@ -328,7 +328,7 @@ impl<'a> Importer<'a> {
             };
             let commit = finalize(route, planned, mms, now_unix)?;
             match self.store.commit(&commit) {
-                Ok(()) => return Ok(result_of(commit)),
+                Ok(()) => return result_of(commit),
                 Err(e) if e.is_conflict() => continue,
                 Err(bibgate_store::Error::AlreadyExists(what)) => {
                     return match self.store.result(&received.export_id)? {
@@ -393,7 +393,7 @@ impl<'a> Importer<'a> {
                 )));
             };
             match outcome {
-                Ok(()) => results.push(result_of(commit)),
+                Ok(()) => results.push(result_of(commit)?),
                 Err(e)
                     if e.is_conflict() || matches!(e, bibgate_store::Error::AlreadyExists(_)) =>
                 {
@@ -771,34 +771,14 @@ fn finalize(route: &Route, planned: Planned, mms: Option<MmsId>, now_unix: i64) 
     }
 }
 
-fn result_of(commit: Commit) -> ImportResult {
+/// The result an import commit carries (`finalize` never builds a `Replace`, which has none).
+fn result_of(commit: Commit) -> Result<ImportResult> {
     match commit {
         Commit::Add { result, .. } | Commit::Merge { result, .. } | Commit::Reject { result } => {
-            result
+            Ok(result)
         }
-        Commit::Replace { .. } => unreachable_result(),
-    }
-}
-
-fn unreachable_result() -> ImportResult {
-    // `finalize` never builds a Replace; this keeps `result_of` total without a panic.
-    ImportResult {
-        export_id: String::new(),
-        batch_id: None,
-        index: None,
-        institution: String::new(),
-        zone: String::new(),
-        outcome: StoredOutcome::Failed,
-        host_message: String::new(),
-        reason_code: String::new(),
-        mms_id: None,
-        oclc_numbers: Vec::new(),
-        raw_key: String::new(),
-        raw_offset: 0,
-        raw_len: 0,
-        received_unix: 0,
-        decided_unix: 0,
-        trace: Vec::new(),
-        policy: None,
+        Commit::Replace { .. } => Err(Error::Store(bibgate_store::Error::Backend(
+            "an import commit without a result".into(),
+        ))),
     }
 }
