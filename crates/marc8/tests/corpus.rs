@@ -12,10 +12,10 @@ fn corpus(name: &str) -> Option<Vec<u8>> {
         .join(name);
     match std::fs::read(&path) {
         Ok(data) => Some(data),
-        Err(e) => {
-            eprintln!("skipping {}: {e}", path.display());
-            None
-        }
+        Err(e) => panic!(
+            "cannot read {}: {e}; the shared corpus must sit beside the repository",
+            path.display()
+        ),
     }
 }
 
