@@ -67,12 +67,24 @@ pub struct Parsed {
 /// Fails only when no leader and directory can be found at all; every other problem is a
 /// finding in the verdict.
 pub fn parse(bytes: &[u8], mode: Mode, charset: Charset) -> Result<Parsed, ErrorKind> {
+    parse_framed(bytes, Vec::new(), mode, charset)
+}
+
+/// [`parse`] for a record a reader framed: `framing` holds the reader's repairs, which the
+/// verdict counts with the record's own (the record is checked once).
+pub fn parse_framed(
+    bytes: &[u8],
+    mut framing: Vec<ErrorKind>,
+    mode: Mode,
+    charset: Charset,
+) -> Result<Parsed, ErrorKind> {
     let raw = iso2709::parse_record(bytes, mode)?;
     let decoded = decode::decode(&raw, charset);
-    let verdict = check::check(&decoded, &raw.problems);
+    framing.extend(raw.problems);
+    let verdict = check::check(&decoded, &framing);
     Ok(Parsed {
         decoded,
-        structure: raw.problems,
+        structure: framing,
         verdict,
     })
 }

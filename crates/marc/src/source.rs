@@ -89,19 +89,13 @@ impl<R: BufRead> Source<R> {
                     },
                     Ok(bytes) => {
                         let raw = bytes.bytes.to_vec();
-                        let outcome = crate::parse(&raw, self.mode, self.charset)
-                            .map(|mut parsed| {
-                                let mut structure = bytes.problems.clone();
-                                structure.append(&mut parsed.structure);
-                                parsed.verdict = check::check(&parsed.decoded, &structure);
-                                parsed.structure = structure;
-                                parsed
-                            })
-                            .map_err(|kind| ReadError {
-                                index: bytes.index,
-                                offset: bytes.offset,
-                                kind,
-                            });
+                        let outcome =
+                            crate::parse_framed(&raw, bytes.problems, self.mode, self.charset)
+                                .map_err(|kind| ReadError {
+                                    index: bytes.index,
+                                    offset: bytes.offset,
+                                    kind,
+                                });
                         Item {
                             index: bytes.index,
                             offset: bytes.offset,
