@@ -7,9 +7,9 @@ use std::path::Path;
 use anyhow::Context;
 use bibgate_engine::Outcome as Decided;
 use bibgate_import::{Importer, Input, Received, Route};
+use bibgate_marc::Source;
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::Mode;
-use bibgate_marc::{Item, Source};
 use bibgate_store::{BlobStore, ImportResult};
 use indicatif::ProgressBar;
 use serde_json::json;
@@ -71,20 +71,6 @@ impl Line {
             "export_id": self.export_id,
             "trace": self.trace,
         })
-    }
-}
-
-fn input_of(item: Item) -> (Input, u64, u64, u64) {
-    let index = item.index as u64;
-    let len = item.raw.len() as u64;
-    match item.outcome {
-        Ok(parsed) => (Input::Parsed(Box::new(parsed)), index, item.offset, len),
-        Err(error) => (
-            Input::Unreadable(error.to_string()),
-            index,
-            item.offset,
-            len,
-        ),
     }
 }
 
@@ -195,19 +181,8 @@ pub fn import_file(
         if let Some(bar) = &bar {
             bar.set_position(item.offset);
         }
-        let (input, index, offset, len) = input_of(item);
-        chunk.push((
-            input,
-            Received {
-                export_id: format!("{batch_id}#{index}"),
-                batch_id: Some(batch_id.clone()),
-                index: Some(index),
-                raw_key: raw_key.clone(),
-                raw_offset: offset,
-                raw_len: len,
-                received_unix,
-            },
-        ));
+        let item = bibgate_import::batch_item(item, &batch_id, &raw_key, received_unix);
+        chunk.push((item.input, item.received));
         if chunk.len() == CHUNK {
             flush(&mut chunk, out)?;
         }
@@ -230,16 +205,10 @@ pub fn explain_file(
         .with_context(|| format!("could not read {:?}", path.display().to_string()))?;
     let source = Source::sniffed(&bytes[..], Mode::Lenient, Charset::Auto)?;
     for item in source {
-        let (input, index, offset, len) = input_of(item);
-        let received = Received {
-            export_id: format!("explain#{index}"),
-            batch_id: None,
-            index: Some(index),
-            raw_key: String::new(),
-            raw_offset: offset,
-            raw_len: len,
-            received_unix: now_unix(),
-        };
+        let bibgate_import::BatchItem {
+            input, received, ..
+        } = bibgate_import::batch_item(item, "explain", "", now_unix());
+        let index = received.index.unwrap_or(0);
         let explained = importer.explain(route, &input, &received)?;
         writeln!(
             out,

@@ -331,6 +331,17 @@ enum Command {
     },
 }
 
+/// The importer over the embedded store, with the merge-policy runner when there is one.
+fn importer<'a>(
+    data: &'a data::Data,
+    policies: Option<&'a bibgate_plugin_host::WasmPolicyRunner>,
+) -> bibgate_import::Importer<'a> {
+    bibgate_import::Importer::with_policies(
+        &data.store,
+        policies.map(|r| r as &dyn bibgate_import::PolicyRunner),
+    )
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -456,12 +467,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let route =
                 bibgate_import::route(&data.store, &institution, zone.map(ZoneArg::target))?;
             let policies = policy_cmd::runner(&cli.data_dir, false)?;
-            let importer = bibgate_import::Importer::with_policies(
-                &data.store,
-                policies
-                    .as_deref()
-                    .map(|r| r as &dyn bibgate_import::PolicyRunner),
-            );
+            let importer = importer(&data, policies.as_deref());
             let options = import_cmd::Options {
                 dry_run,
                 json,
@@ -510,12 +516,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let route =
                 bibgate_import::route(&data.store, &institution, zone.map(ZoneArg::target))?;
             let policies = policy_cmd::runner(&cli.data_dir, false)?;
-            let importer = bibgate_import::Importer::with_policies(
-                &data.store,
-                policies
-                    .as_deref()
-                    .map(|r| r as &dyn bibgate_import::PolicyRunner),
-            );
+            let importer = importer(&data, policies.as_deref());
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
             import_cmd::explain_file(&importer, &route, &file, &mut out)?;

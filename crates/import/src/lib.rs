@@ -214,6 +214,57 @@ pub enum Input {
     Unreadable(String),
 }
 
+/// One record of a file, ready for [`Importer::import_batch`].
+#[derive(Debug)]
+pub struct BatchItem {
+    /// The record, or why it could not be read.
+    pub input: Input,
+    /// Where it came from: export id `<batch>#<index>`, offset and length in the raw blob.
+    pub received: Received,
+    /// Its raw bytes, for a report of rejected records (a MARCXML record re-encoded as ISO
+    /// 2709; empty when even that is impossible).
+    pub raw: Vec<u8>,
+}
+
+/// Turns one item of a file (read from the blob `raw_key`) into a batch input.
+pub fn batch_item(
+    item: bibgate_marc::Item,
+    batch_id: &str,
+    raw_key: &str,
+    received_unix: i64,
+) -> BatchItem {
+    let index = item.index as u64;
+    let raw_len = item.raw.len() as u64;
+    let (input, raw) = match item.outcome {
+        Ok(parsed) => {
+            let raw = if item.raw.is_empty() {
+                let mut out = Vec::new();
+                match iso2709::write_record(&parsed.decoded.record, &mut out) {
+                    Ok(()) => out,
+                    Err(_) => Vec::new(),
+                }
+            } else {
+                item.raw
+            };
+            (Input::Parsed(Box::new(parsed)), raw)
+        }
+        Err(error) => (Input::Unreadable(error.to_string()), item.raw),
+    };
+    BatchItem {
+        input,
+        received: Received {
+            export_id: format!("{batch_id}#{index}"),
+            batch_id: Some(batch_id.to_string()),
+            index: Some(index),
+            raw_key: raw_key.to_string(),
+            raw_offset: item.offset,
+            raw_len,
+            received_unix,
+        },
+        raw,
+    }
+}
+
 /// What [`Importer::explain`] returns.
 #[derive(Clone, Debug)]
 pub struct Explained {

@@ -22,7 +22,7 @@ use bibgate_gateway::layout::{DROP, stable_hash};
 use bibgate_import::{Importer, Input, Received};
 use bibgate_marc::Source;
 use bibgate_marc::decode::Charset;
-use bibgate_marc::iso2709::{self, Mode};
+use bibgate_marc::iso2709::Mode;
 use bibgate_store::{BlobStore, ImportResult, Outcome, Store};
 use serde_json::json;
 use tracing::{info, warn};
@@ -164,33 +164,12 @@ pub fn process_drop(
         if index < start_index {
             continue;
         }
-        let (input, raw) = match item.outcome {
-            Ok(parsed) => {
-                let raw = if item.raw.is_empty() {
-                    let mut out = Vec::new();
-                    match iso2709::write_record(&parsed.decoded.record, &mut out) {
-                        Ok(()) => out,
-                        Err(_) => Vec::new(),
-                    }
-                } else {
-                    item.raw.clone()
-                };
-                (Input::Parsed(Box::new(parsed)), raw)
-            }
-            Err(error) => (Input::Unreadable(error.to_string()), item.raw.clone()),
-        };
-        chunk.push((
+        let bibgate_import::BatchItem {
             input,
-            Received {
-                export_id: format!("{batch_id}#{index}"),
-                batch_id: Some(batch_id.clone()),
-                index: Some(index),
-                raw_key: raw_key.clone(),
-                raw_offset: item.offset,
-                raw_len: item.raw.len() as u64,
-                received_unix,
-            },
-        ));
+            received,
+            raw,
+        } = bibgate_import::batch_item(item, &batch_id, &raw_key, received_unix);
+        chunk.push((input, received));
         raws.push(raw);
         if chunk.len() >= settings.chunk {
             let started = Instant::now();
