@@ -519,6 +519,7 @@ pub fn take_export(
     };
     let raw_key = received_key(institution, export_id);
     blobs.put_if_absent(&raw_key, &bytes)?;
+    bibgate_failpoint::point("export.received");
     Ok(Some(Taken {
         institution: institution.to_string(),
         export_id: export_id.to_string(),
@@ -570,6 +571,7 @@ pub fn finish_export(services: &Services, export: &Taken, doc: &ResultDoc) -> Re
     let export_id = &export.export_id;
     blobs.put(&result_key(export_id), &doc.to_json())?;
     services.results.notify(export_id);
+    bibgate_failpoint::point("export.result-doc");
     blobs.delete(&inbox_key(&export.institution, export_id))?;
     info!(
         %export_id,
@@ -758,6 +760,7 @@ fn process_drop(services: &Services, institution: &str, file: &str, bytes: &[u8]
             return Ok(());
         }
         let results = importer.import_batch(&route, chunk, now_unix())?;
+        bibgate_failpoint::point("drop.chunk");
         for (result, raw) in results.iter().zip(raws.iter()) {
             report.extend_from_slice(report_line(result).to_string().as_bytes());
             report.push(b'\n');

@@ -379,7 +379,10 @@ impl<'a> Importer<'a> {
             };
             let commit = finalize(route, planned, mms, now_unix)?;
             match self.store.commit(&commit) {
-                Ok(()) => return result_of(commit),
+                Ok(()) => {
+                    bibgate_failpoint::point("store.commit.after");
+                    return result_of(commit);
+                }
                 Err(e) if e.is_conflict() => continue,
                 Err(bibgate_store::Error::AlreadyExists(what)) => {
                     return match self.store.result(&received.export_id)? {
@@ -431,6 +434,7 @@ impl<'a> Importer<'a> {
             commits.push(finalize(route, plan, mms, now_unix)?);
         }
         let mut outcomes = self.store.commit_batch(&commits)?.into_iter();
+        bibgate_failpoint::point("store.commit.after");
         let mut commits = commits.into_iter();
         let mut results = Vec::with_capacity(inputs.len());
         for ((input, received), retry) in inputs.iter().zip(retry) {

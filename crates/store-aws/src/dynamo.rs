@@ -1126,6 +1126,7 @@ impl DynamoStore {
         }
         roles.extend(std::iter::repeat_n(Role::Index, index_actions.len()));
         actions.extend(index_actions);
+        bibgate_failpoint::point("store.commit.before");
         self.transact(actions, &roles, record, result, &what).await
     }
 

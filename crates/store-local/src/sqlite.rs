@@ -1083,7 +1083,11 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, commit: &Commit) -> Result<()> {
-        self.write("commit an import", |tx| apply_commit(tx, commit))
+        self.write("commit an import", |tx| {
+            apply_commit(tx, commit)?;
+            bibgate_failpoint::point("store.commit.before");
+            Ok(())
+        })
     }
 
     fn commit_batch(&self, commits: &[Commit]) -> Result<Vec<Result<()>>> {
@@ -1123,6 +1127,7 @@ impl Store for SqliteStore {
                 }
             }
         }
+        bibgate_failpoint::point("store.commit.before");
         tx.commit().map_err(|err| backend("commit a batch", err))?;
         Ok(outcomes)
     }

@@ -147,6 +147,7 @@ pub fn process_drop(
             return Ok(0);
         }
         let results = importer.import_batch(&route, chunk, now_unix())?;
+        bibgate_failpoint::point("drop.chunk");
         for (result, raw) in results.iter().zip(raws.iter()) {
             report.extend_from_slice(report_line(result).to_string().as_bytes());
             report.push(b'\n');
