@@ -409,9 +409,28 @@ impl<'a> Importer<'a> {
         inputs: &[(Input, Received)],
         now_unix: i64,
     ) -> Result<Vec<ImportResult>> {
+        // What every decision reads, from one snapshot (records of this batch that depend
+        // on each other conflict at commit and are decided again, below).
+        let keys: Vec<Option<OclcKeys>> =
+            inputs.iter().map(|(input, _)| input_keys(input)).collect();
+        let numbers: Vec<Vec<u64>> = keys
+            .iter()
+            .map(|k| k.as_ref().map_or_else(Vec::new, OclcKeys::numbers))
+            .collect();
+        let sets: Vec<&[u64]> = numbers.iter().map(Vec::as_slice).collect();
+        let lookups = self.store.lookup_many(&route.zone.code, &sets)?;
+        if lookups.len() != inputs.len() {
+            return Err(Error::Store(bibgate_store::Error::Backend(format!(
+                "the store answered {} lookups for {} records",
+                lookups.len(),
+                inputs.len()
+            ))));
+        }
         let mut planned = Vec::with_capacity(inputs.len());
-        for (input, received) in inputs {
-            match self.plan(route, input, received) {
+        for ((((input, received), keys), numbers), lookup) in
+            inputs.iter().zip(keys).zip(numbers).zip(&lookups)
+        {
+            match self.plan_with(route, input, received, keys, numbers, lookup) {
                 Ok(plan) => planned.push(plan),
                 // Decided again, alone, after the batch (see below).
                 Err(Error::Store(e)) if e.is_conflict() => planned.push(Planned::retry(received)),
@@ -486,9 +505,25 @@ impl<'a> Importer<'a> {
     }
 
     fn plan(&self, route: &Route, input: &Input, received: &Received) -> Result<Planned> {
+        let keys = input_keys(input);
+        let numbers = keys.as_ref().map_or_else(Vec::new, OclcKeys::numbers);
+        let lookup = self.store.lookup(&route.zone.code, &numbers)?;
+        self.plan_with(route, input, received, keys, numbers, &lookup)
+    }
+
+    /// Decides one record on what `lookup` (for `numbers`, the numbers of `keys`) read.
+    fn plan_with(
+        &self,
+        route: &Route,
+        input: &Input,
+        received: &Received,
+        keys: Option<OclcKeys>,
+        numbers: Vec<u64>,
+        lookup: &bibgate_store::Lookup,
+    ) -> Result<Planned> {
         let zone = route.zone.code.as_str();
-        let parsed = match input {
-            Input::Unreadable(message) => {
+        let (parsed, keys) = match (input, keys) {
+            (Input::Unreadable(message), _) => {
                 return Ok(Planned {
                     received: received.clone(),
                     decision: None,
@@ -503,12 +538,10 @@ impl<'a> Importer<'a> {
                     policy_reject: None,
                 });
             }
-            Input::Parsed(parsed) => parsed,
+            (Input::Parsed(parsed), Some(keys)) => (parsed, keys),
+            (Input::Parsed(parsed), None) => (parsed, oclc_keys(&parsed.decoded.record)),
         };
         let record = &parsed.decoded.record;
-        let keys = oclc_keys(record);
-        let numbers = keys.numbers();
-        let lookup = self.store.lookup(zone, &numbers)?;
         let mut by_record: BTreeMap<MmsId, Vec<Hit>> = BTreeMap::new();
         for entry in &lookup.entries {
             let incoming = keys
@@ -611,6 +644,14 @@ impl<'a> Importer<'a> {
             policy,
             policy_reject,
         })
+    }
+}
+
+/// The OCLC keys of a readable record.
+fn input_keys(input: &Input) -> Option<OclcKeys> {
+    match input {
+        Input::Parsed(parsed) => Some(oclc_keys(&parsed.decoded.record)),
+        Input::Unreadable(_) => None,
     }
 }
 

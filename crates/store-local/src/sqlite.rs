@@ -1002,35 +1002,23 @@ impl Store for SqliteStore {
         if numbers.is_empty() {
             return Ok(Lookup::default());
         }
+        // One read transaction: the index, the records and the locks come from the same
+        // snapshot, so a record the index names is always there.
+        self.read(|conn| in_read_transaction(conn, || lookup_in(conn, zone, numbers)))
+    }
+
+    fn lookup_many(&self, zone: &str, sets: &[&[u64]]) -> Result<Vec<Lookup>> {
+        if sets.iter().all(|numbers| numbers.is_empty()) {
+            return Ok(vec![Lookup::default(); sets.len()]);
+        }
+        // One snapshot for all of them: one BEGIN/COMMIT and one pooled connection per
+        // batch instead of per record.
         self.read(|conn| {
-            // One read transaction: the index, the records and the locks come from the same
-            // snapshot, so a record the index names is always there.
-            exec_cached(conn, "BEGIN DEFERRED", [])
-                .map_err(|err| backend("begin a read for a lookup", err))?;
-            let read = (|| {
-                let entries = query_index(conn, zone, numbers)?;
-                let mut ids: Vec<&MmsId> = entries.iter().map(|e| &e.mms_id).collect();
-                ids.sort();
-                ids.dedup();
-                let mut records = Vec::with_capacity(ids.len());
-                let mut locks = Vec::new();
-                for id in ids {
-                    if let Some(record) = query_record(conn, zone, id)? {
-                        records.push(record);
-                    }
-                    if let Some(lock) = query_lock(conn, zone, id)? {
-                        locks.push(lock);
-                    }
-                }
-                Ok(Lookup {
-                    entries,
-                    records,
-                    locks,
-                })
-            })();
-            exec_cached(conn, "COMMIT", [])
-                .map_err(|err| backend("end a read for a lookup", err))?;
-            read
+            in_read_transaction(conn, || {
+                sets.iter()
+                    .map(|numbers| lookup_in(conn, zone, numbers))
+                    .collect()
+            })
         })
     }
 
@@ -1239,6 +1227,40 @@ fn query_index(conn: &Connection, zone: &str, numbers: &[u64]) -> Result<Vec<Ind
         .map_err(|err| backend(&what(), err))?;
     rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(|err| backend(&what(), err))
+}
+
+/// Runs `f` in one deferred read transaction (one snapshot of the database).
+fn in_read_transaction<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    exec_cached(conn, "BEGIN DEFERRED", []).map_err(|err| backend("begin a read", err))?;
+    let read = f();
+    exec_cached(conn, "COMMIT", []).map_err(|err| backend("end a read", err))?;
+    read
+}
+
+/// [`Store::lookup`] on a connection inside a read transaction.
+fn lookup_in(conn: &Connection, zone: &str, numbers: &[u64]) -> Result<Lookup> {
+    if numbers.is_empty() {
+        return Ok(Lookup::default());
+    }
+    let entries = query_index(conn, zone, numbers)?;
+    let mut ids: Vec<&MmsId> = entries.iter().map(|e| &e.mms_id).collect();
+    ids.sort();
+    ids.dedup();
+    let mut records = Vec::with_capacity(ids.len());
+    let mut locks = Vec::new();
+    for id in ids {
+        if let Some(record) = query_record(conn, zone, id)? {
+            records.push(record);
+        }
+        if let Some(lock) = query_lock(conn, zone, id)? {
+            locks.push(lock);
+        }
+    }
+    Ok(Lookup {
+        entries,
+        records,
+        locks,
+    })
 }
 
 fn query_record(conn: &Connection, zone: &str, mms_id: &MmsId) -> Result<Option<StoredRecord>> {

@@ -324,6 +324,7 @@ pub fn store_contract(make: &dyn Fn() -> Box<dyn Store>) {
         ("replace", check_replace),
         ("locks", check_locks),
         ("lookup", check_lookup),
+        ("lookup_many", check_lookup_many),
         ("commit_batch", check_commit_batch),
         ("zones_are_separate", check_zones_are_separate),
     ];
@@ -1203,6 +1204,50 @@ fn check_lookup(store: &dyn Store) {
         vec![lock],
         "lookup returns those records' locks"
     );
+}
+
+fn check_lookup_many(store: &dyn Store) {
+    setup_zones(store);
+    assert!(
+        ok(store.lookup_many(ZONE_A, &[]), "lookup_many of no sets").is_empty(),
+        "no sets, no lookups"
+    );
+    let first = add_new(store, ZONE_A, &[active(600), cancelled(601)], "e-many-1").mms_id;
+    let second = add_new(store, ZONE_A, &[active(602)], "e-many-2").mms_id;
+    add_new(store, ZONE_B, &[active(603)], "e-many-other-zone");
+    let lock = EditorLock {
+        zone: ZONE_A.to_owned(),
+        mms_id: first.clone(),
+        institution: ZONE_A.to_owned(),
+        user: "carol".to_owned(),
+        since_unix: 1_700_000_000,
+        left_unix: Some(1_700_000_100),
+    };
+    ok(store.put_lock(&lock), "put_lock");
+    let sets: [&[u64]; 5] = [&[601], &[], &[603, 999], &[600, 602], &[602]];
+    let many = ok(store.lookup_many(ZONE_A, &sets), "lookup_many");
+    assert_eq!(many.len(), sets.len(), "one lookup per set, in order");
+    for (set, got) in sets.iter().zip(&many) {
+        let mut single = ok(store.lookup(ZONE_A, set), "lookup");
+        let mut got = got.clone();
+        for lookup in [&mut single, &mut got] {
+            lookup.entries.sort();
+            lookup.records.sort_by(|a, b| a.mms_id.cmp(&b.mms_id));
+        }
+        assert_eq!(got, single, "lookup_many({set:?}) is lookup({set:?})");
+    }
+    assert_eq!(
+        many[3].records.len(),
+        2,
+        "a set that names two records finds both"
+    );
+    assert_eq!(many[0].locks, vec![lock], "locks come with the records");
+    assert!(
+        many[2].entries.is_empty(),
+        "numbers of another zone are not found"
+    );
+    let named: Vec<&MmsId> = many[4].records.iter().map(|r| &r.mms_id).collect();
+    assert_eq!(named, vec![&second], "each set finds its own record");
 }
 
 fn check_commit_batch(store: &dyn Store) {

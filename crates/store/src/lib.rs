@@ -87,6 +87,15 @@ pub trait Store: Send + Sync {
             locks,
         })
     }
+    /// [`Store::lookup`] for many records at once (one entry per set of numbers, in order),
+    /// as a batch import needs. Each [`Lookup`] is consistent on its own; adapters that can
+    /// read one snapshot for all of them override this to save a read per record.
+    fn lookup_many(&self, zone: &str, sets: &[&[u64]]) -> Result<Vec<Lookup>> {
+        sets.iter()
+            .map(|numbers| self.lookup(zone, numbers))
+            .collect()
+    }
+
     /// A record's prior versions, oldest first (the current state is not among them).
     fn versions(&self, zone: &str, mms_id: &MmsId) -> Result<Vec<RecordVersion>>;
     /// How many records a zone holds.
