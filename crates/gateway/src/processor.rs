@@ -297,12 +297,20 @@ impl Processor {
         let count = due.len();
         let io_threads = self.config.workers.max(1) * IO_PER_WORKER;
 
-        // Step 1: the copies to `received/`.
-        let taken = parallel(&self.services, due, io_threads, |services, due: Due| {
-            let outcome = take_export(services, &due.institution, &due.export_id);
-            (due, outcome)
+        // Step 1: the copies to `received/`, made durable together.
+        let services = self.services.clone();
+        let taken = match blocking(move || {
+            let outcomes = take_exports(&services, &due);
+            due.into_iter().zip(outcomes).collect::<Vec<_>>()
         })
-        .await;
+        .await
+        {
+            Ok(taken) => taken,
+            Err(error) => {
+                warn!(%error, "the inbox pass could not take its exports");
+                return;
+            }
+        };
         let mut groups: BTreeMap<String, Vec<(usize, Taken, u32)>> = BTreeMap::new();
         for (due, outcome) in taken {
             match outcome {
@@ -526,6 +534,55 @@ pub fn take_export(
         raw_key,
         bytes,
     }))
+}
+
+/// Step 1 for many exports at once: reads each inbox export and copies them all to
+/// `received/` with one [`BlobStore::copy_if_absent_many`](bibgate_store::BlobStore) (on
+/// the folder store: links, and one folder sync per institution). One outcome per export,
+/// as [`take_export`] gives it.
+fn take_exports(services: &Services, due: &[Due]) -> Vec<Result<Option<Taken>>> {
+    let blobs = &*services.blobs;
+    let mut outcomes: Vec<Result<Option<Taken>>> = Vec::with_capacity(due.len());
+    let mut keys: Vec<(String, String)> = Vec::with_capacity(due.len());
+    let mut copying: Vec<usize> = Vec::with_capacity(due.len());
+    for (i, due) in due.iter().enumerate() {
+        let inbox = inbox_key(&due.institution, &due.export_id);
+        match blobs.get(&inbox) {
+            Ok(Some(bytes)) => {
+                let raw_key = received_key(&due.institution, &due.export_id);
+                keys.push((inbox, raw_key.clone()));
+                copying.push(i);
+                outcomes.push(Ok(Some(Taken {
+                    institution: due.institution.clone(),
+                    export_id: due.export_id.clone(),
+                    raw_key,
+                    bytes,
+                })));
+            }
+            Ok(None) => outcomes.push(Ok(None)),
+            Err(error) => outcomes.push(Err(error.into())),
+        }
+    }
+    let pairs: Vec<(&str, &str)> = keys.iter().map(|(f, t)| (f.as_str(), t.as_str())).collect();
+    let copied = blobs.copy_if_absent_many(&pairs);
+    for (i, copy) in copying.into_iter().zip(copied) {
+        let Some(outcome) = outcomes.get_mut(i) else {
+            continue;
+        };
+        let fallback = match (&copy, &*outcome) {
+            // The inbox object went away after it was read (another processor finished
+            // it): copy the bytes read instead, as `take_export` does.
+            (Err(bibgate_store::Error::NotFound(_)), Ok(Some(taken))) => {
+                Some(blobs.put_if_absent(&taken.raw_key, &taken.bytes))
+            }
+            _ => None,
+        };
+        if let Err(error) = fallback.unwrap_or(copy) {
+            *outcome = Err(error.into());
+        }
+    }
+    bibgate_failpoint::point("export.received");
+    outcomes
 }
 
 /// The result document to write for an export after step 2: the decided one, a failure

@@ -192,6 +192,75 @@ impl BlobStore for FolderBlobStore {
         Ok(true)
     }
 
+    /// Hard links: a blob's file is complete and synced before it gets its name and is
+    /// never written in place afterwards (`put` renames a new file over it), so a link is a
+    /// copy. Each target folder is synced once for all the links into it.
+    fn copy_if_absent_many(&self, pairs: &[(&str, &str)]) -> Vec<Result<bool>> {
+        let mut outcomes: Vec<Result<bool>> = Vec::with_capacity(pairs.len());
+        let mut dirs: Vec<(PathBuf, Vec<usize>)> = Vec::new();
+        for (i, &(from, to)) in pairs.iter().enumerate() {
+            let linked = (|| {
+                let source = self.file_of(from)?;
+                let target = self.file_of(to)?;
+                let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+                let mut attempts_left = 3;
+                loop {
+                    fs::create_dir_all(&dir).map_err(|err| {
+                        io_error(&format!("create the folder of blob {to:?}"), err)
+                    })?;
+                    match fs::hard_link(&source, &target) {
+                        Ok(()) => return Ok((true, dir)),
+                        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                            return Ok((false, dir));
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                            if !source.is_file() {
+                                return Err(Error::NotFound(format!("blob {from:?}")));
+                            }
+                            // The target folder was pruned by a concurrent delete.
+                            if attempts_left == 0 {
+                                return Err(io_error(
+                                    &format!("copy blob {from:?} to {to:?}"),
+                                    err,
+                                ));
+                            }
+                            attempts_left -= 1;
+                        }
+                        Err(err) => {
+                            return Err(io_error(&format!("copy blob {from:?} to {to:?}"), err));
+                        }
+                    }
+                }
+            })();
+            match linked {
+                Ok((copied, dir)) => {
+                    if copied {
+                        match dirs.iter_mut().find(|(d, _)| *d == dir) {
+                            Some((_, members)) => members.push(i),
+                            None => dirs.push((dir, vec![i])),
+                        }
+                    }
+                    outcomes.push(Ok(copied));
+                }
+                Err(err) => outcomes.push(Err(err)),
+            }
+        }
+        for (dir, members) in dirs {
+            if let Err(err) = sync_dir(&dir) {
+                let shown = dir.display().to_string();
+                for i in members {
+                    if let Some(outcome) = outcomes.get_mut(i) {
+                        *outcome = Err(io_error(
+                            &format!("sync blob folder {shown:?}"),
+                            io::Error::new(err.kind(), err.to_string()),
+                        ));
+                    }
+                }
+            }
+        }
+        outcomes
+    }
+
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let path = self.file_of(key)?;
         match fs::read(&path) {

@@ -341,6 +341,7 @@ pub fn blob_contract(make: &dyn Fn() -> Box<dyn BlobStore>) {
             check_blob_put_if_absent_concurrently,
         ),
         ("list", check_blob_list),
+        ("copy_if_absent_many", check_blob_copy_if_absent_many),
     ];
     run_checks("blob store", make, checks);
 }
@@ -1426,6 +1427,53 @@ fn check_blob_put_if_absent_concurrently(store: &dyn BlobStore) {
         winners.len()
     );
     assert_eq!(blob_get(store, key), winners.into_iter().next());
+}
+
+fn check_blob_copy_if_absent_many(store: &dyn BlobStore) {
+    assert!(
+        store.copy_if_absent_many(&[]).is_empty(),
+        "no pairs, no outcomes"
+    );
+    ok(store.put("inbox/a/1.mrc", b"one"), "put");
+    ok(store.put("inbox/a/2.mrc", b"two"), "put");
+    ok(store.put("inbox/b/3.mrc", b"three"), "put");
+    ok(store.put("received/a/2.mrc", b"kept"), "put");
+    let outcomes = store.copy_if_absent_many(&[
+        ("inbox/a/1.mrc", "received/a/1.mrc"),
+        ("inbox/a/2.mrc", "received/a/2.mrc"),
+        ("inbox/a/missing.mrc", "received/a/missing.mrc"),
+        ("inbox/b/3.mrc", "received/b/3.mrc"),
+    ]);
+    assert_eq!(outcomes.len(), 4, "one outcome per pair");
+    assert_eq!(
+        outcomes[0].as_ref().ok(),
+        Some(&true),
+        "a free target is copied"
+    );
+    assert_eq!(
+        outcomes[1].as_ref().ok(),
+        Some(&false),
+        "an existing target is kept"
+    );
+    assert!(
+        matches!(outcomes[2], Err(Error::NotFound(_))),
+        "a missing source is NotFound: {:?}",
+        outcomes[2]
+    );
+    assert_eq!(
+        outcomes[3].as_ref().ok(),
+        Some(&true),
+        "pairs in other folders too"
+    );
+    assert_eq!(blob_get(store, "received/a/1.mrc"), Some(b"one".to_vec()));
+    assert_eq!(blob_get(store, "received/a/2.mrc"), Some(b"kept".to_vec()));
+    assert_eq!(blob_get(store, "received/b/3.mrc"), Some(b"three".to_vec()));
+    assert_eq!(blob_get(store, "received/a/missing.mrc"), None);
+    // The copy is independent of its source.
+    ok(store.delete("inbox/a/1.mrc"), "delete");
+    ok(store.put("inbox/b/3.mrc", b"replaced"), "put");
+    assert_eq!(blob_get(store, "received/a/1.mrc"), Some(b"one".to_vec()));
+    assert_eq!(blob_get(store, "received/b/3.mrc"), Some(b"three".to_vec()));
 }
 
 fn check_blob_list(store: &dyn BlobStore) {

@@ -136,4 +136,19 @@ pub trait BlobStore: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
     /// Removes a key; false when there was none.
     fn delete(&self, key: &str) -> Result<bool>;
+
+    /// For each `(from, to)`: makes `to` a copy of `from` unless `to` exists already
+    /// (`Ok(true)` when copied, `Ok(false)` when `to` was there; [`Error::NotFound`] when
+    /// `from` is missing). Every copy is durable when this returns. Adapters that can copy
+    /// without moving the bytes, or make many writes durable at once, override it (the
+    /// folder adapter links the files and syncs each folder once).
+    fn copy_if_absent_many(&self, pairs: &[(&str, &str)]) -> Vec<Result<bool>> {
+        pairs
+            .iter()
+            .map(|&(from, to)| match self.get(from)? {
+                Some(bytes) => self.put_if_absent(to, &bytes),
+                None => Err(Error::NotFound(format!("blob {from:?}"))),
+            })
+            .collect()
+    }
 }
