@@ -6,7 +6,8 @@
 //! Each pass takes the exports in the inbox (at most [`BATCH_MAX`]) and runs four steps:
 //!
 //! 1. For each export, copy the bytes to `received/<institution>/<export-id>.mrc` (if not
-//!    there yet) — [`take_export`], several at a time.
+//!    there yet) — [`take_export`]; a pass copies all of its exports with one
+//!    `BlobStore::copy_if_absent_many` (on the folder store: hard links, one folder sync).
 //! 2. Group the exports by institution (one route each); per group, take the stored result
 //!    of every export id imported already, and import the others with one
 //!    [`Importer::import_batch`] (one MMS-ID allocation, one durable transaction; records
@@ -17,7 +18,8 @@
 //!    Once a group is committed, each export with a stored result is signalled
 //!    ([`crate::ResultSignals`]): an in-process shim answers from the stored result at once.
 //! 3. For each export, write `results/<export-id>.json` and signal again —
-//! 4. then delete the inbox object ([`finish_export`], several at a time).
+//! 4. then delete the inbox object ([`finish_export`]; a pass writes all of its documents
+//!    with one `BlobStore::put_many`, one folder sync on the folder store, then deletes).
 //!
 //! Steps 3-4 run in the background while the next pass starts with step 1 (that pass skips
 //! the exports still being finished; at most [`MAX_FINISHING`] passes finish at once, and
@@ -75,16 +77,14 @@ use crate::layout::{
 };
 use crate::services::{Services, blocking};
 
-/// Records of a drop file decided and committed together.
-const CHUNK: usize = 2_000;
+/// The most chunk slots reserved up front (a larger [`ProcessorConfig::drop_chunk`] grows
+/// as records arrive).
+const CAPACITY_MAX: usize = 2_000;
 /// The most inbox exports one pass takes (the rest wait for the next pass).
 pub const BATCH_MAX: usize = 500;
 /// Attempts at an export that keeps failing before a failure result is written (its raw
 /// bytes stay under `received/`).
 const MAX_ATTEMPTS: u32 = 8;
-/// Blob writes (steps 1 and 3) run on this many threads per worker: they wait on fsync,
-/// not on the CPU, and the file system commits concurrent fsyncs together.
-const IO_PER_WORKER: usize = 4;
 /// Passes whose steps 3-4 may run in the background at once.
 pub const MAX_FINISHING: usize = 2;
 
@@ -295,7 +295,6 @@ impl Processor {
             return;
         }
         let count = due.len();
-        let io_threads = self.config.workers.max(1) * IO_PER_WORKER;
 
         // Step 1: the copies to `received/`, made durable together.
         let services = self.services.clone();
@@ -388,22 +387,27 @@ impl Processor {
         self.in_flight.extend(ids.iter().cloned());
         let services = self.services.clone();
         self.finishing.spawn(async move {
-            let outcomes = parallel(
-                &services,
-                settled,
-                io_threads,
-                |services, (export, doc): (Taken, ResultDoc)| {
-                    let outcome = finish_export(services, &export, &doc);
-                    (export.export_id, outcome)
-                },
-            )
-            .await;
+            let outcomes = match blocking(move || finish_exports(&services, &settled)).await {
+                Ok(outcomes) => outcomes,
+                Err(error) => {
+                    warn!(%error, "could not finish an inbox pass");
+                    Vec::new()
+                }
+            };
             (ids, outcomes)
         });
     }
 
-    /// Imports drop files that have settled.
+    /// Starts importing the drop files that have settled, in the background, unless the
+    /// previous import is still running.
     async fn drop_pass(&mut self) {
+        if let Some(task) = self.dropping.take() {
+            if !task.is_finished() {
+                self.dropping = Some(task);
+                return;
+            }
+            self.dropped(task.await);
+        }
         let blobs = self.services.blobs.clone();
         let keys = match blocking(move || blobs.list(DROP)).await {
             Ok(Ok(keys)) => keys,
@@ -639,6 +643,52 @@ pub fn finish_export(services: &Services, export: &Taken, doc: &ResultDoc) -> Re
         "export processed"
     );
     Ok(())
+}
+
+/// Steps 3 and 4 for many exports: the result documents with one
+/// [`BlobStore::put_many`](bibgate_store::BlobStore) (one folder sync on the folder store),
+/// the signals, then the inbox deletes. One outcome per export, by export id.
+fn finish_exports(
+    services: &Services,
+    settled: &[(Taken, ResultDoc)],
+) -> Vec<(String, Result<()>)> {
+    let blobs = &*services.blobs;
+    let docs: Vec<(String, Vec<u8>)> = settled
+        .iter()
+        .map(|(export, doc)| (result_key(&export.export_id), doc.to_json()))
+        .collect();
+    let items: Vec<(&str, &[u8])> = docs
+        .iter()
+        .map(|(key, json)| (key.as_str(), json.as_slice()))
+        .collect();
+    let written = blobs.put_many(&items);
+    for ((export, _), outcome) in settled.iter().zip(&written) {
+        if outcome.is_ok() {
+            services.results.notify(&export.export_id);
+        }
+    }
+    bibgate_failpoint::point("export.result-doc");
+    settled
+        .iter()
+        .zip(written)
+        .map(|((export, doc), written)| {
+            let export_id = &export.export_id;
+            let outcome = written
+                .and_then(|()| blobs.delete(&inbox_key(&export.institution, export_id)))
+                .map_err(crate::Error::from)
+                .map(|_| {
+                    info!(
+                        %export_id,
+                        institution = %export.institution,
+                        outcome = %doc.outcome,
+                        reason = %doc.reason_code,
+                        mms_id = doc.mms_id.as_deref().unwrap_or(""),
+                        "export processed"
+                    );
+                });
+            (export_id.clone(), outcome)
+        })
+        .collect()
 }
 
 /// Steps 1-4 for one export on its own (see the module docs). `attempts` counts earlier

@@ -131,6 +131,23 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Syncs each folder once; a folder that fails to sync fails every write into it.
+fn sync_dirs<T>(dirs: Vec<(PathBuf, Vec<usize>)>, outcomes: &mut [Result<T>]) {
+    for (dir, members) in dirs {
+        if let Err(err) = sync_dir(&dir) {
+            let shown = dir.display().to_string();
+            for i in members {
+                if let Some(outcome) = outcomes.get_mut(i) {
+                    *outcome = Err(io_error(
+                        &format!("sync blob folder {shown:?}"),
+                        io::Error::new(err.kind(), err.to_string()),
+                    ));
+                }
+            }
+        }
+    }
+}
+
 /// Every file key under `dir` (which is the folder of key prefix `dir_key`), recursively.
 fn walk(dir: &Path, dir_key: &str, keys: &mut Vec<String>) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
@@ -192,6 +209,36 @@ impl BlobStore for FolderBlobStore {
         Ok(true)
     }
 
+    /// Each blob to a synced temporary file, renamed into place; then each folder synced once.
+    fn put_many(&self, blobs: &[(&str, &[u8])]) -> Vec<Result<()>> {
+        let mut outcomes: Vec<Result<()>> = Vec::with_capacity(blobs.len());
+        let mut dirs: Vec<(PathBuf, Vec<usize>)> = Vec::new();
+        for (i, &(key, bytes)) in blobs.iter().enumerate() {
+            let placed = (|| {
+                let path = self.file_of(key)?;
+                let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+                let temp = self.write_temp(key, &dir, bytes)?;
+                if let Err(err) = fs::rename(&temp, &path) {
+                    let _ = fs::remove_file(&temp);
+                    return Err(io_error(&format!("move blob {key:?} into place"), err));
+                }
+                Ok(dir)
+            })();
+            match placed {
+                Ok(dir) => {
+                    match dirs.iter_mut().find(|(d, _)| *d == dir) {
+                        Some((_, members)) => members.push(i),
+                        None => dirs.push((dir, vec![i])),
+                    }
+                    outcomes.push(Ok(()));
+                }
+                Err(err) => outcomes.push(Err(err)),
+            }
+        }
+        sync_dirs(dirs, &mut outcomes);
+        outcomes
+    }
+
     /// Hard links: a blob's file is complete and synced before it gets its name and is
     /// never written in place afterwards (`put` renames a new file over it), so a link is a
     /// copy. Each target folder is synced once for all the links into it.
@@ -245,19 +292,7 @@ impl BlobStore for FolderBlobStore {
                 Err(err) => outcomes.push(Err(err)),
             }
         }
-        for (dir, members) in dirs {
-            if let Err(err) = sync_dir(&dir) {
-                let shown = dir.display().to_string();
-                for i in members {
-                    if let Some(outcome) = outcomes.get_mut(i) {
-                        *outcome = Err(io_error(
-                            &format!("sync blob folder {shown:?}"),
-                            io::Error::new(err.kind(), err.to_string()),
-                        ));
-                    }
-                }
-            }
-        }
+        sync_dirs(dirs, &mut outcomes);
         outcomes
     }
 

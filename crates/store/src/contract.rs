@@ -342,6 +342,7 @@ pub fn blob_contract(make: &dyn Fn() -> Box<dyn BlobStore>) {
         ),
         ("list", check_blob_list),
         ("copy_if_absent_many", check_blob_copy_if_absent_many),
+        ("put_many", check_blob_put_many),
     ];
     run_checks("blob store", make, checks);
 }
@@ -1427,6 +1428,32 @@ fn check_blob_put_if_absent_concurrently(store: &dyn BlobStore) {
         winners.len()
     );
     assert_eq!(blob_get(store, key), winners.into_iter().next());
+}
+
+fn check_blob_put_many(store: &dyn BlobStore) {
+    assert!(store.put_many(&[]).is_empty(), "no blobs, no outcomes");
+    ok(store.put("results/2.json", b"old"), "put");
+    let outcomes = store.put_many(&[
+        ("results/1.json", b"one"),
+        ("results/2.json", b"two"),
+        ("bad//key", b"x"),
+        ("other/3.json", b""),
+    ]);
+    assert_eq!(outcomes.len(), 4, "one outcome per blob");
+    assert!(outcomes[0].is_ok() && outcomes[1].is_ok() && outcomes[3].is_ok());
+    assert!(outcomes[2].is_err(), "a bad key fails alone");
+    assert_eq!(blob_get(store, "results/1.json"), Some(b"one".to_vec()));
+    assert_eq!(
+        blob_get(store, "results/2.json"),
+        Some(b"two".to_vec()),
+        "put_many replaces"
+    );
+    assert_eq!(blob_get(store, "other/3.json"), Some(Vec::new()));
+    assert_eq!(
+        ok(store.list("results/"), "list"),
+        vec!["results/1.json".to_owned(), "results/2.json".to_owned()],
+        "nothing else appears"
+    );
 }
 
 fn check_blob_copy_if_absent_many(store: &dyn BlobStore) {

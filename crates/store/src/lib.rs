@@ -137,6 +137,15 @@ pub trait BlobStore: Send + Sync {
     /// Removes a key; false when there was none.
     fn delete(&self, key: &str) -> Result<bool>;
 
+    /// [`BlobStore::put`] for many blobs (one outcome each, in order); every successful
+    /// write is durable when this returns. The folder adapter syncs each folder once.
+    fn put_many(&self, blobs: &[(&str, &[u8])]) -> Vec<Result<()>> {
+        blobs
+            .iter()
+            .map(|&(key, bytes)| self.put(key, bytes))
+            .collect()
+    }
+
     /// For each `(from, to)`: makes `to` a copy of `from` unless `to` exists already
     /// (`Ok(true)` when copied, `Ok(false)` when `to` was there; [`Error::NotFound`] when
     /// `from` is missing). Every copy is durable when this returns. Adapters that can copy
