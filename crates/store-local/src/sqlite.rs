@@ -389,8 +389,13 @@ fn decode_numbers(text: &str, idx: usize) -> rusqlite::Result<Vec<u64>> {
 
 /// Each line escaped (`\` → `\\`, newline → `\n`) and ended by a newline.
 fn encode_trace(trace: &[String]) -> String {
-    let mut text = String::new();
+    let mut text = String::with_capacity(trace.iter().map(|line| line.len() + 1).sum());
     for line in trace {
+        if !line.contains(['\\', '\n']) {
+            text.push_str(line);
+            text.push('\n');
+            continue;
+        }
         for ch in line.chars() {
             match ch {
                 '\\' => text.push_str("\\\\"),
