@@ -238,6 +238,16 @@ pub fn profile_show(profile: &Profile, out: &mut impl Write) -> std::io::Result<
     )?;
     writeln!(out, "  logon-id          {}", profile.logon_id)?;
     writeln!(out, "  password          (argon2id hash stored)")?;
+    if let (Some(_), Some(expires)) = (
+        profile.previous_password_at(now_unix()),
+        profile.previous_password_expires,
+    ) {
+        writeln!(
+            out,
+            "  previous password accepted until {}",
+            bibgate_engine::messages::utc_minutes(expires)
+        )?;
+    }
     writeln!(out, "  target-zone       {}", profile.target_zone.as_str())?;
     writeln!(out, "  check-brief-level {}", profile.check_brief_level)?;
     writeln!(out, "  check-005         {}", profile.check_005)?;
@@ -280,8 +290,8 @@ pub fn profile_set(store: &dyn Store, id: &str, key: &str, value: &str) -> anyho
     match key {
         "logon-id" => profile.logon_id = value.into(),
         "password" => {
-            profile.password_hash =
-                bibgate_import::auth::hash_password(value).map_err(anyhow::Error::msg)?
+            let hash = bibgate_import::auth::hash_password(value).map_err(anyhow::Error::msg)?;
+            bibgate_import::auth::rotate(&mut profile, hash, 0, now_unix());
         }
         "target-zone" => {
             profile.target_zone = match value {
@@ -309,4 +319,142 @@ pub fn profile_set(store: &dyn Store, id: &str, key: &str, value: &str) -> anyho
     bibgate_import::policy(&profile)?;
     store.put_profile(&profile)?;
     Ok(profile)
+}
+
+/// A duration for the command line: `7d`, `12h`, `30m`, `90s` or plain seconds; in seconds.
+pub fn parse_duration(text: &str) -> anyhow::Result<i64> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => bail!("{text:?} is not a duration like 7d, 12h, 30m, 90s or 0"),
+    };
+    let value: i64 = digits
+        .parse()
+        .with_context(|| format!("{text:?} is not a duration like 7d, 12h, 30m, 90s or 0"))?;
+    value
+        .checked_mul(scale)
+        .with_context(|| format!("{text:?} is too long"))
+}
+
+/// A password given on the command line; `-` reads the first line of standard input.
+pub fn password_argument(value: &str) -> anyhow::Result<String> {
+    if value != "-" {
+        return Ok(value.to_string());
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("could not read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(password)
+}
+
+/// `bibgate profile set ID --password NEW [--keep-previous-for DURATION]`: the new password
+/// is accepted at once; the previous one stays accepted for `keep_previous_seconds` (so the
+/// running gateway accepts both without a restart; 0 ends the previous one at once).
+pub fn profile_rotate_password(
+    store: &dyn Store,
+    id: &str,
+    password: &str,
+    keep_previous_seconds: i64,
+) -> anyhow::Result<Profile> {
+    if password.is_empty() {
+        bail!("the password must not be empty");
+    }
+    let mut profile = all_profiles(store)?
+        .into_iter()
+        .find(|p| p.id == id)
+        .with_context(|| format!("profile {id:?} does not exist (bibgate profile list)"))?;
+    let hash = bibgate_import::auth::hash_password(password).map_err(anyhow::Error::msg)?;
+    bibgate_import::auth::rotate(&mut profile, hash, keep_previous_seconds, now_unix());
+    store.put_profile(&profile)?;
+    Ok(profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_rotation_keeps_the_previous_password_for_the_grace_period() {
+        const ZONE_A: &str = "01DEMO_ALPHA";
+        let store = bibgate_store_local::SqliteStore::in_memory().unwrap();
+        store
+            .put_institution(&bibgate_store::Institution {
+                code: ZONE_A.into(),
+                name: "Alpha".into(),
+                kind: bibgate_store::ZoneKind::Institution,
+                network: None,
+                numeric_code: 4521,
+            })
+            .unwrap();
+        let old_hash = bibgate_import::auth::hash_password("old-pw").unwrap();
+        let profile =
+            bibgate_import::default_profile(ZONE_A, old_hash.clone(), TargetZone::Institution);
+        store.put_profile(&profile).unwrap();
+        let before = now_unix();
+        let rotated = profile_rotate_password(&store, &profile.id, "new-pw", 3_600).unwrap();
+        assert_eq!(
+            rotated.previous_password_hash.as_deref(),
+            Some(old_hash.as_str())
+        );
+        let expires = rotated.previous_password_expires.unwrap();
+        assert!((before + 3_600..=now_unix() + 3_600).contains(&expires));
+        let stored = bibgate_import::connexion_profile(&store, ZONE_A).unwrap();
+        assert_eq!(stored, rotated);
+        for (password, at, accepted) in [
+            ("new-pw", before, true),
+            ("old-pw", before, true),
+            ("old-pw", expires, false),
+            ("new-pw", expires, true),
+        ] {
+            assert_eq!(
+                bibgate_import::auth::verify_profile_password(&stored, password, at),
+                accepted,
+                "{password} at {at}"
+            );
+        }
+        let mut shown = Vec::new();
+        profile_show(&stored, &mut shown).unwrap();
+        let shown = String::from_utf8(shown).unwrap();
+        assert!(
+            shown.contains("previous password accepted until"),
+            "{shown}"
+        );
+        assert!(!shown.contains("argon2id$"), "{shown}");
+        // No grace: the previous password is dropped.
+        let again = profile_rotate_password(&store, &profile.id, "newer-pw", 0).unwrap();
+        assert_eq!(again.previous_password_hash, None);
+        assert!(!bibgate_import::auth::verify_profile_password(
+            &again,
+            "new-pw",
+            now_unix()
+        ));
+        assert!(profile_rotate_password(&store, &profile.id, "", 60).is_err());
+        assert!(profile_rotate_password(&store, "nope", "pw", 60).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d").unwrap(), 604_800);
+        assert_eq!(parse_duration("12h").unwrap(), 43_200);
+        assert_eq!(parse_duration("30m").unwrap(), 1_800);
+        assert_eq!(parse_duration("90s").unwrap(), 90);
+        assert_eq!(parse_duration("0").unwrap(), 0);
+        assert_eq!(parse_duration("45").unwrap(), 45);
+        assert!(parse_duration("7w").is_err());
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("-1d").is_err());
+        assert!(parse_duration("99999999999999999d").is_err());
+    }
 }

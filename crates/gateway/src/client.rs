@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use bibgate_connexion::{LengthEncoding, ReplyParser, RequestRef, encode_request};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::{Error, Result};
+use crate::{Error, Result, TlsClient};
 
 /// Sends one record to `addr` (`host:port`) and returns the reply text.
 ///
@@ -16,6 +16,40 @@ use crate::{Error, Result};
 /// as having replied with that text. `timeout` bounds the whole exchange.
 pub async fn send(
     addr: &str,
+    logon_id: &str,
+    password: &str,
+    record: &[u8],
+    encoding: LengthEncoding,
+    timeout: Duration,
+) -> Result<String> {
+    send_over(addr, None, logon_id, password, record, encoding, timeout).await
+}
+
+/// Like [`send`], inside a TLS session (for the shim's TLS listener, or a TLS front).
+pub async fn send_tls(
+    addr: &str,
+    tls: &TlsClient,
+    logon_id: &str,
+    password: &str,
+    record: &[u8],
+    encoding: LengthEncoding,
+    timeout: Duration,
+) -> Result<String> {
+    send_over(
+        addr,
+        Some(tls),
+        logon_id,
+        password,
+        record,
+        encoding,
+        timeout,
+    )
+    .await
+}
+
+async fn send_over(
+    addr: &str,
+    tls: Option<&TlsClient>,
     logon_id: &str,
     password: &str,
     record: &[u8],
@@ -32,7 +66,7 @@ pub async fn send(
         },
         encoding,
     )?;
-    match tokio::time::timeout(timeout, exchange(addr, &request)).await {
+    match tokio::time::timeout(timeout, connect_and_exchange(addr, tls, &request)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(Error::Timeout {
             addr: addr.to_string(),
@@ -41,18 +75,39 @@ pub async fn send(
     }
 }
 
-async fn exchange(addr: &str, request: &[u8]) -> Result<String> {
+async fn connect_and_exchange(
+    addr: &str,
+    tls: Option<&TlsClient>,
+    request: &[u8],
+) -> Result<String> {
+    let connect = |source| Error::Connect {
+        addr: addr.to_string(),
+        source,
+    };
+    let stream = TcpStream::connect(addr).await.map_err(connect)?;
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => exchange(addr, stream, request).await,
+        Some(tls) => {
+            let stream = tls
+                .connector
+                .connect(tls.server_name.clone(), stream)
+                .await
+                .map_err(connect)?;
+            exchange(addr, stream, request).await
+        }
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    addr: &str,
+    mut stream: S,
+    request: &[u8],
+) -> Result<String> {
     let io = |source| Error::Io {
         addr: addr.to_string(),
         source,
     };
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|source| Error::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
-    let _ = stream.set_nodelay(true);
     stream.write_all(request).await.map_err(io)?;
     let mut replies = ReplyParser::new();
     let mut buf = vec![0u8; 4096];

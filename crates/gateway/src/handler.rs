@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::layout::{ExportIds, ResultDoc, inbox_key, result_key};
-use crate::logon::{LogonCache, Throttle};
+use crate::logon::{Lock, Lockout, LogonCache, Throttle};
 use crate::retry::{Claim, RetryWindow};
 use crate::services::{Services, blocking};
 
@@ -28,6 +28,7 @@ pub(crate) struct Shared {
     pub(crate) services: Services,
     pub(crate) config: Config,
     throttle: Mutex<Throttle>,
+    lockout: Mutex<Lockout>,
     logons: Mutex<LogonCache>,
     retry: Mutex<RetryWindow>,
     ids: ExportIds,
@@ -47,7 +48,8 @@ pub(crate) struct Answer {
     pub(crate) export_id: Option<String>,
     /// The authenticated institution.
     pub(crate) institution: Option<String>,
-    /// `added`, `merged`, `failed`, `pending`, `logon-failed`, `no-profile`, `error`.
+    /// `added`, `merged`, `failed`, `pending`, `logon-failed`, `logon-locked` (replied to
+    /// as `logon-failed`), `no-profile`, `error`.
     pub(crate) status: &'static str,
 }
 
@@ -69,6 +71,16 @@ fn field_text(bytes: Option<&[u8]>) -> String {
         Ok(text) => text.to_string(),
         Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
     }
+}
+
+/// A logon id as logged: at most 64 characters, escaped.
+fn shown(logon_id: &str) -> String {
+    logon_id
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .escape_debug()
+        .to_string()
 }
 
 fn now_millis() -> i64 {
@@ -96,6 +108,7 @@ impl Shared {
     pub(crate) fn new(services: Services, config: Config) -> Shared {
         Shared {
             throttle: Mutex::new(Throttle::new(config.logon_backoff.clone())),
+            lockout: Mutex::new(Lockout::new(config.logon_lockout.clone())),
             logons: Mutex::new(LogonCache::new(config.logon_cache)),
             retry: Mutex::new(RetryWindow::new(config.retry_window)),
             ids: ExportIds::new(),
@@ -113,14 +126,14 @@ impl Shared {
         };
         let logon_id = field_text(logon_field);
         let password = field_text(request.password.as_deref());
-        let logon_shown = logon_id.chars().take(64).collect::<String>();
+        let logon_shown = shown(&logon_id);
         let institution = match self.logon(logon_id, password).await {
             Ok(institution) => {
                 lock(&self.throttle).succeeded(peer);
                 institution
             }
             Err(Refused::Credentials(text, status)) => {
-                info!(%peer, logon = %logon_shown.escape_debug(), status, "logon refused");
+                info!(%peer, logon = %logon_shown, status, "logon refused");
                 let delay = lock(&self.throttle).failed(peer, Instant::now());
                 if !delay.is_zero() {
                     info!(%peer, delay_ms = delay.as_millis() as u64, "delaying a logon failure reply");
@@ -170,7 +183,19 @@ impl Shared {
             .await
             .map_err(|e| Refused::Unavailable(e.to_string()))?
             .map_err(refused)?;
-        if lock(&self.logons).hit(&logon_id, &password, &profile.password_hash, Instant::now()) {
+        // A locked logon id is refused whatever the password, after the same password check
+        // as any other logon (so neither the reply nor its timing tells the client).
+        let locked = lock(&self.lockout).is_locked(&logon_id, Instant::now());
+        if !locked
+            && lock(&self.logons).hit(
+                &logon_id,
+                &password,
+                &profile,
+                Instant::now(),
+                now_millis() / 1000,
+            )
+        {
+            lock(&self.lockout).succeeded(&logon_id);
             return Ok(profile.institution);
         }
         let _permit = self
@@ -180,17 +205,53 @@ impl Shared {
             .map_err(|e| Refused::Unavailable(e.to_string()))?;
         let store = self.services.store.clone();
         let (id, secret) = (logon_id.clone(), password.clone());
-        let route = blocking(move || bibgate_import::authenticate(&*store, &id, &secret))
-            .await
-            .map_err(|e| Refused::Unavailable(e.to_string()))?
-            .map_err(refused)?;
-        lock(&self.logons).insert(
-            &logon_id,
-            &password,
-            &route.profile.password_hash,
-            Instant::now(),
-        );
-        Ok(route.institution.code)
+        let now_unix = now_millis() / 1000;
+        let checked =
+            blocking(move || bibgate_import::authenticate_at(&*store, &id, &secret, now_unix))
+                .await
+                .map_err(|e| Refused::Unavailable(e.to_string()))?;
+        // Checked again after the slow password check: a guess racing the one that locked
+        // the logon id is refused too.
+        let locked = locked || lock(&self.lockout).is_locked(&logon_id, Instant::now());
+        match checked {
+            Ok(_) if locked => Err(Refused::Credentials(
+                bibgate_import::Error::LogonFailed.to_string(),
+                "logon-locked",
+            )),
+            Ok(route) => {
+                lock(&self.lockout).succeeded(&logon_id);
+                lock(&self.logons).insert(
+                    &logon_id,
+                    &password,
+                    &route.profile,
+                    Instant::now(),
+                    now_unix,
+                );
+                Ok(route.institution.code)
+            }
+            Err(bibgate_import::Error::LogonFailed) => {
+                let outcome = lock(&self.lockout).failed(&logon_id, Instant::now());
+                match outcome {
+                    Lock::LockedNow => {
+                        let config = &self.config.logon_lockout;
+                        warn!(
+                            logon = %shown(&logon_id),
+                            failures = config.threshold,
+                            window_s = config.window.as_secs(),
+                            locked_s = config.duration.as_secs(),
+                            "logon id locked after repeated failed logons"
+                        );
+                        Err(failed())
+                    }
+                    Lock::AlreadyLocked => Err(Refused::Credentials(
+                        bibgate_import::Error::LogonFailed.to_string(),
+                        "logon-locked",
+                    )),
+                    Lock::Counted => Err(failed()),
+                }
+            }
+            Err(error) => Err(refused(error)),
+        }
     }
 
     /// Puts the record in the inbox (unless it is a retry) and waits for its result.

@@ -1,6 +1,7 @@
-//! Logon bookkeeping: the failure back-off per IP address and the cache of verified logons.
+//! Logon bookkeeping: the failure back-off per IP address, the lock-out per logon id and
+//! the cache of verified logons.
 //!
-//! Both are plain data structures that take `now` as an argument, so they are tested
+//! All are plain data structures that take `now` as an argument, so they are tested
 //! without a clock.
 
 use std::collections::{HashMap, VecDeque};
@@ -9,7 +10,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::LogonBackoff;
+use bibgate_store::Profile;
+
+use crate::config::{LogonBackoff, LogonLockout};
 use crate::layout::Digester;
 
 /// Entries kept before stale ones are swept.
@@ -70,15 +73,115 @@ impl Throttle {
     }
 }
 
+/// What a failure did to a logon id's lock-out state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// Counted; not locked.
+    Counted,
+    /// This failure reached the threshold: the logon id is now locked (log it once).
+    LockedNow,
+    /// The logon id was already locked (the failure is not counted again).
+    AlreadyLocked,
+}
+
+#[derive(Debug, Default)]
+struct LockoutEntry {
+    failures: VecDeque<Instant>,
+    locked_until: Option<Instant>,
+}
+
+/// Failed logons per logon id, and the logon ids locked because of them.
+///
+/// Only logon ids of existing profiles are ever recorded (the caller counts a failure only
+/// after the profile was found), so the map is bounded by the number of profiles.
+#[derive(Debug)]
+pub(crate) struct Lockout {
+    config: LogonLockout,
+    entries: HashMap<String, LockoutEntry>,
+}
+
+impl Lockout {
+    pub(crate) fn new(config: LogonLockout) -> Lockout {
+        Lockout {
+            config,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// True while `logon_id` is locked at `now`.
+    pub(crate) fn is_locked(&self, logon_id: &str, now: Instant) -> bool {
+        self.entries
+            .get(logon_id)
+            .and_then(|entry| entry.locked_until)
+            .is_some_and(|until| now < until)
+    }
+
+    /// Records a failed logon for `logon_id` at `now`.
+    pub(crate) fn failed(&mut self, logon_id: &str, now: Instant) -> Lock {
+        if self.config.threshold == 0 {
+            return Lock::Counted;
+        }
+        if self.entries.len() >= SWEEP_AT {
+            let window = self.config.window;
+            self.entries.retain(|_, entry| {
+                entry.locked_until.is_some_and(|until| now < until)
+                    || entry
+                        .failures
+                        .back()
+                        .is_some_and(|last| now.duration_since(*last) < window)
+            });
+        }
+        let entry = self.entries.entry(logon_id.to_string()).or_default();
+        match entry.locked_until {
+            Some(until) if now < until => return Lock::AlreadyLocked,
+            Some(_) => entry.locked_until = None,
+            None => {}
+        }
+        let window = self.config.window;
+        while entry
+            .failures
+            .front()
+            .is_some_and(|first| now.duration_since(*first) >= window)
+        {
+            entry.failures.pop_front();
+        }
+        entry.failures.push_back(now);
+        let count = u32::try_from(entry.failures.len()).unwrap_or(u32::MAX);
+        if count >= self.config.threshold {
+            entry.failures.clear();
+            entry.locked_until = Some(now + self.config.duration);
+            return Lock::LockedNow;
+        }
+        Lock::Counted
+    }
+
+    /// Clears a logon id's failures after a successful logon (never called while locked).
+    pub(crate) fn succeeded(&mut self, logon_id: &str) {
+        self.entries.remove(logon_id);
+    }
+}
+
 /// Logons whose password was verified recently.
 ///
-/// Keyed by logon id; holds a keyed digest of the password (never the password) and the
-/// profile's password hash it was verified against, so a changed password invalidates it.
+/// Keyed by logon id; holds a keyed digest of the password (never the password), a digest
+/// of the profile's password settings it was verified against (current hash, previous hash
+/// and its expiry), so any change to them invalidates it, and, when the profile still
+/// accepted a previous password, that password's expiry: the entry stops at the expiry, so
+/// an expired previous password is checked again (and refused) instead of being let
+/// through by the cache.
 #[derive(Debug)]
 pub(crate) struct LogonCache {
     ttl: Duration,
     digester: Digester,
-    entries: HashMap<String, (u128, String, Instant)>,
+    entries: HashMap<String, CacheEntry>,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    password: u128,
+    credentials: u128,
+    since: Instant,
+    until_unix: Option<i64>,
 }
 
 impl LogonCache {
@@ -90,33 +193,47 @@ impl LogonCache {
         }
     }
 
-    /// True when `password` was verified for `logon_id` against `password_hash` within the TTL.
+    fn credentials(&self, profile: &Profile) -> u128 {
+        let mut text = profile.password_hash.clone();
+        text.push('\0');
+        text.push_str(profile.previous_password_hash.as_deref().unwrap_or(""));
+        text.push('\0');
+        if let Some(expires) = profile.previous_password_expires {
+            text.push_str(&expires.to_string());
+        }
+        self.digester.digest(text.as_bytes())
+    }
+
+    /// True when `password` was verified for `logon_id` against the profile's current
+    /// password settings within the TTL, and any previous password accepted then is still
+    /// accepted at `now_unix`.
     pub(crate) fn hit(
         &self,
         logon_id: &str,
         password: &str,
-        password_hash: &str,
+        profile: &Profile,
         now: Instant,
+        now_unix: i64,
     ) -> bool {
         if self.ttl.is_zero() {
             return false;
         }
-        self.entries
-            .get(logon_id)
-            .is_some_and(|(digest, hash, since)| {
-                hash == password_hash
-                    && now.duration_since(*since) < self.ttl
-                    && *digest == self.digester.digest(password.as_bytes())
-            })
+        self.entries.get(logon_id).is_some_and(|entry| {
+            now.duration_since(entry.since) < self.ttl
+                && entry.until_unix.is_none_or(|until| now_unix < until)
+                && entry.credentials == self.credentials(profile)
+                && entry.password == self.digester.digest(password.as_bytes())
+        })
     }
 
-    /// Remembers a verified logon.
+    /// Remembers a logon verified against `profile` at `now` (`now_unix`).
     pub(crate) fn insert(
         &mut self,
         logon_id: &str,
         password: &str,
-        password_hash: &str,
+        profile: &Profile,
         now: Instant,
+        now_unix: i64,
     ) {
         if self.ttl.is_zero() {
             return;
@@ -124,13 +241,18 @@ impl LogonCache {
         if self.entries.len() >= SWEEP_AT {
             let ttl = self.ttl;
             self.entries
-                .retain(|_, (_, _, since)| now.duration_since(*since) < ttl);
+                .retain(|_, entry| now.duration_since(entry.since) < ttl);
         }
-        let digest = self.digester.digest(password.as_bytes());
-        self.entries.insert(
-            logon_id.to_string(),
-            (digest, password_hash.to_string(), now),
-        );
+        let until_unix = profile
+            .previous_password_at(now_unix)
+            .and(profile.previous_password_expires);
+        let entry = CacheEntry {
+            password: self.digester.digest(password.as_bytes()),
+            credentials: self.credentials(profile),
+            since: now,
+            until_unix,
+        };
+        self.entries.insert(logon_id.to_string(), entry);
     }
 }
 
@@ -182,16 +304,119 @@ mod tests {
         );
     }
 
+    fn lockout() -> Lockout {
+        Lockout::new(LogonLockout {
+            threshold: 3,
+            window: Duration::from_secs(900),
+            duration: Duration::from_secs(900),
+        })
+    }
+
+    #[test]
+    fn a_logon_id_is_locked_at_the_threshold_and_the_lock_expires() {
+        let mut lockout = lockout();
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        assert_eq!(lockout.failed("ALPHA", at(0)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", at(10)), Lock::Counted);
+        assert!(!lockout.is_locked("ALPHA", at(10)));
+        assert_eq!(lockout.failed("ALPHA", at(20)), Lock::LockedNow);
+        assert!(lockout.is_locked("ALPHA", at(20)));
+        // Further failures while locked neither count nor extend the lock.
+        assert_eq!(lockout.failed("ALPHA", at(500)), Lock::AlreadyLocked);
+        assert!(lockout.is_locked("ALPHA", at(919)));
+        // Another logon id is not affected.
+        assert!(!lockout.is_locked("BETA", at(20)));
+        assert_eq!(lockout.failed("BETA", at(20)), Lock::Counted);
+        // The lock expires after its duration; counting starts again from zero.
+        assert!(!lockout.is_locked("ALPHA", at(920)));
+        assert_eq!(lockout.failed("ALPHA", at(921)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", at(922)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", at(923)), Lock::LockedNow);
+    }
+
+    #[test]
+    fn a_success_before_the_threshold_clears_the_count() {
+        let mut lockout = lockout();
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        assert_eq!(lockout.failed("ALPHA", at(0)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", at(1)), Lock::Counted);
+        lockout.succeeded("ALPHA");
+        assert_eq!(lockout.failed("ALPHA", at(2)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", at(3)), Lock::Counted);
+        assert!(!lockout.is_locked("ALPHA", at(3)));
+    }
+
+    #[test]
+    fn failures_older_than_the_window_do_not_lock() {
+        let mut lockout = lockout();
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        assert_eq!(lockout.failed("ALPHA", at(0)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", at(600)), Lock::Counted);
+        // The first failure is now 900 s old and no longer counts.
+        assert_eq!(lockout.failed("ALPHA", at(900)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", at(901)), Lock::LockedNow);
+    }
+
+    #[test]
+    fn a_zero_threshold_never_locks() {
+        let mut lockout = Lockout::new(LogonLockout {
+            threshold: 0,
+            ..LogonLockout::default()
+        });
+        let now = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(lockout.failed("ALPHA", now), Lock::Counted);
+        }
+        assert!(!lockout.is_locked("ALPHA", now));
+    }
+
+    fn profile(hash: &str) -> Profile {
+        bibgate_import::default_profile("A", hash.into(), bibgate_store::TargetZone::Institution)
+    }
+
     #[test]
     fn the_cache_matches_password_and_profile_hash_within_its_ttl() {
         let mut cache = LogonCache::new(Duration::from_secs(60));
         let now = Instant::now();
-        cache.insert("A", "pw", "$hash1", now);
-        assert!(cache.hit("A", "pw", "$hash1", now));
-        assert!(!cache.hit("A", "pW", "$hash1", now));
-        assert!(!cache.hit("A", "pw", "$hash2", now));
-        assert!(!cache.hit("B", "pw", "$hash1", now));
-        assert!(!cache.hit("A", "pw", "$hash1", now + Duration::from_secs(61)));
+        let p1 = profile("$hash1");
+        cache.insert("A", "pw", &p1, now, 0);
+        assert!(cache.hit("A", "pw", &p1, now, 0));
+        assert!(!cache.hit("A", "pW", &p1, now, 0));
+        assert!(!cache.hit("A", "pw", &profile("$hash2"), now, 0));
+        assert!(!cache.hit("B", "pw", &p1, now, 0));
+        assert!(!cache.hit("A", "pw", &p1, now + Duration::from_secs(61), 0));
         assert!(!format!("{cache:?}").contains("pw\""));
+    }
+
+    #[test]
+    fn the_cache_never_outlives_a_previous_password() {
+        let mut cache = LogonCache::new(Duration::from_secs(600));
+        let now = Instant::now();
+        let mut rotated = profile("$new");
+        rotated.previous_password_hash = Some("$old".into());
+        rotated.previous_password_expires = Some(1_000);
+        // Verified while the previous password was accepted: the entry ends at its expiry.
+        cache.insert("A", "old-pw", &rotated, now, 900);
+        assert!(cache.hit("A", "old-pw", &rotated, now, 999));
+        assert!(!cache.hit("A", "old-pw", &rotated, now, 1_000));
+        // A change to the previous password settings invalidates the entry.
+        let dropped = Profile {
+            previous_password_hash: None,
+            previous_password_expires: None,
+            ..rotated.clone()
+        };
+        assert!(!cache.hit("A", "old-pw", &dropped, now, 900));
+        let shortened = Profile {
+            previous_password_expires: Some(950),
+            ..rotated.clone()
+        };
+        assert!(!cache.hit("A", "old-pw", &shortened, now, 900));
+        // Verified after the previous password expired (only the current one can have
+        // matched): not capped.
+        cache.insert("A", "new-pw", &rotated, now, 2_000);
+        assert!(cache.hit("A", "new-pw", &rotated, now, 5_000));
     }
 }

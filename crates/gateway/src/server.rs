@@ -1,8 +1,10 @@
 //! The accept loop and the per-connection handler (mini-redis style).
 //!
-//! [`run`] takes a bound listener and a shutdown future. A semaphore caps the connections;
-//! on shutdown a broadcast tells every handler to finish, and an mpsc channel whose senders
-//! the handlers hold (a drop guard) tells `run` when the last one is gone.
+//! [`run`] takes a bound listener and a shutdown future ([`run_listeners`]: a plain and/or a
+//! TLS listener). A semaphore caps the connections (both listeners together); on shutdown a
+//! broadcast tells every handler to finish, and an mpsc channel whose senders the handlers
+//! hold (a drop guard) tells `run` when the last one is gone. The handler is generic over
+//! the stream, so a TLS connection is served by the same code once its handshake is done.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bibgate_connexion::{Parse, ProtocolError, RequestParser, encode_reply, http_ok_response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::time::Instant;
@@ -19,6 +21,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::{Config, ONE_RECORD_SUFFIX};
 use crate::handler::Shared;
 use crate::services::Services;
+use crate::tls::TlsServer;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -30,30 +33,69 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// then stops accepting and lets in-flight connections finish (at most
 /// [`Config::shutdown_timeout`]).
 pub async fn run(listener: TcpListener, shutdown: impl Future, services: Services, config: Config) {
+    run_listeners(
+        Listeners {
+            plain: Some(listener),
+            tls: None,
+        },
+        shutdown,
+        services,
+        config,
+    )
+    .await;
+}
+
+/// The sockets one server accepts connections on.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// Plain TCP (what the Connexion client speaks).
+    pub plain: Option<TcpListener>,
+    /// TLS: each connection is handshaken with the certificate first (within
+    /// [`Config::idle_timeout`]), then served like a plain one. A client that does not
+    /// speak TLS gets no reply and is closed.
+    pub tls: Option<(TcpListener, TlsServer)>,
+}
+
+/// Like [`run`], on a plain and/or a TLS listener (one connection limit, one shutdown).
+pub async fn run_listeners(
+    listeners: Listeners,
+    shutdown: impl Future,
+    services: Services,
+    config: Config,
+) {
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel::<()>(1);
     let shutdown_timeout = config.shutdown_timeout;
     let mut server = Listener {
         limit: Arc::new(Semaphore::new(config.max_connections.max(1))),
         shared: Arc::new(Shared::new(services, config)),
-        listener,
+        plain: listeners.plain,
+        tls: listeners.tls,
         notify_shutdown,
         shutdown_complete_tx,
     };
-    if let Ok(addr) = server.listener.local_addr() {
+    if let Some(addr) = server.plain.as_ref().and_then(|l| l.local_addr().ok()) {
         info!(%addr, "connexion gateway listening");
+    }
+    if let Some(addr) = server.tls.as_ref().and_then(|(l, _)| l.local_addr().ok()) {
+        info!(%addr, "connexion gateway listening (tls)");
+    }
+    if server.plain.is_none() && server.tls.is_none() {
+        warn!("connexion gateway has no listener");
     }
     tokio::select! {
         () = server.accept_loop() => {}
         _ = shutdown => info!("shutting down: no new connections"),
     }
     let Listener {
-        listener,
+        plain,
+        tls,
         notify_shutdown,
         shutdown_complete_tx,
         ..
     } = server;
-    drop(listener);
+    drop(plain);
+    drop(tls);
     drop(notify_shutdown);
     drop(shutdown_complete_tx);
     if tokio::time::timeout(shutdown_timeout, shutdown_complete_rx.recv())
@@ -67,7 +109,8 @@ pub async fn run(listener: TcpListener, shutdown: impl Future, services: Service
 }
 
 struct Listener {
-    listener: TcpListener,
+    plain: Option<TcpListener>,
+    tls: Option<(TcpListener, TlsServer)>,
     limit: Arc<Semaphore>,
     shared: Arc<Shared>,
     notify_shutdown: broadcast::Sender<()>,
@@ -81,7 +124,13 @@ impl Listener {
                 error!("connection limit semaphore closed");
                 return;
             };
-            let (stream, peer) = match self.listener.accept().await {
+            let (accepted, tls) = tokio::select! {
+                accepted = accept(self.plain.as_ref()) => (accepted, None),
+                accepted = accept(self.tls.as_ref().map(|(listener, _)| listener)) => {
+                    (accepted, self.tls.as_ref().map(|(_, tls)| tls.clone()))
+                }
+            };
+            let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
                     // Typically out of file descriptors: wait a little instead of spinning.
@@ -91,18 +140,62 @@ impl Listener {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let mut handler = Handler {
-                stream,
-                peer,
-                shared: self.shared.clone(),
-                shutdown: Shutdown::new(self.notify_shutdown.subscribe()),
-                _shutdown_complete: self.shutdown_complete_tx.clone(),
-            };
-            tokio::spawn(async move {
-                handler.run().await;
-                drop(permit);
-            });
+            let shared = self.shared.clone();
+            let mut shutdown = Shutdown::new(self.notify_shutdown.subscribe());
+            let shutdown_complete = self.shutdown_complete_tx.clone();
+            match tls {
+                None => {
+                    let mut handler = Handler {
+                        stream,
+                        peer,
+                        shared,
+                        shutdown,
+                        _shutdown_complete: shutdown_complete,
+                    };
+                    tokio::spawn(async move {
+                        handler.run().await;
+                        drop(permit);
+                    });
+                }
+                Some(tls) => {
+                    tokio::spawn(async move {
+                        let timeout = shared.config.idle_timeout;
+                        let handshake = tokio::select! {
+                            () = shutdown.recv() => None,
+                            done = tokio::time::timeout(timeout, tls.acceptor.accept(stream)) => Some(done),
+                        };
+                        match handshake {
+                            Some(Ok(Ok(stream))) => {
+                                let mut handler = Handler {
+                                    stream,
+                                    peer,
+                                    shared,
+                                    shutdown,
+                                    _shutdown_complete: shutdown_complete,
+                                };
+                                handler.run().await;
+                            }
+                            Some(Ok(Err(error))) => {
+                                info!(%peer, %error, "tls handshake failed; closing");
+                            }
+                            Some(Err(_elapsed)) => {
+                                info!(%peer, "tls handshake timed out; closing");
+                            }
+                            None => debug!(%peer, "closing a tls handshake for shutdown"),
+                        }
+                        drop(permit);
+                    });
+                }
+            }
         }
+    }
+}
+
+/// Accepts on `listener`; never completes without one.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -140,9 +233,9 @@ enum Phase {
     Replied { since: Instant, accept_more: bool },
 }
 
-/// Serves one connection.
-struct Handler {
-    stream: TcpStream,
+/// Serves one connection (plain TCP or TLS).
+struct Handler<S> {
+    stream: S,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: Shutdown,
@@ -150,7 +243,7 @@ struct Handler {
     _shutdown_complete: mpsc::Sender<()>,
 }
 
-impl Handler {
+impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
     async fn run(&mut self) {
         debug!(peer = %self.peer, "connection accepted");
         let config = self.shared.config.clone();

@@ -1,7 +1,9 @@
-//! Integration-profile passwords: argon2id hashes, constant-time checks, generated passwords.
+//! Integration-profile passwords: argon2id hashes, constant-time checks, generated passwords,
+//! and rotation with a grace period for the previous password.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use bibgate_store::Profile;
 use rand_core::{OsRng, RngCore};
 
 /// Hashes a password as a PHC string (argon2id with the crate's default cost).
@@ -21,6 +23,29 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
             .verify_password(password.as_bytes(), &parsed)
             .is_ok(),
         Err(_) => false,
+    }
+}
+
+/// True when `password` is one the profile accepts at `now_unix`: the current password, or
+/// the previous one before its expiry (see [`rotate`]).
+pub fn verify_profile_password(profile: &Profile, password: &str, now_unix: i64) -> bool {
+    profile
+        .password_hashes_at(now_unix)
+        .any(|hash| verify_password(password, hash))
+}
+
+/// Gives a profile a new password hash. The old password stays accepted for
+/// `keep_previous_seconds` after `now_unix` (0 or less: it stops at once), so Connexion
+/// clients configured with it keep working while they are updated. Only one previous
+/// password is kept: a second rotation within the grace period ends the first one's.
+pub fn rotate(profile: &mut Profile, new_hash: String, keep_previous_seconds: i64, now_unix: i64) {
+    let old = std::mem::replace(&mut profile.password_hash, new_hash);
+    if keep_previous_seconds > 0 {
+        profile.previous_password_hash = Some(old);
+        profile.previous_password_expires = Some(now_unix.saturating_add(keep_previous_seconds));
+    } else {
+        profile.previous_password_hash = None;
+        profile.previous_password_expires = None;
     }
 }
 
@@ -47,6 +72,54 @@ mod tests {
         assert!(verify_password("s3cret pw", &hash));
         assert!(!verify_password("s3cret pW", &hash));
         assert!(!verify_password("s3cret pw", "not a hash"));
+    }
+
+    fn cheap_hash(password: &str) -> String {
+        use argon2::{Algorithm, Params, Version};
+        let argon2 = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        );
+        argon2
+            .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string()
+    }
+
+    fn profile(hash: String) -> Profile {
+        crate::default_profile("01DEMO_ALPHA", hash, bibgate_store::TargetZone::Institution)
+    }
+
+    #[test]
+    fn a_rotation_accepts_both_passwords_until_the_previous_expires() {
+        let mut p = profile(cheap_hash("old-pw"));
+        rotate(&mut p, cheap_hash("new-pw"), 3_600, 1_000);
+        assert_eq!(p.previous_password_expires, Some(4_600));
+        assert!(verify_profile_password(&p, "new-pw", 1_000));
+        assert!(verify_profile_password(&p, "old-pw", 1_000));
+        assert!(verify_profile_password(&p, "old-pw", 4_599));
+        assert!(!verify_profile_password(&p, "old-pw", 4_600));
+        assert!(verify_profile_password(&p, "new-pw", 4_600));
+        assert!(!verify_profile_password(&p, "other", 1_000));
+        // A second rotation keeps only the password it replaces.
+        rotate(&mut p, cheap_hash("newer-pw"), 3_600, 2_000);
+        assert!(verify_profile_password(&p, "newer-pw", 2_000));
+        assert!(verify_profile_password(&p, "new-pw", 2_000));
+        assert!(!verify_profile_password(&p, "old-pw", 2_000));
+    }
+
+    #[test]
+    fn a_rotation_without_grace_drops_the_previous_password() {
+        let mut p = profile(cheap_hash("old-pw"));
+        rotate(&mut p, cheap_hash("new-pw"), 0, 1_000);
+        assert_eq!(p.previous_password_hash, None);
+        assert_eq!(p.previous_password_expires, None);
+        assert!(!verify_profile_password(&p, "old-pw", 1_000));
+        assert!(verify_profile_password(&p, "new-pw", 1_000));
+        // A previous hash with no expiry is never accepted.
+        p.previous_password_hash = Some(cheap_hash("old-pw"));
+        assert!(!verify_profile_password(&p, "old-pw", 1_000));
     }
 
     #[test]

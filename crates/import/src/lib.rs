@@ -122,6 +122,8 @@ pub fn default_profile(
         kind: CONNEXION.to_string(),
         logon_id: institution.to_string(),
         password_hash,
+        previous_password_hash: None,
+        previous_password_expires: None,
         target_zone,
         check_brief_level: true,
         check_005: true,
@@ -175,11 +177,27 @@ pub fn route(store: &dyn Store, institution: &str, zone: Option<TargetZone>) -> 
     })
 }
 
-/// Checks a Connexion logon (Alma: the Logon ID is the institution code) and returns its route.
+/// Checks a Connexion logon (Alma: the Logon ID is the institution code) now and returns its
+/// route; see [`authenticate_at`].
 pub fn authenticate(store: &dyn Store, logon_id: &str, password: &str) -> Result<Route> {
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    authenticate_at(store, logon_id, password, now_unix)
+}
+
+/// Checks a Connexion logon at `now_unix` and returns its route. The password may be the
+/// profile's current one or, after a rotation, the previous one until it expires
+/// ([`auth::rotate`]).
+pub fn authenticate_at(
+    store: &dyn Store,
+    logon_id: &str,
+    password: &str,
+    now_unix: i64,
+) -> Result<Route> {
     let route = route(store, logon_id, None)?;
     if route.profile.logon_id != logon_id
-        || !auth::verify_password(password, &route.profile.password_hash)
+        || !auth::verify_profile_password(&route.profile, password, now_unix)
     {
         return Err(Error::LogonFailed);
     }

@@ -318,6 +318,13 @@ fn profile_item(profile: &Profile) -> Item {
         "skip_community_zone".into(),
         AttributeValue::Bool(profile.skip_community_zone),
     );
+    // Absent when there is none (items written before password rotation have neither).
+    if let Some(previous) = &profile.previous_password_hash {
+        item.insert("previous_password_hash".into(), s(previous));
+    }
+    if let Some(expires) = profile.previous_password_expires {
+        item.insert("previous_password_expires".into(), n(expires));
+    }
     item
 }
 
@@ -342,6 +349,8 @@ fn profile_from(item: &Item) -> Result<Profile> {
         serial_match: get_s(item, "serial_match")?,
         nonserial_match: get_s(item, "nonserial_match")?,
         skip_community_zone: get_bool(item, "skip_community_zone")?,
+        previous_password_hash: get_opt_s(item, "previous_password_hash")?,
+        previous_password_expires: get_opt_n(item, "previous_password_expires")?,
     })
 }
 

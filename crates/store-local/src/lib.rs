@@ -25,7 +25,9 @@
 //! | `results` | `export_id`, indexed on `(batch_id, idx)` | every [`ImportResult`](bibgate_store::ImportResult) field; `oclc_numbers` as space-separated decimals, `trace` as lines each ended by `\n` (with `\` and newlines inside a line escaped as `\\` and `\n`) |
 //!
 //! Schema v3 adds the merge-policy tables of [`SqlitePolicyStore`] (`policy_manifests`,
-//! `policy_activations`, `policy_config`); see `src/policy.rs`.
+//! `policy_activations`, `policy_config`); see `src/policy.rs`. Schema v4 adds
+//! `previous_password_hash` and `previous_password_expires` to `profiles` (password
+//! rotation; `NULL` in migrated rows).
 //!
 //! A database with a newer `user_version` than this build knows is refused with
 //! [`Error::Corrupt`](bibgate_store::Error::Corrupt) rather than misread.

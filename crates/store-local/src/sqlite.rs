@@ -14,7 +14,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -293,6 +293,14 @@ fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
         tx.execute_batch(crate::policy::SCHEMA_V3)
             .map_err(|err| backend(&format!("migrate {shown:?} to schema version 3"), err))?;
     }
+    if version < 4 {
+        // v4: the previous password of a profile, accepted until it expires (rotation).
+        tx.execute_batch(
+            "ALTER TABLE profiles ADD COLUMN previous_password_hash TEXT;
+             ALTER TABLE profiles ADD COLUMN previous_password_expires INTEGER;",
+        )
+        .map_err(|err| backend(&format!("migrate {shown:?} to schema version 4"), err))?;
+    }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|err| backend(&format!("set the schema version of {shown:?}"), err))?;
@@ -465,7 +473,8 @@ fn institution_from_row(row: &Row<'_>) -> rusqlite::Result<Institution> {
 
 const PROFILE_COLUMNS: &str = "id, institution, kind, logon_id, password_hash, target_zone, \
      check_brief_level, check_005, lock_timeout_seconds, brief_levels, merge_rules, \
-     serial_match, nonserial_match, skip_community_zone";
+     serial_match, nonserial_match, skip_community_zone, previous_password_hash, \
+     previous_password_expires";
 
 fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
     let target: String = row.get(5)?;
@@ -495,6 +504,8 @@ fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
         serial_match: row.get(11)?,
         nonserial_match: row.get(12)?,
         skip_community_zone: row.get(13)?,
+        previous_password_hash: row.get(14)?,
+        previous_password_expires: row.get(15)?,
     })
 }
 
@@ -931,7 +942,7 @@ impl Store for SqliteStore {
                 tx,
                 &format!(
                     "INSERT OR REPLACE INTO profiles ({PROFILE_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
                 ),
                 params![
                     profile.id,
@@ -948,6 +959,8 @@ impl Store for SqliteStore {
                     profile.serial_match,
                     profile.nonserial_match,
                     profile.skip_community_zone,
+                    profile.previous_password_hash,
+                    profile.previous_password_expires,
                 ],
             )
             .map_err(|err| backend(&what, err))?;
@@ -1417,6 +1430,42 @@ mod tests {
         assert!(store.find_by_oclc(ZONE_A, &[7]).unwrap().is_empty());
         assert!(store.result("e-bad").unwrap().is_none());
         assert_eq!(store.count_records(ZONE_A).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_version_3_database_is_migrated_with_no_previous_passwords() {
+        use bibgate_store::contract::{ZONE_A, demo_profile, setup_zones};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        setup_zones(&store);
+        let profile = demo_profile("alpha-connexion", ZONE_A);
+        store.put_profile(&profile).unwrap();
+        drop(store);
+        // Back to the v3 shape: no previous-password columns.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE profiles DROP COLUMN previous_password_expires;
+             ALTER TABLE profiles DROP COLUMN previous_password_hash;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.profiles(ZONE_A).unwrap(), vec![profile.clone()]);
+        let rotated = Profile {
+            previous_password_hash: Some(profile.password_hash.clone()),
+            previous_password_expires: Some(1_900_000_000),
+            ..profile
+        };
+        store.put_profile(&rotated).unwrap();
+        assert_eq!(store.profiles(ZONE_A).unwrap(), vec![rotated]);
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub fn demo_profile(id: &str, institution: &str) -> Profile {
         kind: "connexion".to_owned(),
         logon_id: format!("{institution}-logon"),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
+        previous_password_hash: None,
+        previous_password_expires: None,
         target_zone: TargetZone::Institution,
         check_brief_level: true,
         check_005: false,
@@ -523,6 +525,46 @@ fn check_profiles(store: &dyn Store) {
         sorted_profiles(ok(store.profiles(ZONE_A), "profiles(ZONE_A)")),
         vec![alpha_1_changed.clone(), alpha_2.clone()],
         "put_profile replaces by id"
+    );
+    // A password rotation: the previous hash and its expiry are kept, then dropped.
+    let alpha_1_rotated = Profile {
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaG5ld2hhc2g".to_owned(),
+        previous_password_hash: Some(alpha_1_changed.password_hash.clone()),
+        previous_password_expires: Some(1_900_000_000),
+        ..alpha_1_changed.clone()
+    };
+    ok(store.put_profile(&alpha_1_rotated), "put_profile (rotated)");
+    assert_eq!(
+        sorted_profiles(ok(store.profiles(ZONE_A), "profiles(ZONE_A)")),
+        vec![alpha_1_rotated.clone(), alpha_2.clone()],
+        "put_profile keeps the previous password hash and its expiry"
+    );
+    let alpha_1_expired = Profile {
+        previous_password_hash: Some(alpha_1_changed.password_hash.clone()),
+        previous_password_expires: Some(-1),
+        ..alpha_1_rotated.clone()
+    };
+    ok(store.put_profile(&alpha_1_expired), "put_profile (expiry)");
+    assert_eq!(
+        ok(store.profiles(ZONE_A), "profiles(ZONE_A)")
+            .into_iter()
+            .find(|p| p.id == alpha_1_expired.id),
+        Some(alpha_1_expired.clone()),
+        "a negative expiry round-trips"
+    );
+    let alpha_1_changed = Profile {
+        previous_password_hash: None,
+        previous_password_expires: None,
+        ..alpha_1_rotated
+    };
+    ok(
+        store.put_profile(&alpha_1_changed),
+        "put_profile (previous dropped)",
+    );
+    assert_eq!(
+        sorted_profiles(ok(store.profiles(ZONE_A), "profiles(ZONE_A)")),
+        vec![alpha_1_changed.clone(), alpha_2.clone()],
+        "put_profile drops a previous password hash"
     );
     assert!(ok(store.delete_profile("alpha-nz"), "delete_profile"));
     assert!(

@@ -91,6 +91,13 @@ pub struct Profile {
     pub logon_id: String,
     /// The password as a PHC string (argon2id); never the password itself.
     pub password_hash: String,
+    /// After a password rotation, the previous password's hash, accepted as well until
+    /// [`Profile::previous_password_expires`] (so the Connexion clients configured with it
+    /// keep working while they are updated).
+    pub previous_password_hash: Option<String>,
+    /// When the previous password stops being accepted (Unix seconds, exclusive); `None`
+    /// with a previous hash means it is never accepted.
+    pub previous_password_expires: Option<i64>,
     /// Where imports go.
     pub target_zone: TargetZone,
     /// "Do not override/merge a record with lower brief version".
@@ -109,6 +116,22 @@ pub struct Profile {
     pub nonserial_match: String,
     /// Refuse to overlay records linked to the Community Zone.
     pub skip_community_zone: bool,
+}
+
+impl Profile {
+    /// The previous password's hash while it is still accepted at `now_unix` (Unix seconds).
+    pub fn previous_password_at(&self, now_unix: i64) -> Option<&str> {
+        match (&self.previous_password_hash, self.previous_password_expires) {
+            (Some(hash), Some(expires)) if now_unix < expires => Some(hash),
+            _ => None,
+        }
+    }
+
+    /// The password hashes a logon is checked against at `now_unix`: the current one, and
+    /// the previous one while its grace period lasts.
+    pub fn password_hashes_at(&self, now_unix: i64) -> impl Iterator<Item = &str> {
+        std::iter::once(self.password_hash.as_str()).chain(self.previous_password_at(now_unix))
+    }
 }
 
 /// One entry of a zone's OCLC index.
