@@ -15,6 +15,13 @@
 //! the gateway and the function both seeing a file import nothing twice: a record whose
 //! export id has a result gets that result back. Records of a file are imported in file
 //! order, so records with the same OCLC number are decided in order.
+//!
+//! The event of the drop file itself starts at record 1, unless a continuation marker for
+//! the same content exists (written less than a day ago): then the file is being continued
+//! (the event is a duplicate, or the retry of an invocation that handed over and then failed
+//! to answer), and the event is acknowledged without doing anything. Otherwise report parts left over (by an invocation
+//! killed between writing its parts and its marker, or by an earlier file of that name)
+//! are deleted first, so that the report has one line per record.
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +54,36 @@ fn parts_prefix(institution: &str, file: &str) -> String {
     format!("reports/{institution}/.parts/{file}/")
 }
 
+/// A continuation marker older than this no longer keeps the file's own event from
+/// starting the file again: its continuation has left the queue (10 receives, 5,400 s
+/// visibility timeout: 15 hours), so a file dropped again must not wait for it.
+const MARKER_STALE_AFTER_S: i64 = 24 * 3600;
+
+/// `(next_index, content hash)` of a continuation marker's bytes.
+pub fn parse_marker(bytes: &[u8]) -> Option<(u64, u64)> {
+    let value = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
+    let next = value.get("next_index")?.as_u64()?;
+    let hash = u64::from_str_radix(value.get("hash")?.as_str()?, 16).ok()?;
+    Some((next, hash))
+}
+
+/// Whether a marker says that a continuation of the content `hash` is under way (written
+/// less than [`MARKER_STALE_AFTER_S`] before `now_unix`).
+fn continuing(marker: &[u8], hash: u64, now_unix: i64) -> bool {
+    let written = serde_json::from_slice::<serde_json::Value>(marker)
+        .ok()
+        .and_then(|value| value.get("written_unix")?.as_i64());
+    parse_marker(marker).is_some_and(|(_, h)| h == hash)
+        && written.is_some_and(|w| now_unix.saturating_sub(w) < MARKER_STALE_AFTER_S)
+}
+
+fn delete_parts(blobs: &dyn BlobStore, institution: &str, file: &str) -> Result<(), Error> {
+    for part in blobs.list(&parts_prefix(institution, file))? {
+        blobs.delete(&part)?;
+    }
+    Ok(())
+}
+
 /// How far an invocation got with a drop file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DropOutcome {
@@ -64,6 +101,9 @@ pub enum DropOutcome {
     },
     /// The drop file is gone (finished by an earlier delivery).
     Gone,
+    /// The drop file's event came again while a continuation marker for the same content
+    /// exists: the continuation finishes the file, this event does nothing.
+    BeingContinued,
 }
 
 fn report_line(result: &ImportResult) -> serde_json::Value {
@@ -99,12 +139,19 @@ pub fn process_drop(
         Some((next_index, expected_hash)) if expected_hash == hash => next_index,
         Some(_) => {
             warn!(file = %drop_key, "the drop file changed since its continuation was written; starting again");
-            for part in blobs.list(&parts_prefix(institution, file))? {
-                blobs.delete(&part)?;
-            }
+            delete_parts(blobs, institution, file)?;
             1
         }
-        None => 1,
+        None => {
+            // The file's own event: its first delivery, a duplicate, or a retry.
+            let marker = blobs.get(&continuation_key(institution, file))?;
+            if marker.is_some_and(|m| continuing(&m, hash, now_unix())) {
+                info!(file = %drop_key, "the drop file is being continued in another invocation; duplicate event ignored");
+                return Ok(DropOutcome::BeingContinued);
+            }
+            delete_parts(blobs, institution, file)?;
+            1
+        }
     };
     let batch_id = format!("drop-{institution}-{file}-{hash:016x}");
     let mut raw_key = format!("received/drop/{institution}/{file}");
@@ -187,7 +234,11 @@ pub fn process_drop(
                         &rejected,
                     )?;
                 }
-                let marker = json!({ "next_index": next_index, "hash": format!("{hash:016x}") });
+                let marker = json!({
+                    "next_index": next_index,
+                    "hash": format!("{hash:016x}"),
+                    "written_unix": now_unix(),
+                });
                 blobs.put(
                     &continuation_key(institution, file),
                     marker.to_string().as_bytes(),
@@ -247,5 +298,31 @@ mod tests {
         );
         assert_eq!(bibgate_gateway::layout::parse_drop_key(&key), None);
         assert_eq!(parse_continuation_key("drop/A/x.mrc"), None);
+    }
+
+    #[test]
+    fn markers_parse() {
+        assert_eq!(
+            parse_marker(br#"{"next_index":501,"hash":"00000000000000ff"}"#),
+            Some((501, 255))
+        );
+        assert_eq!(parse_marker(br#"{"next_index":501}"#), None);
+        assert_eq!(parse_marker(b"not json"), None);
+    }
+
+    #[test]
+    fn a_marker_keeps_the_file_event_out_for_a_day() {
+        let marker = br#"{"next_index":3,"hash":"00000000000000ff","written_unix":1000}"#;
+        assert!(continuing(marker, 255, 1000 + 3600));
+        assert!(!continuing(marker, 256, 1000 + 3600), "another content");
+        assert!(
+            !continuing(marker, 255, 1000 + MARKER_STALE_AFTER_S),
+            "stale"
+        );
+        assert!(!continuing(
+            br#"{"next_index":3,"hash":"00000000000000ff"}"#,
+            255,
+            1000
+        ));
     }
 }

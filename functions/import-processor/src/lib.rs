@@ -221,13 +221,7 @@ impl Processor {
             let Some(marker) = blobs.get(key)? else {
                 return Ok(());
             };
-            let resume = serde_json::from_slice::<serde_json::Value>(&marker)
-                .ok()
-                .and_then(|value| {
-                    let next = value.get("next_index")?.as_u64()?;
-                    let hash = u64::from_str_radix(value.get("hash")?.as_str()?, 16).ok()?;
-                    Some((next, hash))
-                });
+            let resume = drop::parse_marker(&marker);
             if resume.is_none() {
                 warn!("unreadable continuation marker; starting the file again");
             }
@@ -254,8 +248,10 @@ impl Processor {
             info!("object ignored: neither an export nor a drop file");
             return Ok(());
         };
-        if outcome == DropOutcome::Gone {
-            info!("drop file already processed");
+        match outcome {
+            DropOutcome::Gone => info!("drop file already processed"),
+            DropOutcome::BeingContinued => info!("drop file being continued"),
+            DropOutcome::Finished { .. } | DropOutcome::Continued { .. } => {}
         }
         Ok(())
     }

@@ -4,7 +4,20 @@
 //! Environment: `BIBGATE_TABLE`, `BIBGATE_BUCKET` (set by `infra/template.yaml`), the
 //! standard AWS variables (region, credentials, `AWS_ENDPOINT_URL*`), and
 //! `AWS_LAMBDA_LOG_LEVEL`/`AWS_LAMBDA_LOG_FORMAT` for the logs.
+//!
+//! # Local invocation
+//!
+//! `bibgate-import-processor invoke [EVENT.json|-]` runs one invocation in this process,
+//! like `sam local invoke`: it reads an `SqsEvent` (from the file, or stdin for `-` or no
+//! argument), runs the same handler on the same DynamoDB + S3 services from the
+//! environment, prints the `SqsBatchResponse` JSON on stdout and exits 0 (logs go to
+//! stderr). The invocation's deadline is `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900,
+//! the function's timeout); `BIBGATE_DROP_CHUNK` sets the records of a drop file per chunk
+//! (default 500). The fault tests run it with `BIBGATE_FAILPOINT` armed and kill it
+//! (`functions/import-processor/tests/faults.rs`). Without arguments the binary is the
+//! Lambda runtime client, unchanged.
 
+use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,6 +34,19 @@ fn required(name: &str) -> Result<String, Error> {
         .map_err(|_| Error::from(format!("the environment variable {name} is not set")))
 }
 
+/// An optional positive number from the environment.
+fn optional_number(name: &str) -> Result<Option<u64>, Error> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(value) => match value.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Error::from(format!(
+                "the environment variable {name} must be a positive number, not {value:?}"
+            ))),
+        },
+    }
+}
+
 /// The invocation's deadline. Lambda sends Unix milliseconds; `cargo lambda watch` sends
 /// the timeout itself (e.g. `600000`), which as a date would be in 1970: a value before 2001
 /// is read as milliseconds from now, so the handler behaves the same under the emulator.
@@ -33,9 +59,8 @@ fn deadline_of(deadline_ms: u64) -> SystemTime {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+/// The handler over DynamoDB + S3 from the environment; `adjust` changes the settings.
+async fn processor(adjust: impl FnOnce(Settings) -> Settings) -> Result<Arc<Processor>, Error> {
     let started = Instant::now();
     let table = required("BIBGATE_TABLE")?;
     let bucket = required("BIBGATE_BUCKET")?;
@@ -46,24 +71,88 @@ async fn main() -> Result<(), Error> {
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let processor = Arc::new(Processor::new(
         Services::new(store, blobs),
-        Settings::new(&bucket),
+        adjust(Settings::new(&bucket)),
     ));
     info!(init_ms = started.elapsed().as_millis() as u64, %table, %bucket, "import processor initialised");
+    Ok(processor)
+}
+
+/// Runs `event` through the handler on a blocking thread, with `deadline`.
+async fn handle(
+    processor: Arc<Processor>,
+    event: SqsEvent,
+    deadline: SystemTime,
+) -> Result<SqsBatchResponse, Error> {
+    let response = tokio::task::spawn_blocking(move || {
+        let remaining = || {
+            deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        };
+        processor.handle(&event, &remaining)
+    })
+    .await?;
+    Ok(response)
+}
+
+/// One local invocation (see the module docs).
+async fn invoke(source: Option<String>) -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
+    let bytes = match source.as_deref() {
+        None | Some("-") => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::from(format!("could not read the event from stdin: {e}")))?;
+            bytes
+        }
+        Some(path) => std::fs::read(path)
+            .map_err(|e| Error::from(format!("could not read the event {path:?}: {e}")))?,
+    };
+    let event: SqsEvent = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::from(format!("the event is not an SQS event: {e}")))?;
+    let timeout = optional_number("BIBGATE_INVOKE_TIMEOUT_S")?.unwrap_or(900);
+    let chunk = optional_number("BIBGATE_DROP_CHUNK")?;
+    let deadline = SystemTime::now() + Duration::from_secs(timeout);
+    let processor = processor(|settings| Settings {
+        chunk: chunk.map_or(settings.chunk, |n| {
+            usize::try_from(n).unwrap_or(settings.chunk)
+        }),
+        ..settings
+    })
+    .await?;
+    let response = handle(processor, event, deadline).await?;
+    println!("{}", serde_json::to_string(&response)?);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        None => {}
+        Some("invoke") => {
+            let source = args.next();
+            if let Some(extra) = args.next() {
+                return Err(Error::from(format!(
+                    "unexpected argument {extra:?}; usage: bibgate-import-processor [invoke [EVENT.json|-]]"
+                )));
+            }
+            return invoke(source).await;
+        }
+        Some(other) => {
+            return Err(Error::from(format!(
+                "unknown argument {other:?}; usage: bibgate-import-processor [invoke [EVENT.json|-]]"
+            )));
+        }
+    }
+    lambda_runtime::tracing::init_default_subscriber();
+    let processor = processor(|settings| settings).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let processor = processor.clone();
         async move {
             let deadline = deadline_of(event.context.deadline);
-            let payload = event.payload;
-            let response: SqsBatchResponse = tokio::task::spawn_blocking(move || {
-                let remaining = || {
-                    deadline
-                        .duration_since(SystemTime::now())
-                        .unwrap_or(Duration::ZERO)
-                };
-                processor.handle(&payload, &remaining)
-            })
-            .await?;
-            Ok::<_, Error>(response)
+            handle(processor, event.payload, deadline).await
         }
     }))
     .await
