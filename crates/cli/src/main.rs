@@ -129,14 +129,25 @@ enum ProfileCommand {
         /// The profile id.
         id: String,
     },
-    /// Change one setting.
+    /// Change one setting (`KEY VALUE`), or rotate the password (`--password NEW`).
     Set {
         /// The profile id.
         id: String,
-        /// The setting.
-        key: String,
+        /// The setting (logon-id, password, target-zone, check-brief-level, check-005,
+        /// skip-cz, lock-timeout, serial-match, nonserial-match, brief-levels, merge-rules).
+        #[arg(requires = "value", conflicts_with = "password")]
+        key: Option<String>,
         /// Its new value.
-        value: String,
+        value: Option<String>,
+        /// A new password (`-`: read it from the first line of standard input, so it stays
+        /// out of the shell history and the process list).
+        #[arg(long)]
+        password: Option<String>,
+        /// With a new password: how long the previous password is still accepted, so the
+        /// Connexion clients can be updated one by one (`7d`, `12h`, `30m`, `90s`; `0` ends
+        /// it at once).
+        #[arg(long, default_value = "7d")]
+        keep_previous_for: String,
     },
     /// Delete a profile.
     Delete {
@@ -306,6 +317,17 @@ enum Command {
         /// Where records and blobs live (the data directory, or S3 + DynamoDB).
         #[command(flatten)]
         backend: serve::BackendArgs,
+        #[command(flatten)]
+        processor: serve::ServeProcessorArgs,
+        /// An optional TLS listener.
+        #[command(flatten)]
+        tls: serve::TlsListenArgs,
+    },
+    /// Run the import processor alone (inbox and drop folders of the data directory) until
+    /// ctrl-c or SIGTERM, for a gateway started with `serve --no-processor`.
+    Process {
+        #[command(flatten)]
+        processor: serve::ProcessorArgs,
     },
     /// Write, build, test, publish, activate and roll back per-institution merge policies.
     #[command(subcommand)]
@@ -332,6 +354,13 @@ enum Command {
         /// Seconds to wait for each reply.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// Connect with TLS (to `bibgate serve --tls-cert`, or a TLS front); the server's
+        /// certificate must name --host.
+        #[arg(long)]
+        tls: bool,
+        /// PEM file of the certificates to trust for --tls (default: the system's).
+        #[arg(long, requires = "tls")]
+        tls_ca: Option<PathBuf>,
     },
 }
 
@@ -584,7 +613,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy(command) => policy_cmd::run(&cli.data_dir, command),
-        Command::Serve { listen, backend } => serve::serve(&cli.data_dir, &listen, &backend),
+        Command::Serve {
+            listen,
+            backend,
+            processor,
+            tls,
+        } => serve::serve(&cli.data_dir, &listen, &backend, &processor, &tls),
+        Command::Process { processor } => serve::process(&cli.data_dir, &processor),
         Command::Send {
             file,
             host,
@@ -593,6 +628,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             password,
             length_encoding,
             timeout,
+            tls,
+            tls_ca,
         } => serve::send(&serve::SendArgs {
             file: &file,
             host: &host,
@@ -601,6 +638,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             password: &password,
             encoding: length_encoding,
             timeout: std::time::Duration::from_secs(timeout),
+            tls: tls
+                .then(|| bibgate_gateway::TlsClient::new(&host, tls_ca.as_deref()))
+                .transpose()?,
         }),
         Command::Profile(command) => {
             let data = data::open(&cli.data_dir)?;
@@ -676,8 +716,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .with_context(|| format!("profile {id:?} does not exist"))?;
                     admin::profile_show(&profile, &mut out)?;
                 }
-                ProfileCommand::Set { id, key, value } => {
-                    let profile = admin::profile_set(store, &id, &key, &value)?;
+                ProfileCommand::Set {
+                    id,
+                    key,
+                    value,
+                    password,
+                    keep_previous_for,
+                } => {
+                    let keep = admin::parse_duration(&keep_previous_for)?;
+                    let profile = match (password, key, value) {
+                        (Some(password), _, _) => {
+                            let password = admin::password_argument(&password)?;
+                            admin::profile_rotate_password(store, &id, &password, keep)?
+                        }
+                        (None, Some(key), Some(value)) if key == "password" => {
+                            let password = admin::password_argument(&value)?;
+                            admin::profile_rotate_password(store, &id, &password, keep)?
+                        }
+                        (None, Some(key), Some(value)) => {
+                            admin::profile_set(store, &id, &key, &value)?
+                        }
+                        _ => anyhow::bail!(
+                            "give a setting and its value (KEY VALUE), or --password NEW"
+                        ),
+                    };
                     admin::profile_show(&profile, &mut out)?;
                 }
                 ProfileCommand::Delete { id } => {

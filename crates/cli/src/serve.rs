@@ -2,6 +2,7 @@
 //! `bibgate send` (a Connexion client).
 
 use std::io::{IsTerminal, Write};
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -66,8 +67,75 @@ pub struct BackendArgs {
     pub table: Option<String>,
 }
 
-/// Runs the gateway (and, with the local backend, the processor) until ctrl-c.
-pub fn serve(data_dir: &Path, listen: &str, backend: &BackendArgs) -> anyhow::Result<ExitCode> {
+/// The TLS listener of `bibgate serve` (the Connexion client speaks plain TCP: TLS is for a
+/// TLS-terminating front near the clients, or `bibgate send --tls`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct TlsListenArgs {
+    /// PEM certificate chain (leaf first): also serve TLS on --tls-listen.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Address and port of the TLS listener.
+    #[arg(long, default_value = "0.0.0.0:5501", requires = "tls_cert")]
+    pub tls_listen: String,
+    /// Serve TLS only (no plain listener on --listen).
+    #[arg(long, requires = "tls_cert")]
+    pub no_plain: bool,
+}
+
+impl TlsListenArgs {
+    fn server(&self) -> anyhow::Result<Option<bibgate_gateway::TlsServer>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Ok(Some(bibgate_gateway::TlsServer::from_pem_files(cert, key)?))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The processor's settings (`bibgate serve` and `bibgate process`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct ProcessorArgs {
+    /// Records of a drop file decided and committed together, in one durable transaction
+    /// [default: 2000].
+    #[arg(long, env = "BIBGATE_DROP_CHUNK")]
+    pub drop_chunk: Option<NonZeroUsize>,
+    /// Milliseconds a drop file must stay unchanged before it is imported [default: 2000].
+    #[arg(long, env = "BIBGATE_DROP_SETTLE_MS")]
+    pub drop_settle_ms: Option<u64>,
+}
+
+impl ProcessorArgs {
+    fn config(&self) -> ProcessorConfig {
+        let defaults = ProcessorConfig::default();
+        ProcessorConfig {
+            drop_chunk: self
+                .drop_chunk
+                .map_or(defaults.drop_chunk, NonZeroUsize::get),
+            drop_settle: self
+                .drop_settle_ms
+                .map_or(defaults.drop_settle, Duration::from_millis),
+            ..defaults
+        }
+    }
+}
+
+/// The processor options of `bibgate serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeProcessorArgs {
+    /// Run the gateway only (local backend): the processor runs in another process
+    /// (`bibgate process` on the same data directory), and replies come from its result
+    /// documents.
+    #[arg(long)]
+    pub no_processor: bool,
+    #[command(flatten)]
+    pub processor: ProcessorArgs,
+}
+
+fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -75,6 +143,87 @@ pub fn serve(data_dir: &Path, listen: &str, backend: &BackendArgs) -> anyhow::Re
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// Listens for ctrl-c (SIGINT) and, on Unix, SIGTERM from now on (the handlers are
+/// installed before this returns, so a signal sent once a caller said it started is never
+/// missed); the future completes on the first of them. Call within the runtime.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("could not listen for SIGINT")?;
+        let mut terminate =
+            signal(SignalKind::terminate()).context("could not listen for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+/// Runs the processor alone on the data directory (inbox and drop folders) until ctrl-c or
+/// SIGTERM; it finishes the pass in progress first. The gateway runs elsewhere
+/// (`bibgate serve --no-processor`). Both share the store (SQLite in WAL mode) and the blob
+/// folder; a processor killed at any point leaves work that the next one completes.
+pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    if !data::exists(data_dir) {
+        anyhow::bail!(
+            "no store in {:?} (run bibgate init, or pass --data-dir)",
+            data_dir.display().to_string()
+        );
+    }
+    let data::Data { store, blobs } = data::open(data_dir)?;
+    let services = Services::new(Arc::new(store), Arc::new(blobs))
+        .with_policies(crate::policy_cmd::runner(data_dir, true)?.context("no policy runner")?);
+    let drop_root = data_dir.join("blobs").join("drop").display().to_string();
+    let config = args.config();
+    runtime()?.block_on(async move {
+        let stop = stop_signal()?;
+        let institutions = bibgate_gateway::ensure_drop_folders(&services)
+            .context("could not create the drop folders")?;
+        let mut out = std::io::stdout();
+        writeln!(out, "bibgate processor started on {}", data_dir.display())?;
+        writeln!(
+            out,
+            "drop folders: {drop_root}/<institution>/ for {}",
+            if institutions.is_empty() {
+                "(no institution with a Connexion profile yet)".to_string()
+            } else {
+                institutions.join(", ")
+            }
+        )?;
+        writeln!(out, "press ctrl-c to stop")?;
+        out.flush()?;
+        bibgate_gateway::spawn_processor(services, config, stop)
+            .await
+            .context("the processor failed")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs the gateway (and, with the local backend, the processor unless `--no-processor`)
+/// until ctrl-c.
+pub fn serve(
+    data_dir: &Path,
+    listen: &str,
+    backend: &BackendArgs,
+    processor: &ServeProcessorArgs,
+    tls: &TlsListenArgs,
+) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    // Read the certificate before anything starts, so a bad file fails at once.
+    let tls_server = tls.server()?;
     let (store, blobs, drop_root): (Arc<dyn Store>, Arc<dyn BlobStore>, String) =
         match (backend.backend, &backend.bucket, &backend.table) {
             (BackendKind::Aws, Some(bucket), Some(table)) => {
@@ -89,7 +238,8 @@ pub fn serve(data_dir: &Path, listen: &str, backend: &BackendArgs) -> anyhow::Re
                 (Arc::new(store), Arc::new(blobs), root)
             }
         };
-    let in_process = backend.backend == BackendKind::Local;
+    let in_process = backend.backend == BackendKind::Local && !processor.no_processor;
+    let processor_config = processor.processor.config();
     let mut services = Services::new(store, blobs);
     if in_process {
         // Activations are read every couple of seconds, so a policy activated while the
@@ -98,14 +248,38 @@ pub fn serve(data_dir: &Path, listen: &str, backend: &BackendArgs) -> anyhow::Re
             .with_policies(crate::policy_cmd::runner(data_dir, true)?.context("no policy runner")?);
     }
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("could not listen on {listen:?}"))?;
-        let addr = listener.local_addr()?;
+        let mut listeners = bibgate_gateway::Listeners::default();
+        if !tls.no_plain {
+            listeners.plain = Some(
+                tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("could not listen on {listen:?}"))?,
+            );
+        }
+        if let Some(server) = tls_server {
+            let tls_listen = &tls.tls_listen;
+            let listener = tokio::net::TcpListener::bind(tls_listen)
+                .await
+                .with_context(|| format!("could not listen on {tls_listen:?}"))?;
+            listeners.tls = Some((listener, server));
+        }
         let institutions = bibgate_gateway::ensure_drop_folders(&services)
             .context("could not create the drop folders")?;
         let mut out = std::io::stdout();
-        writeln!(out, "bibgate gateway listening on {addr}")?;
+        if let Some(listener) = &listeners.plain {
+            writeln!(
+                out,
+                "bibgate gateway listening on {}",
+                listener.local_addr()?
+            )?;
+        }
+        if let Some((listener, _)) = &listeners.tls {
+            writeln!(
+                out,
+                "bibgate gateway listening on {} (TLS)",
+                listener.local_addr()?
+            )?;
+        }
         writeln!(
             out,
             "drop folders: {drop_root}/<institution>/ for {}",
@@ -115,21 +289,23 @@ pub fn serve(data_dir: &Path, listen: &str, backend: &BackendArgs) -> anyhow::Re
                 institutions.join(", ")
             }
         )?;
+        if backend.backend == BackendKind::Local && !in_process {
+            writeln!(
+                out,
+                "no processor in this process: run bibgate process on the same data directory"
+            )?;
+        }
         writeln!(out, "press ctrl-c to stop")?;
         out.flush()?;
         let (stop_processor, processor_stopped) = tokio::sync::oneshot::channel::<()>();
         // With S3 + DynamoDB the import processor is the Lambda function (S3 events).
         let processor = in_process.then(|| {
-            bibgate_gateway::spawn_processor(
-                services.clone(),
-                ProcessorConfig::default(),
-                async move {
-                    let _ = processor_stopped.await;
-                },
-            )
+            bibgate_gateway::spawn_processor(services.clone(), processor_config, async move {
+                let _ = processor_stopped.await;
+            })
         });
-        bibgate_gateway::run(
-            listener,
+        bibgate_gateway::run_listeners(
+            listeners,
             async {
                 let _ = tokio::signal::ctrl_c().await;
             },
@@ -162,6 +338,8 @@ pub struct SendArgs<'a> {
     pub encoding: LengthEncodingArg,
     /// Per-record timeout.
     pub timeout: Duration,
+    /// Connect with TLS.
+    pub tls: Option<bibgate_gateway::TlsClient>,
 }
 
 /// Sends each record of a file on its own connection; prints each reply.
@@ -201,14 +379,33 @@ pub fn send(args: &SendArgs<'_>) -> anyhow::Result<ExitCode> {
         } else {
             item.raw
         };
-        let reply = runtime.block_on(bibgate_gateway::send(
-            &addr,
-            args.logon,
-            args.password,
-            &bytes,
-            args.encoding.encoding(),
-            args.timeout,
-        ));
+        let reply = runtime.block_on(async {
+            match &args.tls {
+                None => {
+                    bibgate_gateway::send(
+                        &addr,
+                        args.logon,
+                        args.password,
+                        &bytes,
+                        args.encoding.encoding(),
+                        args.timeout,
+                    )
+                    .await
+                }
+                Some(tls) => {
+                    bibgate_gateway::send_tls(
+                        &addr,
+                        tls,
+                        args.logon,
+                        args.password,
+                        &bytes,
+                        args.encoding.encoding(),
+                        args.timeout,
+                    )
+                    .await
+                }
+            }
+        });
         sent += 1;
         match reply {
             Ok(text) => {

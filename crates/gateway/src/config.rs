@@ -36,6 +36,34 @@ impl Default for LogonBackoff {
     }
 }
 
+/// How the shim locks a logon id after repeated failed logons (per logon id, whatever the
+/// address: this stops a guesser spread over many addresses, which [`LogonBackoff`] does not).
+///
+/// After `threshold` failures for one logon id within `window`, the logon id is locked for
+/// `duration`: every logon with it, even with the right password, gets the ordinary
+/// logon-failed reply (the client is not told about the lock), and the lock is logged at
+/// `warn` with the logon id only. A successful logon before the threshold clears the count;
+/// the lock expires by itself and the count starts again from zero.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogonLockout {
+    /// Failures that lock the logon id (0: never lock).
+    pub threshold: u32,
+    /// How long a failure counts.
+    pub window: Duration,
+    /// How long the lock lasts.
+    pub duration: Duration,
+}
+
+impl Default for LogonLockout {
+    fn default() -> Self {
+        LogonLockout {
+            threshold: 10,
+            window: Duration::from_secs(15 * 60),
+            duration: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
 /// Settings of the Connexion shim ([`crate::run`]).
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -58,8 +86,10 @@ pub struct Config {
     pub retry_window: Duration,
     /// The largest item (field or record) accepted; larger requests are closed unanswered.
     pub max_request_bytes: usize,
-    /// Logon failure back-off.
+    /// Logon failure back-off (per IP address).
     pub logon_backoff: LogonBackoff,
+    /// Logon id lock-out after repeated failures (per logon id).
+    pub logon_lockout: LogonLockout,
     /// A verified logon is remembered this long, so that the slow password hash is not
     /// computed for every export; a changed password hash in the profile invalidates it.
     pub logon_cache: Duration,
@@ -84,6 +114,7 @@ impl Default for Config {
             retry_window: Duration::from_secs(600),
             max_request_bytes: bibgate_connexion::MAX_REQUEST_BYTES,
             logon_backoff: LogonBackoff::default(),
+            logon_lockout: LogonLockout::default(),
             logon_cache: Duration::from_secs(600),
             max_password_checks: 4,
             result_poll_first: Duration::from_millis(10),
@@ -105,6 +136,10 @@ pub struct ProcessorConfig {
     pub drop_settle: Duration,
     /// Inbox records processed at once.
     pub workers: usize,
+    /// Records of a drop file decided and committed together, in one durable transaction
+    /// (at least 1): a crash loses at most the chunk in progress, which a restart imports
+    /// again.
+    pub drop_chunk: usize,
 }
 
 impl Default for ProcessorConfig {
@@ -114,6 +149,7 @@ impl Default for ProcessorConfig {
             drop_interval: Duration::from_secs(1),
             drop_settle: Duration::from_secs(2),
             workers: 4,
+            drop_chunk: 2_000,
         }
     }
 }

@@ -27,7 +27,9 @@
 //!   [`processor::finish_export`], and [`processor::process_export`] for one inbox key).
 //! - `layout.rs`: blob keys, export ids, the [`ResultDoc`] JSON.
 //! - `logon.rs`, `retry.rs`: the logon back-off, the verified-logon cache, the retry window.
-//! - `client.rs`: [`send`].
+//! - `client.rs`: [`send`], [`send_tls`].
+//! - `tls.rs`: [`TlsServer`] (the optional TLS listener of [`run_listeners`]) and
+//!   [`TlsClient`]: rustls with the ring provider.
 //! - `config.rs`, `services.rs`, `error.rs`.
 //!
 //! # Protocol policies
@@ -55,7 +57,13 @@
 //!   Replies are Alma's texts, `Logon Failed--the Logon ID and/or password is/are not valid`
 //!   and `No integration profile found for institution CODE`; the password is never echoed
 //!   or logged. After [`LogonBackoff::threshold`] failures from one IP address within its
-//!   window, failure replies are delayed (doubling, capped).
+//!   window, failure replies are delayed (doubling, capped). After
+//!   [`LogonLockout::threshold`] failures for one logon id within its window, that logon id
+//!   is locked for [`LogonLockout::duration`]: every logon with it gets the same
+//!   logon-failed reply, after the same password check (the client cannot tell), and the
+//!   lock is logged at `warn` with the logon id. The password may be the profile's current
+//!   one or, after a rotation, the previous one until it expires; the verified-logon cache
+//!   never outlives that expiry.
 //! - **Reply within the client's timeout.** If the processor has not written the result by
 //!   [`Config::reply_deadline`] (8 s; Record Manager waits about 10 s), the reply is
 //!   `Import pending: export <id> was received and is still being processed; …`.
@@ -95,13 +103,17 @@ pub mod processor;
 mod retry;
 mod server;
 mod services;
+mod tls;
 
 pub use bibgate_connexion::LengthEncoding;
-pub use client::send;
-pub use config::{Config, DEFAULT_PORT, LogonBackoff, ONE_RECORD_SUFFIX, ProcessorConfig};
+pub use client::{send, send_tls};
+pub use config::{
+    Config, DEFAULT_PORT, LogonBackoff, LogonLockout, ONE_RECORD_SUFFIX, ProcessorConfig,
+};
 pub use error::{Error, Result};
 pub use handler::pending_message;
 pub use layout::ResultDoc;
 pub use processor::{ensure_drop_folders, spawn_processor};
-pub use server::run;
+pub use server::{Listeners, run, run_listeners};
 pub use services::{ResultSignals, Services};
+pub use tls::{TlsClient, TlsError, TlsServer};

@@ -49,11 +49,18 @@
 //! # One drop file (`drop/<institution>/<file>.mrc` or `.xml`)
 //!
 //! Once unchanged for [`ProcessorConfig::drop_settle`], the same four steps run for the
-//! whole file: copy to `received/drop/<institution>/<file>`, import in chunks with
-//! [`Importer::import_batch`] (batch id from the institution, file name and a content hash,
-//! so a re-run after a crash re-uses the export ids `<batch>#<index>` and imports nothing
-//! twice), write `reports/<institution>/<file>.results.jsonl` and, when some records failed,
+//! whole file: copy to `received/drop/<institution>/<file>`, import in chunks of
+//! [`ProcessorConfig::drop_chunk`] records with [`Importer::import_batch`] (one durable
+//! transaction each; the batch id comes from the institution, file name and a content hash,
+//! so a re-run after a crash re-uses the export ids `<batch>#<index>`, takes the stored
+//! result of every record committed before the crash and imports nothing twice), write
+//! `reports/<institution>/<file>.results.jsonl` and, when some records failed,
 //! `reports/<institution>/<file>.rejected.mrc`, then delete the drop file.
+//!
+//! Settled drop files are imported in a background task (one at a time, in listing order),
+//! not in the processor's loop, so that exports go on being imported and answered while a
+//! large file takes many seconds; a drop commit racing an export's is ordered by the
+//! store's conditions (the loser decides again), as between two processors.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -110,6 +117,7 @@ pub fn spawn_processor(
             drops: HashMap::new(),
             finishing: JoinSet::new(),
             in_flight: HashSet::new(),
+            dropping: None,
         };
         processor.run(shutdown).await;
     })
@@ -135,6 +143,9 @@ struct Processor {
     finishing: JoinSet<Finished>,
     /// The export ids in `finishing`: a pass does not take them again.
     in_flight: HashSet<String>,
+    /// The drop files being imported in the background: the task returns the keys of those
+    /// imported. One such task at a time; exports go on meanwhile.
+    dropping: Option<JoinHandle<Vec<String>>>,
 }
 
 /// What a steps 3-4 task returns: the export ids it was given, and the outcome of each it
@@ -205,6 +216,9 @@ impl Processor {
                 () = self.services.wake.notified() => {}
                 () = tokio::time::sleep_until(wake_at) => {}
             }
+        }
+        if let Some(task) = self.dropping.take() {
+            self.dropped(task.await);
         }
         while let Some(joined) = self.finishing.join_next().await {
             self.finished(joined);
@@ -421,6 +435,7 @@ impl Processor {
             }
         };
         self.drops.retain(|key, _| keys.contains(key));
+        let mut ready = Vec::new();
         for key in keys {
             let Some((institution, file)) = parse_drop_key(&key) else {
                 continue;
@@ -462,14 +477,38 @@ impl Processor {
                 debug!(%key, "drop file seen; waiting for it to settle");
                 continue;
             }
-            let services = self.services.clone();
-            match blocking(move || process_drop(&services, &institution, &file, &bytes)).await {
-                Ok(Ok(())) => {
+            ready.push((key, institution, file, bytes));
+        }
+        if ready.is_empty() {
+            return;
+        }
+        // In the background, so that exports are imported and answered meanwhile (a large
+        // file takes many seconds); commits that race with the inbox's are ordered by the
+        // store's conditions, as across processors.
+        let services = self.services.clone();
+        let chunk = self.config.drop_chunk;
+        self.dropping = Some(tokio::task::spawn_blocking(move || {
+            let mut done = Vec::new();
+            for (key, institution, file, bytes) in ready {
+                match process_drop(&services, &institution, &file, &bytes, chunk) {
+                    Ok(()) => done.push(key),
+                    Err(error) => warn!(%key, %error, "could not import a drop file; will retry"),
+                }
+            }
+            done
+        }));
+    }
+
+    /// Takes in the outcome of a drop import task: the files imported are forgotten (the
+    /// others are tried again).
+    fn dropped(&mut self, joined: std::result::Result<Vec<String>, tokio::task::JoinError>) {
+        match joined {
+            Ok(done) => {
+                for key in done {
                     self.drops.remove(&key);
                 }
-                Ok(Err(error)) => warn!(%key, %error, "could not import a drop file; will retry"),
-                Err(error) => warn!(%key, %error, "could not import a drop file; will retry"),
             }
+            Err(error) => warn!(%error, "a drop import task failed"),
         }
     }
 }
@@ -827,8 +866,16 @@ fn report_line(result: &ImportResult) -> serde_json::Value {
     })
 }
 
-/// Imports one drop file (see the module docs).
-fn process_drop(services: &Services, institution: &str, file: &str, bytes: &[u8]) -> Result<()> {
+/// Imports one drop file (see the module docs), `chunk_len` records (at least 1) per batch
+/// import.
+fn process_drop(
+    services: &Services,
+    institution: &str,
+    file: &str,
+    bytes: &[u8],
+    chunk_len: usize,
+) -> Result<()> {
+    let chunk_len = chunk_len.max(1);
     let store = &*services.store;
     let blobs = &*services.blobs;
     let drop_key = format!("{DROP}{institution}/{file}");
@@ -860,8 +907,8 @@ fn process_drop(services: &Services, institution: &str, file: &str, bytes: &[u8]
     let mut report = Vec::new();
     let mut rejected = Vec::new();
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
-    let mut chunk: Vec<(Input, Received)> = Vec::with_capacity(CHUNK);
-    let mut raws: Vec<Vec<u8>> = Vec::with_capacity(CHUNK);
+    let mut chunk: Vec<(Input, Received)> = Vec::with_capacity(chunk_len.min(CAPACITY_MAX));
+    let mut raws: Vec<Vec<u8>> = Vec::with_capacity(chunk_len.min(CAPACITY_MAX));
     let mut flush = |chunk: &mut Vec<(Input, Received)>, raws: &mut Vec<Vec<u8>>| -> Result<()> {
         if chunk.is_empty() {
             return Ok(());
@@ -888,7 +935,7 @@ fn process_drop(services: &Services, institution: &str, file: &str, bytes: &[u8]
         } = bibgate_import::batch_item(item, &batch_id, &raw_key, received_unix);
         chunk.push((input, received));
         raws.push(raw);
-        if chunk.len() == CHUNK {
+        if chunk.len() >= chunk_len {
             flush(&mut chunk, &mut raws)?;
         }
     }

@@ -112,6 +112,7 @@ pub fn processor_config() -> ProcessorConfig {
         drop_interval: Duration::from_millis(50),
         drop_settle: Duration::from_millis(100),
         workers: 4,
+        ..ProcessorConfig::default()
     }
 }
 
