@@ -500,8 +500,8 @@ enum Case {
 enum Restart {
     /// Restart the processor at once: the client gets the result or "pending".
     AtOnce,
-    /// Restart only after the client got its answer: "pending" unless the result document
-    /// was written before the kill.
+    /// Restart only after the client got its answer: "pending" unless the import committed
+    /// before the kill.
     AfterReply,
 }
 
@@ -561,17 +561,14 @@ fn kill_one_export(name: &str, failpoint: &str, case: Case, restart: Restart) {
 
     let reply_text = if restart == Restart::AfterReply {
         // Nobody processes the export now: the gateway answers from the result document,
-        // or says "pending" at its reply deadline, and `bibgate result` shows the stored
-        // result as soon as the import committed.
+        // or at its reply deadline from the stored result, or says "pending" when neither
+        // exists; `bibgate result` shows the stored result as soon as the import committed.
         let text = reply_of(&reply);
-        if documented {
+        if committed {
             assert!(text.starts_with(SUCCESS), "{text}");
-        } else if !committed {
+        } else {
             assert_eq!(text, bibgate_gateway::pending_message(&export_id));
         }
-        // (Committed without a document: "pending" from today's gateway, which polls only
-        // the documents when the processor is elsewhere; a gateway that also read the
-        // stored result would answer it. `check_reply` below accepts either.)
         let (code, out) = result_cmd(&scratch, &export_id);
         assert_eq!(code, Some(if committed { 0 } else { 1 }), "{out}");
         Some(text)

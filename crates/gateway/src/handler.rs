@@ -354,6 +354,19 @@ impl Shared {
         found
     }
 
+    /// The stored result of an export, as a result document.
+    async fn stored_result(&self, export_id: &str) -> Option<ResultDoc> {
+        let store = self.services.store.clone();
+        let id = export_id.to_string();
+        match blocking(move || store.result(&id)).await {
+            Ok(Ok(Some(result))) => return Some(ResultDoc::from_result(&result)),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => warn!(%export_id, %error, "could not read a stored result"),
+            Err(error) => warn!(%export_id, %error, "could not read a stored result"),
+        }
+        None
+    }
+
     async fn poll_result(
         &self,
         export_id: &str,
@@ -368,15 +381,8 @@ impl Shared {
             let notified = signal.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if signalled {
-                let store = self.services.store.clone();
-                let id = export_id.to_string();
-                match blocking(move || store.result(&id)).await {
-                    Ok(Ok(Some(result))) => return Some(ResultDoc::from_result(&result)),
-                    Ok(Ok(None)) => {}
-                    Ok(Err(error)) => warn!(%export_id, %error, "could not read a stored result"),
-                    Err(error) => warn!(%export_id, %error, "could not read a stored result"),
-                }
+            if signalled && let Some(doc) = self.stored_result(export_id).await {
+                return Some(doc);
             }
             let blobs = self.services.blobs.clone();
             let lookup = key.clone();
@@ -391,7 +397,9 @@ impl Shared {
             }
             let now = Instant::now();
             if now >= deadline {
-                return None;
+                // A processor in another process (or a Lambda) may have committed the result
+                // and stopped before its document: the stored result is the answer then.
+                return self.stored_result(export_id).await;
             }
             let wake_at = (now + interval).min(deadline);
             signalled = tokio::select! {
