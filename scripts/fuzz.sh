@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(iso2709 marc8 marcxml connexion)
+[ ${#targets[@]} -gt 0 ] || targets=(iso2709 marc8 marcxml connexion policy)
 shared=${BIBGATE_SHARED:-../shared}
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
@@ -25,6 +25,15 @@ seed() {
       printf 'U5abcdeA2fgP3hij0001012345' > "$dir/decimal"
       printf ' UEabcde ABfg PChij 0001012345\x00' > "$dir/spaces-nul"
       printf 'GET / HTTP/1.1\r\n\r\n' > "$dir/http"
+      ;;
+    policy)
+      # The example and adversarial policies as core modules (admission componentises them).
+      rustup target add wasm32-unknown-unknown >/dev/null
+      cargo build -q --profile policy --target wasm32-unknown-unknown \
+        -p bibgate-policy-no-005-check -p bibgate-policy-protect-local-fields \
+        -p bibgate-policy-elvl-m-is-full -p bibgate-policy-authentication-guard \
+        -p bibgate-test-policy-adversarial
+      cp -n target/wasm32-unknown-unknown/policy/*.wasm "$dir/"
       ;;
   esac
 }

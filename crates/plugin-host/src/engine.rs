@@ -204,6 +204,12 @@ impl std::hash::Hasher for ShaHasher {
 /// Turns a `wasm32-unknown-unknown` core module built with wit-bindgen (which embeds the
 /// world's type information) into a component, in process.
 pub fn componentize(core_module: &[u8]) -> Result<Vec<u8>> {
+    // wit-component slices the module by its sections' declared ranges before validating
+    // it, and panics on a section that overruns the bytes (found by the `policy` fuzz
+    // target): the module is validated first.
+    wasmparser::Validator::new()
+        .validate_all(core_module)
+        .map_err(|e| Error::Compile(format!("not a valid WebAssembly core module: {e}")))?;
     wit_component::ComponentEncoder::default()
         .module(core_module)
         .and_then(|encoder| encoder.validate(true).encode())
