@@ -62,8 +62,18 @@ impl FolderBlobStore {
         // try a few times.
         let mut attempts_left = 3;
         let mut file = loop {
-            fs::create_dir_all(dir)
-                .map_err(|err| io_error(&format!("create the folder of blob {key:?}"), err))?;
+            match fs::create_dir_all(dir) {
+                Ok(()) => {}
+                // `create_dir_all` reports "File exists" when a concurrent delete prunes a
+                // folder of the path between its creation and its check.
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempts_left > 0 => {
+                    attempts_left -= 1;
+                    continue;
+                }
+                Err(err) => {
+                    return Err(io_error(&format!("create the folder of blob {key:?}"), err));
+                }
+            }
             match File::create_new(&temp) {
                 Ok(file) => break file,
                 Err(err) if err.kind() == io::ErrorKind::NotFound && attempts_left > 0 => {
@@ -252,9 +262,22 @@ impl BlobStore for FolderBlobStore {
                 let dir = target.parent().unwrap_or(&self.root).to_path_buf();
                 let mut attempts_left = 3;
                 loop {
-                    fs::create_dir_all(&dir).map_err(|err| {
-                        io_error(&format!("create the folder of blob {to:?}"), err)
-                    })?;
+                    match fs::create_dir_all(&dir) {
+                        Ok(()) => {}
+                        // Pruned by a concurrent delete while being created (see `write_temp`).
+                        Err(err)
+                            if err.kind() == io::ErrorKind::AlreadyExists && attempts_left > 0 =>
+                        {
+                            attempts_left -= 1;
+                            continue;
+                        }
+                        Err(err) => {
+                            return Err(io_error(
+                                &format!("create the folder of blob {to:?}"),
+                                err,
+                            ));
+                        }
+                    }
                     match fs::hard_link(&source, &target) {
                         Ok(()) => return Ok((true, dir)),
                         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
