@@ -14,7 +14,9 @@ use tokio::time::Instant;
 
 use crate::layout::Digester;
 
-/// Entries kept before stale ones are swept.
+/// Entries kept before stale ones are swept (at least: after a sweep, the next one waits
+/// until the entries have doubled, so that sweeping costs O(1) per claim however many
+/// entries are within the window).
 const SWEEP_AT: usize = 4_096;
 
 /// What [`RetryWindow::claim`] decided.
@@ -32,6 +34,8 @@ pub(crate) struct RetryWindow {
     window: Duration,
     digester: Digester,
     entries: HashMap<(String, u128), (String, Instant)>,
+    /// The size at which the next sweep runs.
+    sweep_at: usize,
 }
 
 impl RetryWindow {
@@ -40,6 +44,7 @@ impl RetryWindow {
             window,
             digester: Digester::new(),
             entries: HashMap::new(),
+            sweep_at: SWEEP_AT,
         }
     }
 
@@ -60,9 +65,10 @@ impl RetryWindow {
             return Claim::New(new_id());
         }
         let window = self.window;
-        if self.entries.len() >= SWEEP_AT {
+        if self.entries.len() >= self.sweep_at {
             self.entries
                 .retain(|_, (_, since)| now.duration_since(*since) < window);
+            self.sweep_at = (self.entries.len() * 2).max(SWEEP_AT);
         }
         let key = (institution.to_string(), digest);
         if let Some((export_id, since)) = self.entries.get(&key)
@@ -124,6 +130,33 @@ mod tests {
         assert_eq!(
             window.claim("A", d, now + Duration::from_secs(602), || "e6".into()),
             Claim::New("e6".into())
+        );
+    }
+
+    #[test]
+    fn sweeps_are_amortized_and_drop_stale_entries() {
+        let mut window = RetryWindow::new(Duration::from_secs(600));
+        let now = Instant::now();
+        for digest in 0..SWEEP_AT as u128 {
+            window.claim("A", digest, now, || format!("e{digest}"));
+        }
+        // All within the window: the sweep keeps them, and the next waits for twice as many.
+        window.claim("A", u128::MAX, now, || "x".into());
+        assert_eq!(window.entries.len(), SWEEP_AT + 1);
+        assert_eq!(window.sweep_at, 2 * SWEEP_AT);
+        let later = now + Duration::from_secs(601);
+        for digest in 0..SWEEP_AT as u128 - 1 {
+            window.claim("B", digest, later, || format!("f{digest}"));
+        }
+        assert_eq!(window.entries.len(), 2 * SWEEP_AT);
+        // The stale entries of A go at the next sweep.
+        window.claim("B", u128::MAX, later, || "y".into());
+        assert_eq!(window.entries.len(), SWEEP_AT);
+        assert!(
+            window
+                .entries
+                .keys()
+                .all(|(institution, _)| institution == "B")
         );
     }
 }
