@@ -1,0 +1,1033 @@
+//! The load driver: simultaneous exports of one record, and a mixed load of Connexion
+//! exports and drop-folder batch files against a running shim and processor, with latency
+//! and RSS over time.
+//!
+//! Shared by `examples/load` (embedded, long runs) and the load tests of `bibgate-gateway`
+//! (embedded) and `bibgate-import-processor` (DynamoDB + S3 on moto), which include this
+//! file with `#[path]`. It reaches the system only through the socket and the storage ports
+//! ([`Services`]), so it does not know which backend or which processor is behind the shim.
+//!
+//! # The mixed load ([`run`])
+//!
+//! `clients` export clients loop until the end of the run, each export on its own
+//! connection (as the Connexion client does), pausing `think` between exports. Every
+//! export's bytes are distinct (a 500 note names the client and its sequence number)
+//! except retries. Per export, by a fixed pseudo-random draw:
+//!
+//! | share | kind | expected reply |
+//! |---|---|---|
+//! | 60 % | a new OCLC number of the client's own | success, a new MMS ID |
+//! | 15 % | a number the client added before | success naming that MMS ID |
+//! | 10 % | a number from a pool shared with every client and every drop file | success |
+//! | 10 % | the client's previous bytes again (a retry) | the previous reply, to the byte |
+//! | 5 % | a record that cannot be converted to MARCXML | `Import Failed - Failed to convert…` |
+//!
+//! Every `drop_every` a batch file of `drop_records` records is written to
+//! `drop/<institution>/load-NNNN.mrc`: every fifth record has a number from the shared pool,
+//! every seventh one a number of the previous file (a merge, or an add when that file is
+//! not imported yet), the middle one cannot be converted, the rest are new numbers.
+//!
+//! # What [`Report::verify`] checks
+//!
+//! No error or "pending" reply and every reply the expected one; every drop file gone from
+//! the folder and its report there with one line per record, in order, the unconvertible
+//! record failed and the others added or merged; every OCLC number that got a success
+//! (reply or report line) is in exactly one record, the one every reply and report line
+//! for it named; the zone holds exactly as many records as there are such numbers.
+//! [`Report::flatness`] compares the last third of the run with the first (p99 latency)
+//! and the last minute with the first (peak RSS, or the last and first thirds when the run
+//! is shorter than three minutes).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bibgate_gateway::{LengthEncoding, Services};
+use bibgate_marc::{Leader, Record};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Alma's success text.
+pub const SUCCESS: &str = "The record has been processed successfully.";
+/// The start of the reply to a record that cannot be converted to MARCXML.
+pub const UNCONVERTIBLE: &str = "Import Failed - Failed to convert marc record to marc xml: ";
+
+/// Client `c`'s new numbers are `CLIENT_BASE + c * CLIENT_SPAN + seq`.
+const CLIENT_BASE: u64 = 10_000_000;
+const CLIENT_SPAN: u64 = 200_000;
+/// Drop file `k`'s new numbers are `DROP_BASE + k * 1_000 + i`.
+const DROP_BASE: u64 = 40_000_000;
+/// The shared pool: `SHARED_BASE + 0..SHARED_POOL`.
+const SHARED_BASE: u64 = 60_000_000;
+const SHARED_POOL: u64 = 500;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A full-level record with OCLC number `number` (001/003 and 035), a fixed 005 and some
+/// ordinary fields (about 600 bytes); `note` goes into a 500.
+pub fn record(number: u64, note: &str) -> Vec<u8> {
+    let mut leader = Leader::DEFAULT;
+    leader.0[17] = b' ';
+    let mut record = Record {
+        leader,
+        fields: Vec::new(),
+    };
+    record.push_control("001", format!("ocm{number:08}"));
+    record.push_control("003", "OCoLC");
+    record.push_control("005", "20240101120000.0");
+    record.push_control("008", "240101s2024    ilu           000 0 eng d");
+    record.push_data("020", b' ', b' ', &[(b'a', "9780000000002")]);
+    record.push_data("035", b' ', b' ', &[(b'a', &format!("(OCoLC){number}"))]);
+    record.push_data(
+        "040",
+        b' ',
+        b' ',
+        &[(b'a', "DLC"), (b'b', "eng"), (b'c', "DLC")],
+    );
+    record.push_data(
+        "100",
+        b'1',
+        b' ',
+        &[(b'a', "Loader, Ada,"), (b'd', "1970-")],
+    );
+    record.push_data(
+        "245",
+        b'1',
+        b'0',
+        &[
+            (b'a', &format!("Load test title {number} :")),
+            (b'b', "a record of ordinary length /"),
+            (b'c', "Ada Loader."),
+        ],
+    );
+    record.push_data(
+        "264",
+        b' ',
+        b'1',
+        &[
+            (b'a', "Chicago :"),
+            (b'b', "Bibgate Press,"),
+            (b'c', "2024."),
+        ],
+    );
+    record.push_data(
+        "300",
+        b' ',
+        b' ',
+        &[(b'a', "x, 250 pages ;"), (b'c', "24 cm")],
+    );
+    record.push_data("500", b' ', b' ', &[(b'a', note)]);
+    record.push_data(
+        "650",
+        b' ',
+        b'0',
+        &[(b'a', "Libraries"), (b'x', "Automation.")],
+    );
+    record.push_data(
+        "650",
+        b' ',
+        b'0',
+        &[(b'a', "Cataloging"), (b'x', "Data processing.")],
+    );
+    let mut bytes = Vec::new();
+    // A record built from valid tags and short values always encodes.
+    let _ = bibgate_marc::iso2709::write_record(&record, &mut bytes);
+    bytes
+}
+
+/// A MARC-8 record whose 500 is about 5,000 bytes on the wire and 10,000 in UTF-8: it
+/// cannot be converted to MARCXML (`MARCXML_CONVERSION_FAILED`).
+pub fn unconvertible(number: u64, note: &str) -> Vec<u8> {
+    let filler = "x".repeat(5_000);
+    let mut bytes = record(number, &format!("{note} {filler}"));
+    if let Some(start) = bytes
+        .windows(filler.len())
+        .position(|w| w == filler.as_bytes())
+    {
+        for byte in &mut bytes[start..start + filler.len()] {
+            *byte = 0xB5;
+        }
+    }
+    bytes[9] = b' ';
+    bytes
+}
+
+/// The Connexion desktop client's request: `A` (logon) and `P` (password) with
+/// single-byte lengths, then the record.
+pub fn request(logon: &str, password: &str, record: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(record.len() + 64);
+    for (tag, value) in [(b'A', logon), (b'P', password)] {
+        out.push(tag);
+        out.push(0x40 + u8::try_from(value.len()).unwrap_or(0x3f).min(0x7f));
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.extend_from_slice(record);
+    out
+}
+
+/// Reads one reply (up to its NUL); the text without the NUL, or what went wrong.
+async fn read_reply(stream: &mut TcpStream, limit: Duration) -> Result<String, String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => return Err("closed before a reply".to_string()),
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if out.contains(&0) {
+                        return Ok(());
+                    }
+                }
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+    })
+    .await;
+    match read {
+        Err(_) => Err(format!("no reply within {limit:?}")),
+        Ok(Err(error)) => Err(error),
+        Ok(Ok(())) => {
+            if out.last() != Some(&0) || out.iter().filter(|&&b| b == 0).count() != 1 {
+                return Err(format!(
+                    "the reply does not end with exactly one NUL: {:?}",
+                    out.escape_ascii().to_string()
+                ));
+            }
+            out.pop();
+            String::from_utf8(out).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// One connection per record: all connect first, then (a barrier) every request is sent
+/// at once. Returns each reply text (without its NUL) or what went wrong, in `records`
+/// order.
+pub async fn simultaneous(
+    addr: &str,
+    logon: &str,
+    password: &str,
+    records: Vec<Vec<u8>>,
+    limit: Duration,
+) -> Vec<Result<String, String>> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(records.len()));
+    let mut tasks = Vec::new();
+    for record in records {
+        let barrier = barrier.clone();
+        let addr = addr.to_string();
+        let bytes = request(logon, password, &record);
+        tasks.push(tokio::spawn(async move {
+            let connected = tokio::time::timeout(limit, TcpStream::connect(&addr)).await;
+            // Every task reaches the barrier, connected or not, so none waits forever.
+            barrier.wait().await;
+            let mut stream = match connected {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => return Err(format!("connect: {error}")),
+                Err(_) => return Err("connect: timed out".to_string()),
+            };
+            stream
+                .write_all(&bytes)
+                .await
+                .map_err(|e| format!("write: {e}"))?;
+            let reply = read_reply(&mut stream, limit).await;
+            let _ = stream.shutdown().await;
+            reply
+        }));
+    }
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.unwrap_or_else(|e| Err(e.to_string())));
+    }
+    replies
+}
+
+/// The MMS ID a success reply names.
+pub fn mms_of(reply: &str) -> Option<String> {
+    let mms = reply.strip_prefix(SUCCESS)?.strip_prefix(" MMS ID: ")?;
+    (!mms.is_empty() && mms.bytes().all(|b| b.is_ascii_digit())).then(|| mms.to_string())
+}
+
+/// Settings of a mixed-load run.
+#[derive(Clone, Debug)]
+pub struct Load {
+    /// How long the clients and the drop writer run.
+    pub duration: Duration,
+    /// Export clients.
+    pub clients: usize,
+    /// Pause of a client between two exports.
+    pub think: Duration,
+    /// A drop file is written this often.
+    pub drop_every: Duration,
+    /// Records per drop file.
+    pub drop_records: usize,
+    /// The institution (logon id, zone and drop folder).
+    pub institution: String,
+    /// Its Connexion password.
+    pub password: String,
+    /// The longest wait for one reply.
+    pub reply_timeout: Duration,
+    /// After the run, how long to wait for the last drop files' reports.
+    pub settle_timeout: Duration,
+    /// Length of one row of the table.
+    pub interval: Duration,
+}
+
+impl Load {
+    /// `duration` from the environment variable `var` (seconds), else `default`.
+    pub fn seconds_from_env(var: &str, default: u64) -> Duration {
+        Duration::from_secs(
+            std::env::var(var)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(default),
+        )
+    }
+}
+
+/// One export as measured by its client.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// Seconds since the start of the run when the export was sent.
+    pub at: f64,
+    /// Round trip (connect, logon, record, reply).
+    pub latency: Duration,
+}
+
+/// A drop file written during the run.
+#[derive(Clone, Debug)]
+pub struct DropFile {
+    /// The file name in the drop folder.
+    pub name: String,
+    /// The OCLC number of each record, in file order.
+    pub numbers: Vec<u64>,
+    /// The index (from 1) of the record that cannot be converted.
+    pub unconvertible: usize,
+    /// Seconds since the start when it was written.
+    pub written: f64,
+    /// Seconds since the start when its report was seen, and the report.
+    pub reported: Option<(f64, Vec<u8>)>,
+}
+
+/// What a run measured.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The run's duration in seconds.
+    pub duration: f64,
+    /// Length of a table row in seconds.
+    pub interval: f64,
+    /// Every export (the warm-up excluded).
+    pub samples: Vec<Sample>,
+    /// Exports by kind.
+    pub kinds: BTreeMap<&'static str, usize>,
+    /// Replies that were errors or not the expected ones, and other failures.
+    pub errors: Vec<String>,
+    /// Resident set size over time: (seconds since the start, KiB).
+    pub rss: Vec<(f64, u64)>,
+    /// The drop files.
+    pub drops: Vec<DropFile>,
+    /// OCLC number → the MMS ID the success replies named.
+    pub exported: HashMap<u64, String>,
+    /// OCLC numbers of exports answered "pending" (errors, but imported all the same).
+    pub pending: Vec<u64>,
+}
+
+/// The process's resident set size in KiB (`VmRSS` of `/proc/self/status`).
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+}
+
+/// A small deterministic generator (xorshift64*), so that runs are repeatable.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// State shared by the tasks of a run.
+struct Shared {
+    started: Instant,
+    samples: Mutex<Vec<Sample>>,
+    kinds: Mutex<BTreeMap<&'static str, usize>>,
+    errors: Mutex<Vec<String>>,
+    exported: Mutex<HashMap<u64, String>>,
+    pending: Mutex<Vec<u64>>,
+}
+
+impl Shared {
+    fn error(&self, message: String) {
+        let mut errors = lock(&self.errors);
+        // Keep the report readable when everything fails.
+        if errors.len() < 1_000 {
+            errors.push(message);
+        }
+    }
+
+    /// Notes that a success reply for `number` named `mms`: every reply for a number
+    /// must name the same record.
+    fn exported(&self, number: u64, mms: &str) {
+        let mut exported = lock(&self.exported);
+        match exported.get(&number) {
+            Some(known) if known != mms => {
+                let known = known.clone();
+                drop(exported);
+                self.error(format!(
+                    "OCLC {number}: a reply named MMS ID {mms}, an earlier one {known}"
+                ));
+            }
+            Some(_) => {}
+            None => {
+                exported.insert(number, mms.to_string());
+            }
+        }
+    }
+}
+
+/// One export: sends, measures, and checks the reply against `expect`.
+async fn export(
+    load: &Load,
+    addr: &str,
+    shared: &Shared,
+    number: u64,
+    bytes: &[u8],
+    kind: &'static str,
+    expect: &Expect,
+) -> Option<String> {
+    let at = shared.started.elapsed().as_secs_f64();
+    let sent = Instant::now();
+    let reply = bibgate_gateway::send(
+        addr,
+        &load.institution,
+        &load.password,
+        bytes,
+        LengthEncoding::Byte,
+        load.reply_timeout,
+    )
+    .await;
+    let latency = sent.elapsed();
+    lock(&shared.samples).push(Sample { at, latency });
+    *lock(&shared.kinds).entry(kind).or_default() += 1;
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(error) => {
+            shared.error(format!(
+                "{kind} export of OCLC {number} at {at:.1} s: {error}"
+            ));
+            return None;
+        }
+    };
+    let ok = match expect {
+        Expect::Success => mms_of(&reply).is_some(),
+        Expect::Mms(mms) => mms_of(&reply).as_deref() == Some(mms.as_str()),
+        Expect::Exactly(text) => reply == *text,
+        Expect::Unconvertible => reply.starts_with(UNCONVERTIBLE),
+    };
+    if !ok {
+        if reply.starts_with("Import pending") {
+            lock(&shared.pending).push(number);
+        }
+        shared.error(format!(
+            "{kind} export of OCLC {number} at {at:.1} s: expected {expect:?}, got {reply:?}"
+        ));
+        return None;
+    }
+    if let Some(mms) = mms_of(&reply) {
+        shared.exported(number, &mms);
+    }
+    Some(reply)
+}
+
+/// The reply an export must get.
+#[derive(Debug)]
+enum Expect {
+    /// Success with some MMS ID.
+    Success,
+    /// Success naming this MMS ID.
+    Mms(String),
+    /// This exact text.
+    Exactly(String),
+    /// The MARCXML conversion failure.
+    Unconvertible,
+}
+
+/// One export client until `until`.
+async fn client(load: Arc<Load>, addr: String, shared: Arc<Shared>, id: usize, until: Instant) {
+    let mut rng = Rng::new(id as u64 + 1);
+    let mut seq: u64 = 0;
+    let mut own: Vec<(u64, String)> = Vec::new();
+    let mut previous: Option<(u64, Vec<u8>, String)> = None;
+    let base = CLIENT_BASE + id as u64 * CLIENT_SPAN;
+    while Instant::now() < until {
+        seq += 1;
+        let note = format!("Exported by load client {id}, export {seq}.");
+        let draw = rng.below(100);
+        let (kind, number, bytes, expect) = if draw < 5 {
+            let number = base + seq;
+            (
+                "unconvertible",
+                number,
+                unconvertible(number, &note),
+                Expect::Unconvertible,
+            )
+        } else if draw < 15 && previous.is_some() {
+            let Some((number, bytes, reply)) = previous.clone() else {
+                continue;
+            };
+            ("retry", number, bytes, Expect::Exactly(reply))
+        } else if draw < 30 && !own.is_empty() {
+            let pick = usize::try_from(rng.below(own.len() as u64)).unwrap_or(0);
+            let (number, mms) = own[pick.min(own.len() - 1)].clone();
+            ("merge", number, record(number, &note), Expect::Mms(mms))
+        } else if draw < 40 {
+            let number = SHARED_BASE + rng.below(SHARED_POOL);
+            ("shared", number, record(number, &note), Expect::Success)
+        } else {
+            let number = base + seq;
+            ("new", number, record(number, &note), Expect::Success)
+        };
+        let reply = export(&load, &addr, &shared, number, &bytes, kind, &expect).await;
+        if let Some(reply) = reply {
+            if kind == "new"
+                && let Some(mms) = mms_of(&reply)
+            {
+                own.push((number, mms));
+            }
+            previous = Some((number, bytes, reply));
+        }
+        tokio::time::sleep(load.think).await;
+    }
+}
+
+/// The bytes of drop file `k` and its numbers; `previous` are the numbers of file `k - 1`.
+fn drop_file(k: u64, n: usize, previous: &[u64], rng: &mut Rng) -> (Vec<u8>, Vec<u64>, usize) {
+    let middle = n / 2 + 1;
+    let mut bytes = Vec::new();
+    let mut numbers = Vec::with_capacity(n);
+    for index in 1..=n {
+        let fresh = DROP_BASE + k * 1_000 + index as u64;
+        let note = format!("Dropped in load file {k}, record {index}.");
+        let number = if index == middle {
+            bytes.extend(unconvertible(fresh, &note));
+            numbers.push(fresh);
+            continue;
+        } else if index % 5 == 0 {
+            SHARED_BASE + rng.below(SHARED_POOL)
+        } else if index % 7 == 0 && !previous.is_empty() {
+            previous[usize::try_from(rng.below(previous.len() as u64)).unwrap_or(0)]
+        } else {
+            fresh
+        };
+        bytes.extend(record(number, &note));
+        numbers.push(number);
+    }
+    (bytes, numbers, middle)
+}
+
+fn report_key(institution: &str, name: &str) -> String {
+    format!("reports/{institution}/{name}.results.jsonl")
+}
+
+/// Runs the mixed load against the shim at `addr` (whose processor must be running over
+/// `services`); see the module docs.
+pub async fn run(load: Load, addr: &str, services: &Services) -> Report {
+    let load = Arc::new(load);
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        samples: Mutex::new(Vec::new()),
+        kinds: Mutex::new(BTreeMap::new()),
+        errors: Mutex::new(Vec::new()),
+        exported: Mutex::new(HashMap::new()),
+        pending: Mutex::new(Vec::new()),
+    });
+    // Warm-up: the first logon pays the password hash; later ones hit the logon cache.
+    let warm = CLIENT_BASE + load.clients as u64 * CLIENT_SPAN;
+    match bibgate_gateway::send(
+        addr,
+        &load.institution,
+        &load.password,
+        &record(warm, "Warm-up."),
+        LengthEncoding::Byte,
+        load.reply_timeout,
+    )
+    .await
+    {
+        Ok(reply) => match mms_of(&reply) {
+            Some(mms) => shared.exported(warm, &mms),
+            None => shared.error(format!("warm-up export: {reply:?}")),
+        },
+        Err(error) => shared.error(format!("warm-up export: {error}")),
+    }
+
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        started,
+        samples: Mutex::new(Vec::new()),
+        kinds: Mutex::new(BTreeMap::new()),
+        errors: Mutex::new(std::mem::take(&mut *lock(&shared.errors))),
+        exported: Mutex::new(std::mem::take(&mut *lock(&shared.exported))),
+        pending: Mutex::new(Vec::new()),
+    });
+    let until = started + load.duration;
+
+    // RSS once a second until stopped.
+    let (stop_rss, mut rss_stopped) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(async move {
+        let mut rss = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = &mut rss_stopped => return rss,
+                _ = tick.tick() => {
+                    if let Some(kib) = rss_kib() {
+                        rss.push((started.elapsed().as_secs_f64(), kib));
+                    }
+                }
+            }
+        }
+    });
+
+    let mut clients = Vec::new();
+    for id in 0..load.clients {
+        clients.push(tokio::spawn(client(
+            load.clone(),
+            addr.to_string(),
+            shared.clone(),
+            id,
+            until,
+        )));
+    }
+
+    // The drop writer, and a watcher that notes when each report appears.
+    let drops: Arc<Mutex<Vec<DropFile>>> = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let load = load.clone();
+        let drops = drops.clone();
+        let shared = shared.clone();
+        let blobs = services.blobs.clone();
+        tokio::spawn(async move {
+            let mut rng = Rng::new(0xD0D0);
+            let mut previous = Vec::new();
+            let mut k = 0u64;
+            let mut next = Instant::now() + load.drop_every / 2;
+            loop {
+                tokio::time::sleep_until(next.into()).await;
+                if Instant::now() >= until {
+                    return;
+                }
+                next += load.drop_every;
+                k += 1;
+                let (bytes, numbers, middle) = drop_file(k, load.drop_records, &previous, &mut rng);
+                let name = format!("load-{k:04}.mrc");
+                let key = format!("drop/{}/{name}", load.institution);
+                let put = {
+                    let blobs = blobs.clone();
+                    tokio::task::spawn_blocking(move || blobs.put(&key, &bytes)).await
+                };
+                match put {
+                    Ok(Ok(())) => {
+                        lock(&drops).push(DropFile {
+                            name,
+                            numbers: numbers.clone(),
+                            unconvertible: middle,
+                            written: started.elapsed().as_secs_f64(),
+                            reported: None,
+                        });
+                        previous = numbers;
+                    }
+                    Ok(Err(error)) => shared.error(format!("writing drop file {name}: {error}")),
+                    Err(error) => shared.error(format!("writing drop file {name}: {error}")),
+                }
+            }
+        })
+    };
+    let (stop_watch, mut watch_stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = {
+        let drops = drops.clone();
+        let blobs = services.blobs.clone();
+        let institution = load.institution.clone();
+        tokio::spawn(async move {
+            loop {
+                let pending: Vec<String> = lock(&drops)
+                    .iter()
+                    .filter(|d| d.reported.is_none())
+                    .map(|d| d.name.clone())
+                    .collect();
+                for name in pending {
+                    let blobs = blobs.clone();
+                    let key = report_key(&institution, &name);
+                    if let Ok(Ok(Some(report))) =
+                        tokio::task::spawn_blocking(move || blobs.get(&key)).await
+                    {
+                        let at = started.elapsed().as_secs_f64();
+                        if let Some(file) = lock(&drops).iter_mut().find(|d| d.name == name) {
+                            file.reported = Some((at, report));
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = &mut watch_stopped => return,
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+            }
+        })
+    };
+
+    for task in clients {
+        if let Err(error) = task.await {
+            shared.error(format!("a client task failed: {error}"));
+        }
+    }
+    if let Err(error) = writer.await {
+        shared.error(format!("the drop writer failed: {error}"));
+    }
+    // The last drop files' reports.
+    let settle_until = Instant::now() + load.settle_timeout;
+    while lock(&drops).iter().any(|d| d.reported.is_none()) && Instant::now() < settle_until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop_watch.send(());
+    let _ = watcher.await;
+    let _ = stop_rss.send(());
+    let rss = sampler.await.unwrap_or_default();
+
+    let mut report = Report {
+        duration: load.duration.as_secs_f64(),
+        interval: load.interval.as_secs_f64().max(1.0),
+        samples: std::mem::take(&mut *lock(&shared.samples)),
+        kinds: std::mem::take(&mut *lock(&shared.kinds)),
+        errors: std::mem::take(&mut *lock(&shared.errors)),
+        rss,
+        drops: std::mem::take(&mut *lock(&drops)),
+        exported: std::mem::take(&mut *lock(&shared.exported)),
+        pending: std::mem::take(&mut *lock(&shared.pending)),
+    };
+    report
+        .samples
+        .sort_by(|a, b| a.at.partial_cmp(&b.at).unwrap_or(std::cmp::Ordering::Equal));
+    report
+}
+
+/// The `q` quantile of sorted latencies.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Report {
+    /// Sorted latencies of the exports sent in `[from, to)` seconds.
+    fn latencies(&self, from: f64, to: f64) -> Vec<Duration> {
+        let mut out: Vec<Duration> = self
+            .samples
+            .iter()
+            .filter(|s| s.at >= from && s.at < to)
+            .map(|s| s.latency)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The highest RSS (KiB) sampled in `[from, to]` seconds.
+    fn peak_rss(&self, from: f64, to: f64) -> u64 {
+        self.rss
+            .iter()
+            .filter(|(at, _)| *at >= from && *at <= to)
+            .map(|(_, kib)| *kib)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The table: per interval the exports sent, p50/p99/max latency, peak RSS and the drop
+    /// files written and reported; then the totals.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "| interval (s) | exports | p50 ms | p99 ms | max ms | RSS MiB (peak) | drop files written / reported |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let mut from = 0.0;
+        while from < self.duration - 1e-9 {
+            let to = (from + self.interval).min(self.duration);
+            let lat = self.latencies(from, to);
+            let written = self
+                .drops
+                .iter()
+                .filter(|d| d.written >= from && d.written < to)
+                .count();
+            let reported = self
+                .drops
+                .iter()
+                .filter(|d| {
+                    d.reported
+                        .as_ref()
+                        .is_some_and(|(at, _)| *at >= from && *at < to)
+                })
+                .count();
+            let _ = writeln!(
+                out,
+                "| {from:.0}–{to:.0} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {written} / {reported} |",
+                lat.len(),
+                ms(quantile(&lat, 0.5)),
+                ms(quantile(&lat, 0.99)),
+                ms(lat.last().copied().unwrap_or_default()),
+                self.peak_rss(from, to) as f64 / 1024.0,
+            );
+            from = to;
+        }
+        let all = self.latencies(0.0, f64::INFINITY);
+        let turnaround: Vec<f64> = self
+            .drops
+            .iter()
+            .filter_map(|d| d.reported.as_ref().map(|(at, _)| at - d.written))
+            .collect();
+        let records: usize = self.drops.iter().map(|d| d.numbers.len()).sum();
+        let _ = writeln!(
+            out,
+            "\nexports: {} ({:.1}/s) {:?}; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            all.len(),
+            all.len() as f64 / self.duration.max(1e-9),
+            self.kinds,
+            ms(quantile(&all, 0.5)),
+            ms(quantile(&all, 0.99)),
+            ms(all.last().copied().unwrap_or_default()),
+        );
+        let _ = writeln!(
+            out,
+            "drop files: {} ({records} records), reported {}; write to report: max {:.1} s, mean {:.1} s",
+            self.drops.len(),
+            turnaround.len(),
+            turnaround.iter().copied().fold(0.0, f64::max),
+            turnaround.iter().sum::<f64>() / turnaround.len().max(1) as f64,
+        );
+        let rss: Vec<String> = self
+            .rss
+            .iter()
+            .step_by(usize::try_from((self.interval as u64).max(1)).unwrap_or(1))
+            .map(|(at, kib)| format!("{at:.0}s:{:.1}", *kib as f64 / 1024.0))
+            .collect();
+        let _ = writeln!(out, "RSS MiB over time: {}", rss.join(" "));
+        out
+    }
+
+    /// The latency and memory bounds (see the module docs); a message per bound exceeded.
+    pub fn flatness(&self, factor: f64, slack: Duration) -> Vec<String> {
+        let mut problems = self.latency_flatness(factor, slack);
+        problems.extend(self.rss_flatness());
+        problems
+    }
+
+    /// Latency: p99 of the last third ≤ `factor` × p99 of the first third + `slack`.
+    pub fn latency_flatness(&self, factor: f64, slack: Duration) -> Vec<String> {
+        let mut problems = Vec::new();
+        let third = self.duration / 3.0;
+        let first = self.latencies(0.0, third);
+        let last = self.latencies(self.duration - third, self.duration);
+        let (p_first, p_last) = (quantile(&first, 0.99), quantile(&last, 0.99));
+        let bound = p_first.mul_f64(factor) + slack;
+        if first.is_empty() || last.is_empty() {
+            problems.push(format!(
+                "too few exports to compare: {} in the first third, {} in the last",
+                first.len(),
+                last.len()
+            ));
+        } else if p_last > bound {
+            problems.push(format!(
+                "p99 latency grew: {:.1} ms in the last third, {:.1} ms in the first (bound {:.1} ms)",
+                ms(p_last),
+                ms(p_first),
+                ms(bound)
+            ));
+        }
+        problems
+    }
+
+    /// Memory: peak RSS of the last minute ≤ 1.5 × that of the first minute + 32 MiB (the
+    /// last and first thirds for runs under three minutes).
+    pub fn rss_flatness(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let window = (self.duration / 3.0).min(60.0);
+        let early = self.peak_rss(0.0, window);
+        let late = self.peak_rss(self.duration - window, self.duration);
+        let limit = early as f64 * 1.5 + 32.0 * 1024.0;
+        if early == 0 || late == 0 {
+            problems.push("no RSS samples".to_string());
+        } else if late as f64 > limit {
+            problems.push(format!(
+                "RSS grew: peak {:.1} MiB in the last {window:.0} s, {:.1} MiB in the first (bound {:.1} MiB)",
+                late as f64 / 1024.0,
+                early as f64 / 1024.0,
+                limit / 1024.0
+            ));
+        }
+        problems
+    }
+
+    /// Checks the outcome against the store and the blobs (see the module docs); a message
+    /// per problem. Blocking (storage calls): run it on a blocking thread.
+    pub fn verify(&self, services: &Services, institution: &str) -> Vec<String> {
+        let mut problems: Vec<String> = self.errors.clone();
+        if self.samples.is_empty() {
+            problems.push("no exports were sent".into());
+        }
+        if self.drops.is_empty() {
+            problems.push("no drop files were written".into());
+        }
+        // Every number with a success → the MMS ID named for it.
+        let mut named: HashMap<u64, String> = self.exported.clone();
+        let mut name =
+            |number: u64, mms: &str, whence: &str, problems: &mut Vec<String>| match named
+                .get(&number)
+            {
+                Some(known) if known != mms => problems.push(format!(
+                    "OCLC {number}: {whence} names MMS ID {mms}, a reply or an earlier line {known}"
+                )),
+                Some(_) => {}
+                None => {
+                    named.insert(number, mms.to_string());
+                }
+            };
+        for file in &self.drops {
+            let Some((_, report)) = &file.reported else {
+                problems.push(format!("drop file {} has no report", file.name));
+                continue;
+            };
+            let text = String::from_utf8_lossy(report);
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect();
+            if lines.len() != file.numbers.len() || text.lines().count() != file.numbers.len() {
+                problems.push(format!(
+                    "drop file {}: {} report lines for {} records",
+                    file.name,
+                    text.lines().count(),
+                    file.numbers.len()
+                ));
+                continue;
+            }
+            for (i, (line, number)) in lines.iter().zip(&file.numbers).enumerate() {
+                let index = i + 1;
+                let whence = format!("{} record {index}", file.name);
+                let outcome = line["outcome"].as_str().unwrap_or("");
+                if line["index"].as_u64() != Some(index as u64)
+                    || line["oclc_numbers"][0].as_u64() != Some(*number)
+                {
+                    problems.push(format!("{whence}: unexpected line {line}"));
+                    continue;
+                }
+                if index == file.unconvertible {
+                    if outcome != "failed" || line["reason_code"] != "MARCXML_CONVERSION_FAILED" {
+                        problems.push(format!("{whence}: expected a conversion failure: {line}"));
+                    }
+                    continue;
+                }
+                match (outcome, line["mms_id"].as_str()) {
+                    ("added" | "merged", Some(mms)) => name(*number, mms, &whence, &mut problems),
+                    _ => problems.push(format!("{whence}: expected added or merged: {line}")),
+                }
+            }
+        }
+        match services.blobs.list(&format!("drop/{institution}/")) {
+            Ok(keys) => {
+                let left: Vec<&String> = keys.iter().filter(|k| k.contains("/load-")).collect();
+                if !left.is_empty() {
+                    problems.push(format!("drop files not taken: {left:?}"));
+                }
+            }
+            Err(error) => problems.push(format!("listing the drop folder: {error}")),
+        }
+        // Each number in exactly one record, the one named.
+        let mut numbers: Vec<u64> = named.keys().copied().collect();
+        numbers.extend(self.pending.iter().filter(|n| !named.contains_key(n)));
+        let mut found: HashMap<u64, Vec<String>> = HashMap::new();
+        for chunk in numbers.chunks(100) {
+            match services.store.find_by_oclc(institution, chunk) {
+                Ok(entries) => {
+                    for entry in entries {
+                        found.entry(entry.number).or_default().push(entry.mms_id.0);
+                    }
+                }
+                Err(error) => {
+                    problems.push(format!("find_by_oclc: {error}"));
+                    break;
+                }
+            }
+        }
+        let mut wrong = 0;
+        for (number, mms) in &named {
+            let records = found.get(number).map(Vec::as_slice).unwrap_or_default();
+            if records != std::slice::from_ref(mms) {
+                wrong += 1;
+                if wrong <= 20 {
+                    problems.push(format!(
+                        "OCLC {number}: in records {records:?}, expected exactly [{mms}]"
+                    ));
+                }
+            }
+        }
+        if wrong > 20 {
+            problems.push(format!("… {wrong} numbers in the wrong records in all"));
+        }
+        // An export answered "pending" (already an error) was imported all the same.
+        let mut expected = named.len();
+        for number in &self.pending {
+            if !named.contains_key(number) {
+                match found.get(number).map_or(0, Vec::len) {
+                    0 => {}
+                    1 => {
+                        named.insert(*number, String::new());
+                        expected += 1;
+                    }
+                    n => problems.push(format!("OCLC {number} (pending export): in {n} records")),
+                }
+            }
+        }
+        match services.store.count_records(institution) {
+            Ok(count) if count == expected as u64 => {}
+            Ok(count) => problems.push(format!(
+                "{count} records in {institution}, {expected} distinct OCLC numbers imported"
+            )),
+            Err(error) => problems.push(format!("count_records: {error}")),
+        }
+        problems
+    }
+
+    /// Distinct OCLC numbers that ended in a record (replies and report lines).
+    pub fn distinct_numbers(&self) -> usize {
+        let mut numbers: std::collections::HashSet<u64> = self.exported.keys().copied().collect();
+        for file in &self.drops {
+            for (i, number) in file.numbers.iter().enumerate() {
+                if i + 1 != file.unconvertible {
+                    numbers.insert(*number);
+                }
+            }
+        }
+        numbers.len()
+    }
+}
