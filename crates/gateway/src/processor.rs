@@ -87,6 +87,9 @@ use crate::services::{Services, blocking};
 /// The most chunk slots reserved up front (a larger [`ProcessorConfig::drop_chunk`] grows
 /// as records arrive).
 const CAPACITY_MAX: usize = 2_000;
+/// Result documents (step 3) are written by this many threads per worker: each waits on
+/// its fsync, not on the CPU.
+const IO_PER_WORKER: usize = 4;
 /// The most inbox exports one pass takes (the rest wait for the next pass).
 pub const BATCH_MAX: usize = 500;
 /// Attempts at an export that keeps failing before a failure result is written (its raw
@@ -400,14 +403,23 @@ impl Processor {
         let ids: Vec<String> = settled.iter().map(|(e, _)| e.export_id.clone()).collect();
         self.in_flight.extend(ids.iter().cloned());
         let services = self.services.clone();
+        // Several groups at once: each document's own fsync waits on the disk, and the file
+        // system commits concurrent fsyncs together; each group syncs its folder once.
+        let io_threads = self.config.workers.max(1) * IO_PER_WORKER;
+        let per_group = settled.len().div_ceil(io_threads).max(1);
+        let mut groups: Vec<Vec<(Taken, ResultDoc)>> = Vec::new();
+        let mut settled = settled.into_iter().peekable();
+        while settled.peek().is_some() {
+            groups.push(settled.by_ref().take(per_group).collect());
+        }
         self.finishing.spawn(async move {
-            let outcomes = match blocking(move || finish_exports(&services, &settled)).await {
-                Ok(outcomes) => outcomes,
-                Err(error) => {
-                    warn!(%error, "could not finish an inbox pass");
-                    Vec::new()
-                }
-            };
+            let outcomes = parallel(&services, groups, io_threads, |services, group| {
+                finish_exports(services, &group)
+            })
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
             (ids, outcomes)
         });
     }
