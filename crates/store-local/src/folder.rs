@@ -412,6 +412,21 @@ mod tests {
     }
 
     #[test]
+    fn put_many_fails_a_bad_key_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderBlobStore::new(dir.path()).unwrap();
+        let outcomes = store.put_many(&[("a/1", b"one"), ("bad//key", b"x"), ("a/2", b"two")]);
+        assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
+        assert!(outcomes[1].is_err());
+        assert_eq!(store.get("a/1").unwrap(), Some(b"one".to_vec()));
+        assert_eq!(store.get("a/2").unwrap(), Some(b"two".to_vec()));
+        assert_eq!(
+            store.list("").unwrap(),
+            vec!["a/1".to_owned(), "a/2".to_owned()]
+        );
+    }
+
+    #[test]
     fn delete_prunes_empty_folders() {
         let dir = tempfile::tempdir().unwrap();
         let store = FolderBlobStore::new(dir.path()).unwrap();
