@@ -36,6 +36,23 @@ impl LengthEncodingArg {
     }
 }
 
+/// The line that tells where the drop folders are.
+fn write_drop_folders(
+    out: &mut impl Write,
+    drop_root: &str,
+    institutions: &[String],
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "drop folders: {drop_root}/<institution>/ for {}",
+        if institutions.is_empty() {
+            "(no institution with a Connexion profile yet)".to_string()
+        } else {
+            institutions.join(", ")
+        }
+    )
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -194,15 +211,7 @@ pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode
             .context("could not create the drop folders")?;
         let mut out = std::io::stdout();
         writeln!(out, "bibgate processor started on {}", data_dir.display())?;
-        writeln!(
-            out,
-            "drop folders: {drop_root}/<institution>/ for {}",
-            if institutions.is_empty() {
-                "(no institution with a Connexion profile yet)".to_string()
-            } else {
-                institutions.join(", ")
-            }
-        )?;
+        write_drop_folders(&mut out, &drop_root, &institutions)?;
         writeln!(out, "press ctrl-c to stop")?;
         out.flush()?;
         bibgate_gateway::spawn_processor(services, config, stop)
@@ -280,15 +289,7 @@ pub fn serve(
                 listener.local_addr()?
             )?;
         }
-        writeln!(
-            out,
-            "drop folders: {drop_root}/<institution>/ for {}",
-            if institutions.is_empty() {
-                "(no institution with a Connexion profile yet)".to_string()
-            } else {
-                institutions.join(", ")
-            }
-        )?;
+        write_drop_folders(&mut out, &drop_root, &institutions)?;
         if backend.backend == BackendKind::Local && !in_process {
             writeln!(
                 out,
