@@ -414,7 +414,7 @@ impl Processor {
         }
         self.finishing.spawn(async move {
             let outcomes = parallel(&services, groups, io_threads, |services, group| {
-                finish_exports(services, &group)
+                finish_exports(services, group.iter().map(|(export, doc)| (export, doc)))
             })
             .await
             .into_iter()
@@ -679,30 +679,19 @@ fn settle(export: &Taken, attempts: u32, outcome: Result<ResultDoc>) -> Result<R
 /// Steps 3 and 4: writes the result document, signals the connections waiting for it, and
 /// deletes the inbox object.
 pub fn finish_export(services: &Services, export: &Taken, doc: &ResultDoc) -> Result<()> {
-    let blobs = &*services.blobs;
-    let export_id = &export.export_id;
-    blobs.put(&result_key(export_id), &doc.to_json())?;
-    services.results.notify(export_id);
-    bibgate_failpoint::point("export.result-doc");
-    blobs.delete(&inbox_key(&export.institution, export_id))?;
-    info!(
-        %export_id,
-        institution = %export.institution,
-        outcome = %doc.outcome,
-        reason = %doc.reason_code,
-        mms_id = doc.mms_id.as_deref().unwrap_or(""),
-        "export processed"
-    );
-    Ok(())
+    finish_exports(services, [(export, doc)])
+        .pop()
+        .map_or(Ok(()), |(_, outcome)| outcome)
 }
 
 /// Steps 3 and 4 for many exports: the result documents with one
 /// [`BlobStore::put_many`](bibgate_store::BlobStore) (one folder sync on the folder store),
 /// the signals, then the inbox deletes. One outcome per export, by export id.
-fn finish_exports(
+fn finish_exports<'a>(
     services: &Services,
-    settled: &[(Taken, ResultDoc)],
+    settled: impl IntoIterator<Item = (&'a Taken, &'a ResultDoc)>,
 ) -> Vec<(String, Result<()>)> {
+    let settled: Vec<(&Taken, &ResultDoc)> = settled.into_iter().collect();
     let blobs = &*services.blobs;
     let docs: Vec<(String, Vec<u8>)> = settled
         .iter()
