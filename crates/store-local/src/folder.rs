@@ -62,18 +62,7 @@ impl FolderBlobStore {
         // try a few times.
         let mut attempts_left = 3;
         let mut file = loop {
-            match fs::create_dir_all(dir) {
-                Ok(()) => {}
-                // `create_dir_all` reports "File exists" when a concurrent delete prunes a
-                // folder of the path between its creation and its check.
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempts_left > 0 => {
-                    attempts_left -= 1;
-                    continue;
-                }
-                Err(err) => {
-                    return Err(io_error(&format!("create the folder of blob {key:?}"), err));
-                }
-            }
+            create_folder(dir, key)?;
             match File::create_new(&temp) {
                 Ok(file) => break file,
                 Err(err) if err.kind() == io::ErrorKind::NotFound && attempts_left > 0 => {
@@ -89,6 +78,55 @@ impl FolderBlobStore {
             return Err(io_error(&format!("write blob {key:?}"), err));
         }
         Ok(temp)
+    }
+}
+
+/// Creates the folder of blob `key` (and its parents). `create_dir_all` reports "File
+/// exists" when a concurrent delete prunes a folder of the path between its creation and its
+/// check, so that is tried again a few times.
+fn create_folder(dir: &Path, key: &str) -> Result<()> {
+    let mut attempts_left = 3;
+    loop {
+        match fs::create_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempts_left > 0 => {
+                attempts_left -= 1;
+            }
+            Err(err) => {
+                return Err(io_error(&format!("create the folder of blob {key:?}"), err));
+            }
+        }
+    }
+}
+
+/// The folders written into by a batch, each with the indexes of its writes, so that each
+/// is synced once.
+#[derive(Default)]
+struct FolderSyncs(Vec<(PathBuf, Vec<usize>)>);
+
+impl FolderSyncs {
+    fn add(&mut self, dir: PathBuf, index: usize) {
+        match self.0.iter_mut().find(|(d, _)| *d == dir) {
+            Some((_, members)) => members.push(index),
+            None => self.0.push((dir, vec![index])),
+        }
+    }
+
+    /// Syncs each folder once; a folder that fails to sync fails every write into it.
+    fn sync<T>(self, outcomes: &mut [Result<T>]) {
+        for (dir, members) in self.0 {
+            if let Err(err) = sync_dir(&dir) {
+                let shown = dir.display().to_string();
+                for i in members {
+                    if let Some(outcome) = outcomes.get_mut(i) {
+                        *outcome = Err(io_error(
+                            &format!("sync blob folder {shown:?}"),
+                            io::Error::new(err.kind(), err.to_string()),
+                        ));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -141,23 +179,6 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Syncs each folder once; a folder that fails to sync fails every write into it.
-fn sync_dirs<T>(dirs: Vec<(PathBuf, Vec<usize>)>, outcomes: &mut [Result<T>]) {
-    for (dir, members) in dirs {
-        if let Err(err) = sync_dir(&dir) {
-            let shown = dir.display().to_string();
-            for i in members {
-                if let Some(outcome) = outcomes.get_mut(i) {
-                    *outcome = Err(io_error(
-                        &format!("sync blob folder {shown:?}"),
-                        io::Error::new(err.kind(), err.to_string()),
-                    ));
-                }
-            }
-        }
-    }
-}
-
 /// Every file key under `dir` (which is the folder of key prefix `dir_key`), recursively.
 fn walk(dir: &Path, dir_key: &str, keys: &mut Vec<String>) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
@@ -191,14 +212,7 @@ fn walk(dir: &Path, dir_key: &str, keys: &mut Vec<String>) -> io::Result<()> {
 
 impl BlobStore for FolderBlobStore {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.file_of(key)?;
-        let dir = path.parent().unwrap_or(&self.root);
-        let temp = self.write_temp(key, dir, bytes)?;
-        if let Err(err) = fs::rename(&temp, &path) {
-            let _ = fs::remove_file(&temp);
-            return Err(io_error(&format!("move blob {key:?} into place"), err));
-        }
-        sync_dir(dir).map_err(|err| io_error(&format!("sync the folder of blob {key:?}"), err))
+        self.put_many(&[(key, bytes)]).pop().unwrap_or(Ok(()))
     }
 
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool> {
@@ -222,7 +236,7 @@ impl BlobStore for FolderBlobStore {
     /// Each blob to a synced temporary file, renamed into place; then each folder synced once.
     fn put_many(&self, blobs: &[(&str, &[u8])]) -> Vec<Result<()>> {
         let mut outcomes: Vec<Result<()>> = Vec::with_capacity(blobs.len());
-        let mut dirs: Vec<(PathBuf, Vec<usize>)> = Vec::new();
+        let mut folders = FolderSyncs::default();
         for (i, &(key, bytes)) in blobs.iter().enumerate() {
             let placed = (|| {
                 let path = self.file_of(key)?;
@@ -236,16 +250,13 @@ impl BlobStore for FolderBlobStore {
             })();
             match placed {
                 Ok(dir) => {
-                    match dirs.iter_mut().find(|(d, _)| *d == dir) {
-                        Some((_, members)) => members.push(i),
-                        None => dirs.push((dir, vec![i])),
-                    }
+                    folders.add(dir, i);
                     outcomes.push(Ok(()));
                 }
                 Err(err) => outcomes.push(Err(err)),
             }
         }
-        sync_dirs(dirs, &mut outcomes);
+        folders.sync(&mut outcomes);
         outcomes
     }
 
@@ -254,7 +265,7 @@ impl BlobStore for FolderBlobStore {
     /// copy. Each target folder is synced once for all the links into it.
     fn copy_if_absent_many(&self, pairs: &[(&str, &str)]) -> Vec<Result<bool>> {
         let mut outcomes: Vec<Result<bool>> = Vec::with_capacity(pairs.len());
-        let mut dirs: Vec<(PathBuf, Vec<usize>)> = Vec::new();
+        let mut folders = FolderSyncs::default();
         for (i, &(from, to)) in pairs.iter().enumerate() {
             let linked = (|| {
                 let source = self.file_of(from)?;
@@ -262,22 +273,7 @@ impl BlobStore for FolderBlobStore {
                 let dir = target.parent().unwrap_or(&self.root).to_path_buf();
                 let mut attempts_left = 3;
                 loop {
-                    match fs::create_dir_all(&dir) {
-                        Ok(()) => {}
-                        // Pruned by a concurrent delete while being created (see `write_temp`).
-                        Err(err)
-                            if err.kind() == io::ErrorKind::AlreadyExists && attempts_left > 0 =>
-                        {
-                            attempts_left -= 1;
-                            continue;
-                        }
-                        Err(err) => {
-                            return Err(io_error(
-                                &format!("create the folder of blob {to:?}"),
-                                err,
-                            ));
-                        }
-                    }
+                    create_folder(&dir, to)?;
                     match fs::hard_link(&source, &target) {
                         Ok(()) => return Ok((true, dir)),
                         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
@@ -305,17 +301,14 @@ impl BlobStore for FolderBlobStore {
             match linked {
                 Ok((copied, dir)) => {
                     if copied {
-                        match dirs.iter_mut().find(|(d, _)| *d == dir) {
-                            Some((_, members)) => members.push(i),
-                            None => dirs.push((dir, vec![i])),
-                        }
+                        folders.add(dir, i);
                     }
                     outcomes.push(Ok(copied));
                 }
                 Err(err) => outcomes.push(Err(err)),
             }
         }
-        sync_dirs(dirs, &mut outcomes);
+        folders.sync(&mut outcomes);
         outcomes
     }
 
