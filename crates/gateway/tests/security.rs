@@ -9,10 +9,8 @@ mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use bibgate_gateway::{Config, Listeners, LogonBackoff, LogonLockout, TlsClient, TlsServer};
 use bibgate_store::{BlobStore, Store};
 use common::*;
@@ -47,26 +45,7 @@ impl Write for Capture {
     }
 }
 
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .try_into()
-        .unwrap()
-}
 
-/// An argon2id hash with cheap parameters (the verifier reads them from the hash).
-fn cheap_hash(password: &str) -> String {
-    let params = Params::new(64, 1, 1, None).unwrap();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(
-            password.as_bytes(),
-            &SaltString::from_b64("c2VjdXJpdHl0ZXN0c2FsdA").unwrap(),
-        )
-        .unwrap()
-        .to_string()
-}
 
 async fn send_with(harness: &Harness, logon: &str, password: &str, record: &[u8]) -> String {
     text(&exchange(harness.addr, &desktop_request(logon, password, record)).await)

@@ -7,34 +7,14 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use bibgate_gateway::{Config, LogonBackoff, LogonLockout, Services};
 use bibgate_store::Store;
 use bibgate_store_aws::{DynamoStore, testing};
 use common::*;
 
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .try_into()
-        .unwrap()
-}
 
-fn cheap_hash(password: &str) -> String {
-    let params = Params::new(64, 1, 1, None).unwrap();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(
-            password.as_bytes(),
-            &SaltString::from_b64("YXdzc2VjdXJpdHlzYWx0").unwrap(),
-        )
-        .unwrap()
-        .to_string()
-}
 
 async fn send(addr: &str, logon: &str, password: &str, number: u64) -> String {
     bibgate_gateway::send(

@@ -40,15 +40,30 @@ pub const LOGON_FAILED: &str = "Logon Failed--the Logon ID and/or password is/ar
 /// verifier reads the parameters from the hash).
 pub fn password_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let params = Params::new(64, 1, 1, None).unwrap();
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let salt = SaltString::from_b64("YmliZ2F0ZXRlc3RzYWx0").unwrap();
-        argon2
-            .hash_password(PASSWORD.as_bytes(), &salt)
-            .unwrap()
-            .to_string()
-    })
+    HASH.get_or_init(|| cheap_hash(PASSWORD))
+}
+
+/// An argon2id hash of `password` with cheap parameters (the verifier reads them from the
+/// hash).
+pub fn cheap_hash(password: &str) -> String {
+    let params = Params::new(64, 1, 1, None).unwrap();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(
+            password.as_bytes(),
+            &SaltString::from_b64("YmliZ2F0ZXRlc3RzYWx0").unwrap(),
+        )
+        .unwrap()
+        .to_string()
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap()
 }
 
 /// Creates the demo consortium like `bibgate init`, plus GAMMA (two profiles) and DECIMAL.
