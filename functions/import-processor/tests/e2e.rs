@@ -457,21 +457,15 @@ async fn the_full_path_from_the_shim_to_the_reply() {
             }
         })
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = bibgate_gateway::Config {
-        reply_deadline: Duration::from_secs(30),
-        ..bibgate_gateway::Config::default()
-    };
-    let server = tokio::spawn(bibgate_gateway::run(
-        listener,
-        async move {
-            let _ = server_stopped.await;
-        },
+    let shim = Shim::start(
         aws.services.clone(),
-        config,
-    ));
+        bibgate_gateway::Config {
+            reply_deadline: Duration::from_secs(30),
+            ..bibgate_gateway::Config::default()
+        },
+    )
+    .await;
+    let addr = shim.addr.clone();
     let send = |bytes: Vec<u8>, password: &'static str| {
         let addr = addr.clone();
         async move {
@@ -502,8 +496,7 @@ async fn the_full_path_from_the_shim_to_the_reply() {
         send(record_bytes(5002, "Wrong password."), "not-the-password").await,
         "Logon Failed--the Logon ID and/or password is/are not valid"
     );
-    let _ = stop_server.send(());
-    server.await.unwrap();
+    shim.stop(Duration::from_secs(60)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     tokio::task::spawn_blocking(move || poller.join().unwrap())
         .await

@@ -741,21 +741,15 @@ fn the_same_events_in_two_invocations_at_once_import_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connexion_client_retry_gets_the_first_result() {
     let aws = Arc::new(tokio::task::spawn_blocking(Loop::new).await.unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = bibgate_gateway::Config {
-        reply_deadline: Duration::from_secs(2),
-        ..bibgate_gateway::Config::default()
-    };
-    let server = tokio::spawn(bibgate_gateway::run(
-        listener,
-        async move {
-            let _ = server_stopped.await;
-        },
+    let shim = Shim::start(
         aws.services.clone(),
-        config,
-    ));
+        bibgate_gateway::Config {
+            reply_deadline: Duration::from_secs(2),
+            ..bibgate_gateway::Config::default()
+        },
+    )
+    .await;
+    let addr = shim.addr.clone();
     let send = |bytes: Vec<u8>| {
         let addr = addr.clone();
         async move {
@@ -949,8 +943,7 @@ async fn a_connexion_client_retry_gets_the_first_result() {
     .await
     .unwrap();
 
-    let _ = stop_server.send(());
-    server.await.unwrap();
+    shim.stop(Duration::from_secs(60)).await;
     assert_eq!(blocking(&aws, received).await.len(), 4, "four exports");
 }
 

@@ -30,7 +30,7 @@ use bibgate_import_processor::{Processor, Settings};
 use bibgate_store::{BlobStore, ImportResult, MmsId, Outcome, Store};
 use bibgate_store_aws::testing::{self, Queue};
 use bibgate_store_aws::{DynamoStore, S3BlobStore};
-use common::{ALPHA, PASSWORD, SUCCESS, acknowledge, init_demo, sqs_event};
+use common::{ALPHA, PASSWORD, SUCCESS, Shim, acknowledge, init_demo, sqs_event};
 use tokio::sync::Mutex;
 
 /// One test at a time: they share moto, and the mixed load measures the whole process.
@@ -55,8 +55,7 @@ struct Stack {
     /// HTTP 500s ("dictionary changed size during iteration" when a write lands while
     /// `TransactWriteItems` deep-copies the table) once the SDK's retries are spent.
     failed: Arc<AtomicUsize>,
-    stop_server: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
+    shim: Shim,
 }
 
 /// Like `common::Loop`, with a visibility timeout of 60 s (longer than a handler call
@@ -125,31 +124,24 @@ impl Stack {
                 })
             })
             .collect();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(bibgate_gateway::run(
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
+        let shim = Shim::start(
             services.clone(),
             bibgate_gateway::Config {
                 reply_deadline: LIMIT,
                 result_poll_max: Duration::from_secs(2),
                 ..bibgate_gateway::Config::default()
             },
-        ));
+        )
+        .await;
         Stack {
             store,
             blobs,
             services,
-            addr,
+            addr: shim.addr.clone(),
             stop_pollers,
             pollers,
             failed,
-            stop_server,
-            server,
+            shim,
         }
     }
 
@@ -159,11 +151,7 @@ impl Stack {
             "handler: {} messages failed and were delivered again",
             self.failed.load(Ordering::Relaxed)
         );
-        let _ = self.stop_server.send(());
-        tokio::time::timeout(Duration::from_secs(20), self.server)
-            .await
-            .expect("the shim stops")
-            .unwrap();
+        self.shim.stop(Duration::from_secs(20)).await;
         self.stop_pollers.store(true, Ordering::Relaxed);
         let pollers = self.pollers;
         tokio::task::spawn_blocking(move || {

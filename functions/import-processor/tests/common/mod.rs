@@ -347,3 +347,38 @@ pub fn seed(store: &dyn Store, zone: &str, record: &Record, keys: &[(u64, bool)]
         .unwrap();
     mms_id
 }
+
+/// A Connexion shim on 127.0.0.1:0 over `services` (the processor runs elsewhere).
+pub struct Shim {
+    /// `host:port` to send to.
+    pub addr: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Shim {
+    /// Starts the shim on the current tokio runtime.
+    pub async fn start(services: Services, config: bibgate_gateway::Config) -> Shim {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(bibgate_gateway::run(
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+            services,
+            config,
+        ));
+        Shim { addr, stop, server }
+    }
+
+    /// Stops it (in-flight connections are answered first), within `limit`.
+    pub async fn stop(self, limit: Duration) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(limit, self.server)
+            .await
+            .expect("the shim stops")
+            .unwrap();
+    }
+}
