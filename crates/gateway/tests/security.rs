@@ -45,8 +45,6 @@ impl Write for Capture {
     }
 }
 
-
-
 async fn send_with(harness: &Harness, logon: &str, password: &str, record: &[u8]) -> String {
     text(&exchange(harness.addr, &desktop_request(logon, password, record)).await)
 }

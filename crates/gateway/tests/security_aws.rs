@@ -14,8 +14,6 @@ use bibgate_store::Store;
 use bibgate_store_aws::{DynamoStore, testing};
 use common::*;
 
-
-
 async fn send(addr: &str, logon: &str, password: &str, number: u64) -> String {
     bibgate_gateway::send(
         addr,
