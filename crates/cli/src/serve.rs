@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, Services};
+use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, ResultDelivery, Services};
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::Mode;
 use bibgate_marc::{Source, iso2709};
@@ -201,7 +201,9 @@ pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode
         );
     }
     let data::Data { store, blobs } = data::open(data_dir)?;
+    // Shims on this data directory read the results from the same database.
     let services = Services::new(Arc::new(store), Arc::new(blobs))
+        .with_delivery(ResultDelivery::Store)
         .with_policies(crate::policy_cmd::runner(data_dir, true)?.context("no policy runner")?);
     let drop_root = data_dir.join("blobs").join("drop").display().to_string();
     let config = args.config();
@@ -249,7 +251,13 @@ pub fn serve(
         };
     let in_process = backend.backend == BackendKind::Local && !processor.no_processor;
     let processor_config = processor.processor.config();
-    let mut services = Services::new(store, blobs);
+    // The embedded backend's shim reads results from the database the processor writes
+    // them to; with S3 + DynamoDB it polls the Lambda function's result documents.
+    let delivery = match backend.backend {
+        BackendKind::Local => ResultDelivery::Store,
+        BackendKind::Aws => ResultDelivery::Documents,
+    };
+    let mut services = Services::new(store, blobs).with_delivery(delivery);
     if in_process {
         // Activations are read every couple of seconds, so a policy activated while the
         // server runs takes effect without a restart.

@@ -6,15 +6,16 @@
 //! (`bibgate process`), armed with `BIBGATE_FAILPOINT`. The test waits for the processor's
 //! `bibgate: failpoint NAME reached` line, kills it with SIGKILL, checks what the kill left
 //! behind, starts a processor without the failpoint, and then checks the invariants through
-//! the store itself and the CLI: every received record has exactly one result, its result
-//! document and its raw bytes under `received/`; the inbox is empty; each OCLC number has
+//! the store itself and the CLI: every received record has exactly one result and its raw
+//! bytes under `received/`, and no result document (the embedded backend delivers results
+//! through the store); the inbox is empty; each OCLC number has
 //! exactly one record; a merge kept exactly one prior version; and the client got the result
 //! or the "Import pending" message naming its export, never a reset.
 //!
 //! The points: `export.received` (raw bytes under `received/`, nothing imported),
 //! `store.commit.before` (inside the SQLite transaction), `store.commit.after` (record,
-//! prior version and result committed, no result document), `export.result-doc` (result
-//! document written, inbox object not deleted), each for an add and a merge; and a drop file
+//! prior version and result committed), `export.delivered` (the result delivered, the inbox
+//! object not deleted), each for an add and a merge; and a drop file
 //! of 12 records in chunks of 5 killed after its first chunk (`drop.chunk@1`) and inside its
 //! second chunk's transaction (`store.commit.before@2`).
 //!
@@ -35,8 +36,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bibgate_gateway::LengthEncoding;
 use bibgate_gateway::layout::{result_key, stable_hash};
-use bibgate_gateway::{LengthEncoding, ResultDoc};
 use bibgate_marc::{Leader, Record};
 use bibgate_store::{ImportResult, MmsId, Outcome, Store};
 use bibgate_store_local::SqliteStore;
@@ -401,8 +402,8 @@ fn check_record(store: &dyn Store, mms_id: &MmsId, title: &str, replaced_by: &[&
 }
 
 /// Checks an export that went through the gateway: its stored result (exactly one: it is
-/// keyed by the export id), its result document saying the same, its raw bytes under
-/// `received/`, and no inbox object left. Returns the stored result.
+/// keyed by the export id), no result document (the store is the delivery), its raw bytes
+/// under `received/`, and no inbox object left. Returns the stored result.
 fn check_export(
     scratch: &Scratch,
     store: &dyn Store,
@@ -413,15 +414,9 @@ fn check_export(
         .result(export_id)
         .unwrap()
         .unwrap_or_else(|| panic!("no stored result for {export_id}"));
-    let doc = blob(scratch, &result_key(export_id))
-        .unwrap_or_else(|| panic!("no result document for {export_id}"));
-    let doc = ResultDoc::from_json(&doc).unwrap();
-    assert_eq!(doc.export_id, export_id);
-    assert_eq!(doc.outcome, result.outcome.as_str());
-    assert_eq!(doc.host_message, result.host_message);
-    assert_eq!(
-        doc.mms_id.as_deref(),
-        result.mms_id.as_ref().map(|m| m.0.as_str())
+    assert!(
+        blob(scratch, &result_key(export_id)).is_none(),
+        "a result document for {export_id}"
     );
     assert_eq!(
         blob(scratch, &format!("received/{ALPHA}/{export_id}.mrc")).as_deref(),
@@ -537,8 +532,7 @@ fn kill_one_export(name: &str, failpoint: &str, case: Case, restart: Restart) {
         Some(bytes.as_slice()),
         "the raw bytes are copied before any failpoint"
     );
-    let committed = matches!(failpoint, "store.commit.after" | "export.result-doc");
-    let documented = failpoint == "export.result-doc";
+    let committed = matches!(failpoint, "store.commit.after" | "export.delivered");
     {
         let store = scratch.store();
         assert_eq!(
@@ -553,16 +547,15 @@ fn kill_one_export(name: &str, failpoint: &str, case: Case, restart: Restart) {
             assert_eq!(revision, 1 + u64::from(committed));
         }
     }
-    assert_eq!(
-        blob(&scratch, &result_key(&export_id)).is_some(),
-        documented,
-        "result document after a kill at {failpoint}"
+    assert!(
+        blob(&scratch, &result_key(&export_id)).is_none(),
+        "no result document after a kill at {failpoint}"
     );
 
     let reply_text = if restart == Restart::AfterReply {
-        // Nobody processes the export now: the gateway answers from the result document,
-        // or at its reply deadline from the stored result, or says "pending" when neither
-        // exists; `bibgate result` shows the stored result as soon as the import committed.
+        // Nobody processes the export now: the gateway answers from the stored result it
+        // polls, or says "pending" at its reply deadline when there is none; `bibgate
+        // result` shows the stored result as soon as the import committed.
         let text = reply_of(&reply);
         if committed {
             assert!(text.starts_with(SUCCESS), "{text}");
@@ -675,7 +668,7 @@ fn killed_after_the_record_write_merge() {
 fn killed_before_the_inbox_delete_add() {
     kill_one_export(
         "result-doc-add",
-        "export.result-doc",
+        "export.delivered",
         Case::Add,
         Restart::AfterReply,
     );
@@ -685,7 +678,7 @@ fn killed_before_the_inbox_delete_add() {
 fn killed_before_the_inbox_delete_merge() {
     kill_one_export(
         "result-doc-merge",
-        "export.result-doc",
+        "export.delivered",
         Case::Merge,
         Restart::AtOnce,
     );
@@ -858,7 +851,7 @@ const POINTS: [&str; 4] = [
     "export.received",
     "store.commit.before",
     "store.commit.after",
-    "export.result-doc",
+    "export.delivered",
 ];
 
 /// One record of the stream: its bytes (a later 005 than every earlier record of its
@@ -1083,7 +1076,7 @@ fn random_kills_on_a_stream_of_exports() {
     }
 
     // The end state over all rounds: every gateway export received once, with its result,
-    // result document and raw bytes; every reply the result or "pending".
+    // raw bytes and no result document; every reply the result or "pending".
     let store = scratch.store();
     let sent = &planner.sent;
     let received = export_ids(&scratch, &format!("received/{ALPHA}"));

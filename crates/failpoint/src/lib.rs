@@ -15,7 +15,7 @@
 //! | `export.received` | an export's raw bytes are copied to `received/`; nothing imported yet |
 //! | `store.commit.before` | an import's writes are staged (SQLite: inside the transaction; DynamoDB: the transaction built), not committed |
 //! | `store.commit.after` | the record, its prior version, the index entries and the result are committed; no result document yet |
-//! | `export.result-doc` | the result document is written; the inbox object is not deleted yet |
+//! | `export.delivered` | the result is delivered (stored, and its result document written when documents are the delivery); the inbox object is not deleted yet |
 //! | `drop.chunk` | one chunk of a drop file is committed (use `drop.chunk@1` to stop in the middle of a batch) |
 //!
 //! # Invariants

@@ -3,18 +3,27 @@
 //! loopback.
 //!
 //! ```text
-//! cargo run --release -p bibgate-gateway --example latency -- [exports-per-client]
+//! cargo run --release -p bibgate-gateway --example latency -- [exports-per-client] [--data-dir DIR] [--documents]
 //! ```
 //!
 //! Prints p50, p99 and max for 1, 10 and 50 concurrent clients sending back to back
 //! (closed loop: saturation), and for 50 clients each exporting every 500 ms (open loop).
 //! Each export is a distinct new record on its own connection, as the Connexion client
-//! does. `WORKERS=n` sets the processor's workers.
+//! does. Results are delivered through the store, as `bibgate serve` does on the embedded
+//! backend; `--documents` writes and polls result documents instead (the Lambda function's
+//! delivery, and the embedded one before), the baseline to compare with. `WORKERS=n` sets
+//! the processor's workers.
+//!
+//! Without `--data-dir` the data directory is a temporary one, deleted at the end. With it,
+//! the data goes to a new folder inside DIR that is kept, like a server's data directory:
+//! on ext4 without a journal, creating files is slow for a minute or more after many files
+//! near them were deleted (the inode allocator skips recently deleted inodes), so a run
+//! right after another one's clean-up measures that clean-up. Compare runs made the same way.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, Services};
+use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, ResultDelivery, Services};
 use bibgate_marc::{Leader, Record};
 use bibgate_store::{Institution, Store, TargetZone, ZoneKind};
 use bibgate_store_local::{FolderBlobStore, SqliteStore};
@@ -90,11 +99,29 @@ fn report(label: &str, mut samples: Vec<Duration>, wall: Duration) {
 
 #[tokio::main]
 async fn main() {
-    let per_client: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(10);
-    let dir = tempfile::tempdir().expect("temp dir");
+    let mut per_client: u64 = 10;
+    let mut keep_in: Option<std::path::PathBuf> = None;
+    let mut delivery = ResultDelivery::Store;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--documents" {
+            delivery = ResultDelivery::Documents;
+        } else if arg == "--data-dir" {
+            keep_in = Some(args.next().expect("--data-dir DIR").into());
+        } else {
+            per_client = arg.parse().expect("exports per client: a number");
+        }
+    }
+    let dir = match &keep_in {
+        Some(parent) => {
+            std::fs::create_dir_all(parent).expect("data dir parent");
+            tempfile::Builder::new()
+                .prefix("latency-")
+                .tempdir_in(parent)
+                .expect("data dir")
+        }
+        None => tempfile::tempdir().expect("temp dir"),
+    };
     let store = Arc::new(SqliteStore::open(&dir.path().join("bibgate.sqlite")).expect("store"));
     store
         .put_institution(&Institution {
@@ -114,7 +141,8 @@ async fn main() {
         ))
         .expect("profile");
     let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).expect("blobs"));
-    let services = Services::new(store.clone(), blobs);
+    let services = Services::new(store.clone(), blobs).with_delivery(delivery);
+    println!("results delivered through {delivery:?}");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -216,4 +244,7 @@ async fn main() {
     let _ = stop.send(());
     let _ = server.await;
     processor.abort();
+    if keep_in.is_some() {
+        println!("data kept in {}", dir.keep().display());
+    }
 }

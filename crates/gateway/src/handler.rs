@@ -1,9 +1,10 @@
 //! From a complete request to the reply text: logon, inbox, wait for the result.
 //!
 //! The shim never imports: it writes the record to the inbox and waits for the processor's
-//! result document, exactly as it would with the processor in another process or machine.
-//! With the processor in the same process, its result signal lets the shim answer from the
-//! stored result as soon as the import committed, without waiting for the document.
+//! result (its result document, or the stored result: [`ResultDelivery`]), exactly as it
+//! would with the processor in another process or machine. With the processor in the same
+//! process, its result signal lets the shim answer from the stored result as soon as the
+//! import committed, without waiting for the next poll (or the document).
 
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -18,7 +19,7 @@ use crate::config::Config;
 use crate::layout::{ExportIds, ResultDoc, inbox_key, result_key};
 use crate::logon::{Lock, Lockout, LogonCache, Throttle};
 use crate::retry::{Claim, RetryWindow};
-use crate::services::{Services, blocking};
+use crate::services::{ResultDelivery, Services, blocking};
 
 /// The longest logon id accepted (the desktop client's single-byte length allows 191).
 const MAX_LOGON_BYTES: usize = 191;
@@ -342,11 +343,13 @@ impl Shared {
         }
     }
 
-    /// Polls `results/<export-id>.json` until `deadline`: first after a short interval,
-    /// then less often. A result signal from an in-process processor cuts a wait short, and
-    /// after one the stored result ([`bibgate_store::Store::result`], committed durably
-    /// before the signal) is looked at first: the processor signals as soon as the result is
-    /// stored, before it writes the result document (see [`crate::ResultSignals`]).
+    /// Polls for the result until `deadline`: first after a short interval, then less
+    /// often. With [`ResultDelivery::Documents`] that is `results/<export-id>.json`, and the
+    /// stored result ([`bibgate_store::Store::result`], committed durably before the signal)
+    /// after a signal from an in-process processor: it signals as soon as the result is
+    /// stored, before it writes the result document (see [`crate::ResultSignals`]). With
+    /// [`ResultDelivery::Store`] it is the stored result every time. A signal cuts a wait
+    /// short.
     async fn wait_for_result(&self, export_id: &str, deadline: Instant) -> Option<ResultDoc> {
         let signal = self.services.results.subscribe(export_id);
         let found = self.poll_result(export_id, deadline, &signal).await;
@@ -381,19 +384,26 @@ impl Shared {
             let notified = signal.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if signalled && let Some(doc) = self.stored_result(export_id).await {
+            let documents = self.services.delivery == ResultDelivery::Documents;
+            if (signalled || !documents)
+                && let Some(doc) = self.stored_result(export_id).await
+            {
                 return Some(doc);
             }
-            let blobs = self.services.blobs.clone();
-            let lookup = key.clone();
-            match blocking(move || blobs.get(&lookup)).await {
-                Ok(Ok(Some(bytes))) => match ResultDoc::from_json(&bytes) {
-                    Some(doc) => return Some(doc),
-                    None => warn!(%export_id, "unreadable result document"),
-                },
-                Ok(Ok(None)) => {}
-                Ok(Err(error)) => warn!(%export_id, %error, "could not read a result document"),
-                Err(error) => warn!(%export_id, %error, "could not read a result document"),
+            if documents {
+                let blobs = self.services.blobs.clone();
+                let lookup = key.clone();
+                match blocking(move || blobs.get(&lookup)).await {
+                    Ok(Ok(Some(bytes))) => match ResultDoc::from_json(&bytes) {
+                        Some(doc) => return Some(doc),
+                        None => warn!(%export_id, "unreadable result document"),
+                    },
+                    Ok(Ok(None)) => {}
+                    Ok(Err(error)) => {
+                        warn!(%export_id, %error, "could not read a result document");
+                    }
+                    Err(error) => warn!(%export_id, %error, "could not read a result document"),
+                }
             }
             let now = Instant::now();
             if now >= deadline {

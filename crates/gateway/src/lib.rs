@@ -4,13 +4,15 @@
 //! and shows the cataloguer the text the server answers. [`run`] serves that protocol over
 //! TCP; [`spawn_processor`] imports what it received; [`send`] is the client side, for
 //! `bibgate send` and tests. The shim and the processor share only the storage ports
-//! ([`Services`]): the shim writes the record to the inbox and waits for the result
-//! document, exactly as it would with the processor in another process or on AWS.
+//! ([`Services`]): the shim writes the record to the inbox and polls for the result (the
+//! stored result on the embedded backend, the result document on AWS: [`ResultDelivery`]),
+//! exactly as it would with the processor in another process.
 //!
 //! ```text
 //! client ──TCP──▶ server ─┬─ logon (argon2, cached) ──▶ Store
 //!                         ├─ put inbox/<inst>/<id>.mrc ─▶ BlobStore ◀── processor ──▶ Importer ──▶ Store
-//!                         └─ poll results/<id>.json ◀──────────────────┘ (copies to received/ first)
+//!                         └─ poll the result ◀─────────────────────────┘ (copies to received/ first)
+//!                            (Store::result, or results/<id>.json)
 //! ```
 //!
 //! # Layout
@@ -21,8 +23,9 @@
 //! - `processor.rs`: [`spawn_processor`]: inbox and drop folders → imports → results. Each
 //!   pass takes the pending exports (at most [`processor::BATCH_MAX`]), copies them to
 //!   `received/`, imports each institution's exports with one batch import (one durable
-//!   transaction), signals the waiting connections, and writes the result documents and
-//!   deletes the inbox objects in the background while the next pass starts. The per-export
+//!   transaction), signals the waiting connections, and writes the result documents (when
+//!   those are the delivery) and deletes the inbox objects in the background while the next
+//!   pass starts. The per-export
 //!   steps are public ([`processor::take_export`], [`processor::decide`],
 //!   [`processor::finish_export`], and [`processor::process_export`] for one inbox key).
 //! - `layout.rs`: blob keys, export ids, the [`ResultDoc`] JSON.
@@ -64,7 +67,7 @@
 //!   lock is logged at `warn` with the logon id. The password may be the profile's current
 //!   one or, after a rotation, the previous one until it expires; the verified-logon cache
 //!   never outlives that expiry.
-//! - **Reply within the client's timeout.** If the processor has not written the result by
+//! - **Reply within the client's timeout.** If the processor has not delivered the result by
 //!   [`Config::reply_deadline`] (8 s; Record Manager waits about 10 s), the reply is
 //!   `Import pending: export <id> was received and is still being processed; …`.
 //!   The export is not lost: it stays in the inbox until processed.
@@ -82,9 +85,10 @@
 //!
 //! - Nothing received is lost: the shim replies "received" (a result or pending) only after
 //!   the inbox write returned, and the processor deletes an inbox object only after its raw
-//!   bytes are under `received/` and its result document is written (see `processor.rs`).
-//! - A reply states a durable result: the stored result (the processor signals once the
-//!   import committed; an in-process shim then reads [`bibgate_store::Store::result`]) or the
+//!   bytes are under `received/` and its result is delivered: stored, and its result
+//!   document written when documents are the delivery (see `processor.rs`).
+//! - A reply states a durable result: the stored result ([`bibgate_store::Store::result`],
+//!   read after the processor's signal, or polled with [`ResultDelivery::Store`]) or the
 //!   result document. Either says the same, and re-processing after a crash finds the stored
 //!   result instead of importing again.
 //! - No password in any log, error or reply; record contents are never logged at `info`.
@@ -115,5 +119,5 @@ pub use handler::pending_message;
 pub use layout::ResultDoc;
 pub use processor::{ensure_drop_folders, spawn_processor};
 pub use server::{Listeners, run, run_listeners};
-pub use services::{ResultSignals, Services};
+pub use services::{ResultDelivery, ResultSignals, Services};
 pub use tls::{TlsClient, TlsError, TlsServer};

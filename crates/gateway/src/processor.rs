@@ -17,9 +17,15 @@
 //!
 //!    Once a group is committed, each export with a stored result is signalled
 //!    ([`crate::ResultSignals`]): an in-process shim answers from the stored result at once.
-//! 3. For each export, write `results/<export-id>.json` and signal again —
+//! 3. For each export, write `results/<export-id>.json` and signal again (only with
+//!    [`ResultDelivery::Documents`]; with [`ResultDelivery::Store`] the stored result is
+//!    all the shim reads, and nothing is written) —
 //! 4. then delete the inbox object ([`finish_export`]; a pass writes all of its documents
 //!    with one `BlobStore::put_many`, one folder sync on the folder store, then deletes).
+//!
+//! An export that cannot be imported at all (no profile routes it any more, or it failed
+//! too many times) gets a stored failure result (`NO_PROFILE`, `PROCESSING_FAILED`)
+//! in step 2 as well, so every export ends with a stored result whatever the delivery.
 //!
 //! Steps 3-4 run in the background while the next pass starts with step 1 (that pass skips
 //! the exports still being finished; at most [`MAX_FINISHING`] passes finish at once, and
@@ -34,17 +40,19 @@
 //! the stored result, if one appears meanwhile), and the result document is overwritten
 //! with the same content. A group's transaction commits all of its imports or none. A crash
 //! after step 4 has nothing left to do. So every received record ends with its raw bytes
-//! under `received/`, one stored result and one result document, never with two imports;
-//! and a reply given from the stored result after step 2 is the one the document will
-//! carry.
+//! under `received/`, one stored result and (with documents as the delivery) one result
+//! document, never with two imports; and a reply given from the stored result after step 2
+//! is the one the document will carry.
 //!
 //! The result document is written with an fsync although it can be derived from the
 //! stored result ([`bibgate_store::Store::result`], shown by `bibgate result EXPORT_ID`): it
-//! is what the shim polls (in AWS mode, `results/<export-id>.json` in S3), and it must be
-//! durable before the inbox object is deleted, or a crash could leave neither an inbox
-//! object to re-create it from nor the document. (Skipping that fsync would need a blob
-//! port that syncs many writes at once before the deletes; the in-process shim no longer
-//! waits for it, so it costs throughput, not latency.)
+//! is what a shim polls when it does not poll the store (on AWS, `results/<export-id>.json`
+//! in S3), and it must be durable before the inbox object is deleted, or a crash could
+//! leave neither an inbox object to re-create it from nor the document. The embedded
+//! backend delivers through the store instead ([`ResultDelivery::Store`]): the stored
+//! result is durable when its commit returns, and each export then creates one file (its
+//! inbox object, linked under `received/`) instead of two. New files are the costly part
+//! of an export on a busy ext4 file system (inode allocation), more than the fsyncs.
 //!
 //! # One drop file (`drop/<institution>/<file>.mrc` or `.xml`)
 //!
@@ -82,7 +90,7 @@ use crate::layout::{
     DROP, INBOX, ResultDoc, export_millis, inbox_key, parse_drop_key, parse_inbox_key,
     received_key, result_key, stable_hash,
 };
-use crate::services::{Services, blocking};
+use crate::services::{ResultDelivery, Services, blocking};
 
 /// The most chunk slots reserved up front (a larger [`ProcessorConfig::drop_chunk`] grows
 /// as records arrive).
@@ -379,7 +387,7 @@ impl Processor {
                 // store already (see `ResultSignals`).
                 self.services.results.notify(&export.export_id);
             }
-            match settle(&export, attempts, outcome) {
+            match settle(&self.services, &export, attempts, outcome) {
                 Ok(doc) => settled.push((export, doc)),
                 Err(error) => self.failed(export.export_id, &error),
             }
@@ -525,23 +533,51 @@ impl Processor {
     }
 }
 
-/// The result document for an export that cannot be imported at all.
-fn failure_doc(
-    institution: &str,
-    export_id: &str,
-    raw_key: &str,
-    text: String,
-    code: &str,
-) -> ResultDoc {
-    ResultDoc {
-        export_id: export_id.to_string(),
-        institution: institution.to_string(),
-        outcome: "failed".into(),
+/// Stores the result of an export that cannot be imported at all (`NO_PROFILE`,
+/// `PROCESSING_FAILED`), as a rejected import with the institution as its zone, and returns
+/// its document: so `bibgate result` finds it and a shim polling the store answers it. A
+/// result stored for the export meanwhile (its import committed after all) wins. When the
+/// store refuses the write, the export is tried again later, unless documents are the
+/// delivery: then the document alone carries the failure (the store may be what fails).
+fn failure(services: &Services, export: &Taken, text: String, code: &str) -> Result<ResultDoc> {
+    let received = received_of(export);
+    let result = ImportResult {
+        export_id: received.export_id,
+        batch_id: None,
+        index: None,
+        institution: export.institution.clone(),
+        zone: export.institution.clone(),
+        outcome: bibgate_store::Outcome::Failed,
+        trace: vec![format!("{code}: {text}")],
         host_message: text,
-        reason_code: code.into(),
+        reason_code: code.to_string(),
         mms_id: None,
         oclc_numbers: Vec::new(),
-        raw_key: raw_key.to_string(),
+        raw_key: received.raw_key,
+        raw_offset: received.raw_offset,
+        raw_len: received.raw_len,
+        received_unix: received.received_unix,
+        decided_unix: now_unix(),
+        policy: None,
+    };
+    let store = &*services.store;
+    match store.commit(&bibgate_store::Commit::Reject {
+        result: result.clone(),
+    }) {
+        Ok(()) => Ok(ResultDoc::from_result(&result)),
+        Err(bibgate_store::Error::AlreadyExists(_)) => match store.result(&export.export_id)? {
+            Some(stored) => Ok(ResultDoc::from_result(&stored)),
+            None => Err(crate::Error::Task(format!(
+                "the result of export {} exists and cannot be read",
+                export.export_id
+            ))),
+        },
+        Err(error) if services.delivery == ResultDelivery::Documents => {
+            let export_id = &export.export_id;
+            warn!(%export_id, %error, "could not store a failure result; its result document carries it");
+            Ok(ResultDoc::from_result(&result))
+        }
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -643,34 +679,31 @@ fn take_exports(services: &Services, due: &[Due]) -> Vec<Result<Option<Taken>>> 
 /// The result document to write for an export after step 2: the decided one, a failure
 /// document for an export that cannot be routed or failed [`MAX_ATTEMPTS`] times (counting
 /// `attempts` earlier failures), or the error (to try again later).
-fn settle(export: &Taken, attempts: u32, outcome: Result<ResultDoc>) -> Result<ResultDoc> {
+fn settle(
+    services: &Services,
+    export: &Taken,
+    attempts: u32,
+    outcome: Result<ResultDoc>,
+) -> Result<ResultDoc> {
     let Taken {
         institution,
         export_id,
-        raw_key,
         ..
     } = export;
     match outcome {
         Ok(doc) => Ok(doc),
         Err(crate::Error::Import(error)) if is_permanent(&error) => {
             warn!(%export_id, %institution, %error, "export cannot be routed");
-            Ok(failure_doc(
-                institution,
-                export_id,
-                raw_key,
-                error.to_string(),
-                "NO_PROFILE",
-            ))
+            failure(services, export, error.to_string(), "NO_PROFILE")
         }
         Err(error) if attempts + 1 >= MAX_ATTEMPTS => {
             warn!(%export_id, %institution, %error, "export failed too often; recording a failure (raw bytes kept)");
-            Ok(failure_doc(
-                institution,
-                export_id,
-                raw_key,
+            failure(
+                services,
+                export,
                 format!("Import Failed - the record could not be processed: {error}"),
                 "PROCESSING_FAILED",
-            ))
+            )
         }
         Err(error) => Err(error),
     }
@@ -685,29 +718,36 @@ pub fn finish_export(services: &Services, export: &Taken, doc: &ResultDoc) -> Re
 }
 
 /// Steps 3 and 4 for many exports: the result documents with one
-/// [`BlobStore::put_many`](bibgate_store::BlobStore) (one folder sync on the folder store),
-/// the signals, then the inbox deletes. One outcome per export, by export id.
+/// [`BlobStore::put_many`](bibgate_store::BlobStore) (one folder sync on the folder store;
+/// none with [`ResultDelivery::Store`]), the signals, then the inbox deletes. One outcome
+/// per export, by export id.
 fn finish_exports<'a>(
     services: &Services,
     settled: impl IntoIterator<Item = (&'a Taken, &'a ResultDoc)>,
 ) -> Vec<(String, Result<()>)> {
     let settled: Vec<(&Taken, &ResultDoc)> = settled.into_iter().collect();
     let blobs = &*services.blobs;
-    let docs: Vec<(String, Vec<u8>)> = settled
-        .iter()
-        .map(|(export, doc)| (result_key(&export.export_id), doc.to_json()))
-        .collect();
-    let items: Vec<(&str, &[u8])> = docs
-        .iter()
-        .map(|(key, json)| (key.as_str(), json.as_slice()))
-        .collect();
-    let written = blobs.put_many(&items);
+    let written: Vec<bibgate_store::Result<()>> = match services.delivery {
+        ResultDelivery::Documents => {
+            let docs: Vec<(String, Vec<u8>)> = settled
+                .iter()
+                .map(|(export, doc)| (result_key(&export.export_id), doc.to_json()))
+                .collect();
+            let items: Vec<(&str, &[u8])> = docs
+                .iter()
+                .map(|(key, json)| (key.as_str(), json.as_slice()))
+                .collect();
+            blobs.put_many(&items)
+        }
+        // Every settled export's result is stored (by its import, or by `failure`).
+        ResultDelivery::Store => settled.iter().map(|_| Ok(())).collect(),
+    };
     for ((export, _), outcome) in settled.iter().zip(&written) {
         if outcome.is_ok() {
             services.results.notify(&export.export_id);
         }
     }
-    bibgate_failpoint::point("export.result-doc");
+    bibgate_failpoint::point("export.delivered");
     settled
         .iter()
         .zip(written)
@@ -743,7 +783,7 @@ pub fn process_export(
         // Taken by another processor meanwhile.
         return Ok(());
     };
-    let doc = settle(&export, attempts, decide(services, &export))?;
+    let doc = settle(services, &export, attempts, decide(services, &export))?;
     finish_export(services, &export, &doc)
 }
 

@@ -23,6 +23,24 @@ pub struct Services {
     pub results: Arc<ResultSignals>,
     /// Runs institutions' merge policies in the processor (`None`: no policies).
     pub policies: Option<Arc<dyn bibgate_import::PolicyRunner>>,
+    /// Where the shim finds an export's result, and so whether the processor writes result
+    /// documents. The shim and the processor must be given the same.
+    pub delivery: ResultDelivery,
+}
+
+/// Where the shim finds an export's result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResultDelivery {
+    /// `results/<export-id>.json` in the blob store: the processor writes one per export and
+    /// the shim polls for it (and looks at the stored result after a signal, and at the
+    /// reply deadline). For a processor whose store the shim does not poll: the Lambda
+    /// function writes the documents to S3.
+    #[default]
+    Documents,
+    /// The stored result ([`Store::result`]) alone: the processor writes no result
+    /// documents and the shim polls the store. For the embedded backend, where the shim and
+    /// the processor open the same database: one file fewer per export.
+    Store,
 }
 
 impl Services {
@@ -34,7 +52,14 @@ impl Services {
             wake: Arc::new(Notify::new()),
             results: Arc::new(ResultSignals::default()),
             policies: None,
+            delivery: ResultDelivery::default(),
         }
+    }
+
+    /// The same services, delivering results through `delivery`.
+    pub fn with_delivery(mut self, delivery: ResultDelivery) -> Services {
+        self.delivery = delivery;
+        self
     }
 
     /// The same services, with the processor running merge policies through `policies`.
@@ -46,12 +71,14 @@ impl Services {
 
 impl fmt::Debug for Services {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Services").finish_non_exhaustive()
+        f.debug_struct("Services")
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
     }
 }
 
 /// Per-export wake-ups for the shim's result polling: the processor signals an export
-/// once its result is stored and again once its result document is written, so only the
+/// once its result is stored and again after step 3 (its result document is written), so only the
 /// connections waiting for that export look again (after a signal, at the stored result
 /// first: a result the store returns is durable, exactly what the document will say).
 #[derive(Debug, Default)]

@@ -5,7 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use bibgate_store::{BlobStore, EditorLock, MmsId, Store};
+use bibgate_gateway::{ResultDelivery, Services};
+use bibgate_store::{BlobStore, EditorLock, MmsId, Outcome, Store};
 use common::*;
 
 async fn wait_until(condition: impl Fn() -> bool) {
@@ -27,7 +28,18 @@ async fn add(harness: &Harness, number: u64, version: Option<&str>, level: u8) -
 
 #[tokio::test]
 async fn add_then_merge() {
-    let harness = Harness::start(config()).await;
+    add_then_merge_with(ResultDelivery::Store).await;
+}
+
+/// The same with result documents (the delivery the Lambda function uses): the in-process
+/// shim answers alike, and every export gets its document.
+#[tokio::test]
+async fn add_then_merge_with_result_documents() {
+    add_then_merge_with(ResultDelivery::Documents).await;
+}
+
+async fn add_then_merge_with(delivery: ResultDelivery) {
+    let harness = Harness::start_with(config(), delivery).await;
     let mms = add(&harness, 2001, Some("20240101120000.0"), b' ').await;
     assert!(mms.starts_with("99") && mms.ends_with("5001"), "{mms}");
     let update = encode(&oclc_record(
@@ -41,6 +53,12 @@ async fn add_then_merge() {
     assert_eq!(harness.count(ALPHA), 1);
     let stored = harness.store.record(ALPHA, &MmsId(mms)).unwrap().unwrap();
     assert_eq!(stored.revision, 2);
+    wait_until(|| harness.blobs.list("inbox/").unwrap().is_empty()).await;
+    let documents = harness.blobs.list("results/").unwrap().len();
+    match delivery {
+        ResultDelivery::Store => assert_eq!(documents, 0, "no result documents"),
+        ResultDelivery::Documents => assert_eq!(documents, 2, "one document per export"),
+    }
     harness.stop().await;
 }
 
@@ -320,8 +338,18 @@ async fn a_dropped_file_is_imported_with_a_report() {
 /// A crash at any step leaves the inbox object; processing it again imports nothing twice.
 #[tokio::test]
 async fn the_processor_resumes_idempotently_after_a_crash() {
+    resumes_idempotently_after_a_crash(ResultDelivery::Store).await;
+}
+
+/// The same with result documents: a crash after the document was written.
+#[tokio::test]
+async fn the_processor_resumes_idempotently_after_a_crash_with_result_documents() {
+    resumes_idempotently_after_a_crash(ResultDelivery::Documents).await;
+}
+
+async fn resumes_idempotently_after_a_crash(delivery: ResultDelivery) {
     use bibgate_gateway::layout::{inbox_key, received_key, result_key};
-    let mut harness = Harness::start_without_processor(config()).await;
+    let mut harness = Harness::start_without_processor_with(config(), delivery).await;
     let export_id = format!("{ALPHA}-1717243200000-test-1");
     let record = record_bytes(6001, "Crash.");
     // Crash after step 1: the inbox object and its received copy.
@@ -337,9 +365,11 @@ async fn the_processor_resumes_idempotently_after_a_crash() {
     let doc = harness.result_doc(&export_id).await;
     assert_eq!(doc.outcome, "added");
     assert_eq!(doc.raw_key, received_key(ALPHA, &export_id));
-    // Crash after step 3 (the result written, the inbox object not deleted): the same
+    // Crash after step 3 (the result delivered, the inbox object not deleted): the same
     // export comes back; its stored result is reused.
-    harness.blobs.delete(&result_key(&export_id)).unwrap();
+    if delivery == ResultDelivery::Documents {
+        assert!(harness.blobs.delete(&result_key(&export_id)).unwrap());
+    }
     harness
         .blobs
         .put(&inbox_key(ALPHA, &export_id), &record)
@@ -349,18 +379,37 @@ async fn the_processor_resumes_idempotently_after_a_crash() {
     assert_eq!(again, doc);
     wait_until(|| harness.blobs.list("inbox/").unwrap().is_empty()).await;
     assert_eq!(harness.count(ALPHA), 1);
+    assert_eq!(
+        harness
+            .store
+            .versions(ALPHA, &MmsId(doc.mms_id.unwrap()))
+            .unwrap()
+            .len(),
+        0,
+        "nothing merged"
+    );
     harness.stop().await;
 }
 
 /// A backlog is imported in one pass, one batch per institution: exports of one new OCLC
 /// number in the same batch end as one add and merges into it, an institution that cannot be
-/// routed gets failure documents, an export imported before (crash after step 2) keeps its
-/// stored result, and every export ends with its received copy, its result document and no
-/// inbox object.
+/// routed gets a stored failure result, an export imported before (crash after step 2) keeps
+/// its stored result, and every export ends with its received copy, its stored result (and
+/// result document, when those are the delivery) and no inbox object.
 #[tokio::test]
 async fn a_backlog_is_imported_in_batches_per_institution() {
-    use bibgate_gateway::layout::{inbox_key, received_key};
-    let mut harness = Harness::start_without_processor(config()).await;
+    backlog_in_batches(ResultDelivery::Store).await;
+}
+
+/// The same with result documents.
+#[tokio::test]
+async fn a_backlog_is_imported_in_batches_per_institution_with_result_documents() {
+    backlog_in_batches(ResultDelivery::Documents).await;
+}
+
+async fn backlog_in_batches(delivery: ResultDelivery) {
+    use bibgate_gateway::layout::{inbox_key, received_key, result_key};
+    let mut harness = Harness::start_without_processor_with(config(), delivery).await;
     let mut exports = Vec::new();
     let mut put = |institution: &str, n: usize, record: Vec<u8>| {
         let export_id = format!("{institution}-1717243200000-batch-{n:02}");
@@ -420,9 +469,13 @@ async fn a_backlog_is_imported_in_batches_per_institution() {
             harness.blobs.get(&doc.raw_key).unwrap().as_deref(),
             Some(record.as_slice())
         );
+        // Every export has a stored result, the one that cannot be routed too; a result
+        // document exactly when documents are the delivery.
+        let stored = harness.store.result(export_id).unwrap().unwrap();
+        assert_eq!(bibgate_gateway::ResultDoc::from_result(&stored), doc);
         assert_eq!(
-            harness.store.result(export_id).unwrap().is_some(),
-            institution != GAMMA,
+            harness.blobs.get(&result_key(export_id)).unwrap().is_some(),
+            delivery == ResultDelivery::Documents,
             "{export_id}"
         );
         docs.push(doc);
@@ -445,5 +498,41 @@ async fn a_backlog_is_imported_in_batches_per_institution() {
     assert_eq!(docs[11].reason_code, "NO_PROFILE");
     assert_eq!(harness.count(ALPHA), 6);
     assert_eq!(harness.count(BETA), 2);
+    harness.stop().await;
+}
+
+/// With the store as the delivery and the processor in another process (its own signals,
+/// none reaching the shim), the shim finds the result by polling the store, long before the
+/// reply deadline, and no result document is written.
+#[tokio::test]
+async fn a_shim_without_the_processor_polls_the_store() {
+    let harness = Harness::start_without_processor(config()).await;
+    let elsewhere = Services::new(harness.store.clone(), harness.blobs.clone())
+        .with_delivery(ResultDelivery::Store);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let processor = bibgate_gateway::spawn_processor(elsewhere, processor_config(), async move {
+        let _ = stopped.await;
+    });
+    let started = std::time::Instant::now();
+    let reply = harness.send(ALPHA, &record_bytes(7001, "Elsewhere.")).await;
+    let took = started.elapsed();
+    assert!(reply.starts_with(&format!("{SUCCESS} MMS ID: ")), "{reply}");
+    // The reply deadline is 20 s; polling finds the result within the processor's poll
+    // interval plus a few of the shim's.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let received = harness.blobs.list("received/").unwrap();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let export_id = received[0]
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.strip_suffix(".mrc"))
+        .unwrap();
+    let stored = harness.store.result(export_id).unwrap().unwrap();
+    assert_eq!(stored.outcome, Outcome::Added);
+    assert_eq!(reply, stored.host_message);
+    wait_until(|| harness.blobs.list("inbox/").unwrap().is_empty()).await;
+    assert!(harness.blobs.list("results/").unwrap().is_empty());
+    let _ = stop.send(());
+    processor.await.unwrap();
     harness.stop().await;
 }

@@ -389,7 +389,7 @@ fn assert_crash_state(
     let stored = aws.store.result(export_id).unwrap();
     let doc = aws.blobs.get(&result_key(export_id)).unwrap();
     let entries = aws.store.find_by_oclc(ALPHA, &[number]).unwrap();
-    let committed = matches!(point, "store.commit.after" | "export.result-doc");
+    let committed = matches!(point, "store.commit.after" | "export.delivered");
     if committed {
         assert!(stored.is_some(), "{point}: the import is committed");
         assert_eq!(entries.len(), 1, "{entries:?}");
@@ -408,7 +408,7 @@ fn assert_crash_state(
     }
     assert_eq!(
         doc.is_some(),
-        point == "export.result-doc",
+        point == "export.delivered",
         "{point}: the result document"
     );
 }
@@ -496,7 +496,7 @@ fn killed_after_the_import_commits() {
 
 #[test]
 fn killed_after_the_result_document() {
-    export_killed_at("export.result-doc");
+    export_killed_at("export.delivered");
 }
 
 // --- Faults: a drop file -------------------------------------------------------------------

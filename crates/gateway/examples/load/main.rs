@@ -17,7 +17,7 @@ mod driver;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bibgate_gateway::{Config, ProcessorConfig, Services};
+use bibgate_gateway::{Config, ProcessorConfig, ResultDelivery, Services};
 use bibgate_store::{Institution, Store, TargetZone, ZoneKind};
 use bibgate_store_local::{FolderBlobStore, SqliteStore};
 
@@ -75,7 +75,8 @@ async fn main() {
         ))
         .expect("profile");
     let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).expect("blobs"));
-    let services = Services::new(store.clone(), blobs);
+    // Results through the store, as `bibgate serve` delivers them on the embedded backend.
+    let services = Services::new(store.clone(), blobs).with_delivery(ResultDelivery::Store);
     bibgate_gateway::ensure_drop_folders(&services).expect("drop folders");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use bibgate_gateway::{Config, ProcessorConfig, ResultDoc, Services};
+use bibgate_gateway::{Config, ProcessorConfig, ResultDelivery, ResultDoc, Services};
 use bibgate_marc::{Leader, Record};
 use bibgate_store::{
     BlobStore, Commit, Expectation, ImportResult, IndexKey, Institution, MmsId, Outcome, Store,
@@ -132,20 +132,31 @@ pub fn processor_config() -> ProcessorConfig {
 }
 
 impl Harness {
-    /// Server and processor.
+    /// Server and processor, delivering results through the store, as `bibgate serve`
+    /// does on the embedded backend.
     pub async fn start(config: Config) -> Harness {
-        let mut harness = Harness::start_without_processor(config).await;
+        Harness::start_with(config, ResultDelivery::Store).await
+    }
+
+    /// Server and processor, delivering results through `delivery`.
+    pub async fn start_with(config: Config, delivery: ResultDelivery) -> Harness {
+        let mut harness = Harness::start_without_processor_with(config, delivery).await;
         harness.start_processor(processor_config());
         harness
     }
 
-    /// Server only: exports stay in the inbox.
+    /// Server only (results through the store): exports stay in the inbox.
     pub async fn start_without_processor(config: Config) -> Harness {
+        Harness::start_without_processor_with(config, ResultDelivery::Store).await
+    }
+
+    /// Server only, results through `delivery`: exports stay in the inbox.
+    pub async fn start_without_processor_with(config: Config, delivery: ResultDelivery) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("bibgate.sqlite")).unwrap());
         init_demo(&*store);
         let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).unwrap());
-        let services = Services::new(store.clone(), blobs.clone());
+        let services = Services::new(store.clone(), blobs.clone()).with_delivery(delivery);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -220,15 +231,25 @@ impl Harness {
         .unwrap()
     }
 
-    /// The result document of an export, waiting up to 10 s for it.
+    /// The delivered result of an export (its result document, or its stored result when
+    /// the store is the delivery), waiting up to 10 s for it.
     pub async fn result_doc(&self, export_id: &str) -> ResultDoc {
         for _ in 0..500 {
-            if let Some(bytes) = self
-                .blobs
-                .get(&bibgate_gateway::layout::result_key(export_id))
-                .unwrap()
-            {
-                return ResultDoc::from_json(&bytes).unwrap();
+            match self.services.delivery {
+                ResultDelivery::Documents => {
+                    if let Some(bytes) = self
+                        .blobs
+                        .get(&bibgate_gateway::layout::result_key(export_id))
+                        .unwrap()
+                    {
+                        return ResultDoc::from_json(&bytes).unwrap();
+                    }
+                }
+                ResultDelivery::Store => {
+                    if let Some(result) = self.store.result(export_id).unwrap() {
+                        return ResultDoc::from_result(&result);
+                    }
+                }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
