@@ -1,9 +1,11 @@
 //! The [`BlobStore`] port on a local folder.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use bibgate_store::{BlobStore, Error, Result};
 
@@ -19,9 +21,15 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Keys are `/`-separated, non-empty, relative, and have no empty, `.` or `..` segment, no
 /// NUL and no `\`; anything else is refused with [`Error::Backend`]. As in any file system,
 /// a key cannot be both a blob and the folder of other keys (`a` and `a/b`).
+///
+/// A write returns once it is durable: the file is synced before it gets its name, and its
+/// folder after. Concurrent writes into one folder (and the clones of a store) share folder
+/// syncs: a write waits for a sync that started after its rename, and runs one itself when
+/// none is running ([`FolderSync`]), so fifty writers cost a few folder syncs, not fifty.
 #[derive(Clone, Debug)]
 pub struct FolderBlobStore {
     root: PathBuf,
+    syncs: Arc<Syncs>,
 }
 
 impl FolderBlobStore {
@@ -34,7 +42,10 @@ impl FolderBlobStore {
                 root.display().to_string()
             ))
         })?;
-        Ok(FolderBlobStore { root })
+        Ok(FolderBlobStore {
+            root,
+            syncs: Arc::default(),
+        })
     }
 
     /// The root folder.
@@ -113,9 +124,9 @@ impl FolderSyncs {
     }
 
     /// Syncs each folder once; a folder that fails to sync fails every write into it.
-    fn sync<T>(self, outcomes: &mut [Result<T>]) {
+    fn sync<T>(self, syncs: &Syncs, outcomes: &mut [Result<T>]) {
         for (dir, members) in self.0 {
-            if let Err(err) = sync_dir(&dir) {
+            if let Err(err) = syncs.sync(&dir) {
                 let shown = dir.display().to_string();
                 for i in members {
                     if let Some(outcome) = outcomes.get_mut(i) {
@@ -164,6 +175,80 @@ fn check_key(key: &str) -> Result<()> {
         ))),
         None => Ok(()),
     }
+}
+
+/// The [`FolderSync`] of every folder written into, shared by a store's clones. An entry
+/// stays once made: there is one per folder that blobs are written into, a handful per
+/// institution.
+#[derive(Debug, Default)]
+struct Syncs(Mutex<HashMap<PathBuf, Arc<FolderSync>>>);
+
+impl Syncs {
+    /// Makes every rename or link done in `dir` before this call durable.
+    fn sync(&self, dir: &Path) -> io::Result<()> {
+        let folder = lock(&self.0).entry(dir.to_path_buf()).or_default().clone();
+        folder.sync(|| sync_dir(dir))
+    }
+}
+
+/// One folder's syncs, shared by the threads writing into it (group commit): a thread whose
+/// rename or link is done takes a number; a sync covers every number taken before it
+/// started; a thread waits while a sync runs, and runs the next one itself when its number is
+/// not covered yet. A failed sync fails the thread that ran it; the threads waiting for it
+/// run one of their own, so every caller either returns after a successful sync that started
+/// after its call, or gets an error.
+#[derive(Debug, Default)]
+struct FolderSync {
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Numbers taken.
+    taken: u64,
+    /// Every number up to this one is covered by a successful sync.
+    covered: u64,
+    /// A sync is running.
+    running: bool,
+    /// Syncs run (for tests).
+    runs: u64,
+}
+
+impl FolderSync {
+    fn sync(&self, sync: impl Fn() -> io::Result<()>) -> io::Result<()> {
+        let mut state = lock(&self.state);
+        state.taken += 1;
+        let number = state.taken;
+        loop {
+            if state.covered >= number {
+                return Ok(());
+            }
+            if state.running {
+                state = self
+                    .done
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.running = true;
+            state.runs += 1;
+            let covers = state.taken;
+            drop(state);
+            let synced = sync();
+            state = lock(&self.state);
+            state.running = false;
+            if synced.is_ok() {
+                state.covered = state.covered.max(covers);
+            }
+            self.done.notify_all();
+            synced?;
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Makes a rename or link in `dir` durable.
@@ -229,7 +314,9 @@ impl BlobStore for FolderBlobStore {
         }
         removed
             .map_err(|err| io_error(&format!("remove the temporary file of blob {key:?}"), err))?;
-        sync_dir(dir).map_err(|err| io_error(&format!("sync the folder of blob {key:?}"), err))?;
+        self.syncs
+            .sync(dir)
+            .map_err(|err| io_error(&format!("sync the folder of blob {key:?}"), err))?;
         Ok(true)
     }
 
@@ -256,7 +343,7 @@ impl BlobStore for FolderBlobStore {
                 Err(err) => outcomes.push(Err(err)),
             }
         }
-        folders.sync(&mut outcomes);
+        folders.sync(&self.syncs, &mut outcomes);
         outcomes
     }
 
@@ -308,7 +395,7 @@ impl BlobStore for FolderBlobStore {
                 Err(err) => outcomes.push(Err(err)),
             }
         }
-        folders.sync(&mut outcomes);
+        folders.sync(&self.syncs, &mut outcomes);
         outcomes
     }
 
@@ -417,6 +504,84 @@ mod tests {
             store.list("").unwrap(),
             vec!["a/1".to_owned(), "a/2".to_owned()]
         );
+    }
+
+    /// Runs `FolderSync::sync` on `threads` threads; the first sync waits until every thread
+    /// has taken its number, and fails when `first_fails`. Returns each thread's outcome
+    /// (the first thread's first) and the number of syncs run.
+    fn contend(threads: usize, first_fails: bool) -> (Vec<io::Result<()>>, u64) {
+        let folder = Arc::new(FolderSync::default());
+        let calls = Arc::new(AtomicU64::new(0));
+        let sync = {
+            let (folder, calls) = (folder.clone(), calls.clone());
+            move || {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    while lock(&folder.state).taken < threads as u64 {
+                        std::thread::yield_now();
+                    }
+                    if first_fails {
+                        return Err(io::Error::other("disk gone"));
+                    }
+                }
+                Ok(())
+            }
+        };
+        let first = {
+            let (folder, sync) = (folder.clone(), sync.clone());
+            std::thread::spawn(move || folder.sync(sync))
+        };
+        while !lock(&folder.state).running {
+            std::thread::yield_now();
+        }
+        let others: Vec<_> = (1..threads)
+            .map(|_| {
+                let (folder, sync) = (folder.clone(), sync.clone());
+                std::thread::spawn(move || folder.sync(sync))
+            })
+            .collect();
+        let mut outcomes = vec![first.join().unwrap()];
+        outcomes.extend(others.into_iter().map(|t| t.join().unwrap()));
+        let runs = lock(&folder.state).runs;
+        assert_eq!(runs, calls.load(Ordering::SeqCst));
+        (outcomes, runs)
+    }
+
+    #[test]
+    fn writers_waiting_for_a_folder_sync_share_the_next_one() {
+        let (outcomes, runs) = contend(8, false);
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        // The first sync started before the other seven took their numbers: it covers only
+        // the first; one more covers all seven.
+        assert_eq!(runs, 2);
+    }
+
+    #[test]
+    fn a_failed_folder_sync_fails_its_runner_and_the_others_sync_again() {
+        let (outcomes, runs) = contend(3, true);
+        assert_eq!(outcomes[0].as_ref().unwrap_err().to_string(), "disk gone");
+        assert!(outcomes[1..].iter().all(Result::is_ok), "{outcomes:?}");
+        assert_eq!(runs, 2);
+    }
+
+    #[test]
+    fn concurrent_puts_into_one_folder_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderBlobStore::new(dir.path()).unwrap();
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || store.put(&format!("inbox/a/{i}"), b"x"))
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap().unwrap();
+        }
+        assert_eq!(store.list("inbox/a/").unwrap().len(), 16);
+        let runs = lock(&store.syncs.0)
+            .get(&dir.path().join("inbox").join("a"))
+            .map(|folder| lock(&folder.state).runs)
+            .unwrap();
+        assert!((1..=16).contains(&runs), "{runs}");
     }
 
     #[test]
