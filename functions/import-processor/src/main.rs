@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use bibgate_gateway::Services;
+use bibgate_gateway::{ResultDelivery, Services};
 use bibgate_import_processor::{Processor, Settings};
 use bibgate_store::{BlobStore, Store};
 use bibgate_store_aws::{AwsContext, DynamoStore, S3BlobStore};
@@ -70,7 +70,8 @@ async fn processor(adjust: impl FnOnce(Settings) -> Settings) -> Result<Arc<Proc
     let store: Arc<dyn Store> = Arc::new(store);
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let processor = Arc::new(Processor::new(
-        Services::new(store, blobs),
+        // The shim polls S3 for `results/<export-id>.json`.
+        Services::new(store, blobs).with_delivery(ResultDelivery::Documents),
         adjust(Settings::new(&bucket)),
     ));
     info!(init_ms = started.elapsed().as_millis() as u64, %table, %bucket, "import processor initialised");
