@@ -309,7 +309,7 @@ enum Command {
     /// Manage integration profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
-    /// Run the Connexion Gateway Export server and the import processor (ctrl-c stops).
+    /// Run the Connexion Gateway Export server and the import processor (ctrl-c or SIGTERM stops).
     Serve {
         /// Address and port to listen on.
         #[arg(long, default_value = "0.0.0.0:5500")]

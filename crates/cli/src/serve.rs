@@ -224,7 +224,7 @@ pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode
 }
 
 /// Runs the gateway (and, with the local backend, the processor unless `--no-processor`)
-/// until ctrl-c.
+/// until ctrl-c or SIGTERM.
 pub fn serve(
     data_dir: &Path,
     listen: &str,
@@ -265,6 +265,9 @@ pub fn serve(
             .with_policies(crate::policy_cmd::runner(data_dir, true)?.context("no policy runner")?);
     }
     runtime()?.block_on(async move {
+        // Before anything is announced, so that a SIGTERM (a service manager stopping the
+        // server) or ctrl-c at any moment shuts down gracefully.
+        let stop = stop_signal()?;
         let mut listeners = bibgate_gateway::Listeners::default();
         if !tls.no_plain {
             listeners.plain = Some(
@@ -313,15 +316,7 @@ pub fn serve(
                 let _ = processor_stopped.await;
             })
         });
-        bibgate_gateway::run_listeners(
-            listeners,
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
-            services,
-            Config::default(),
-        )
-        .await;
+        bibgate_gateway::run_listeners(listeners, stop, services, Config::default()).await;
         // In-flight exports are answered; now stop the processor after its current pass.
         let _ = stop_processor.send(());
         if let Some(processor) = processor {

@@ -461,22 +461,55 @@ fn process_stops_cleanly_on_sigterm() {
     init(&scratch);
     let mut processor = start_processor(&scratch, None, &[]);
     processor.wait_for("bibgate processor started", WAIT);
+    sigterm(&processor);
+    processor.wait_for("processor stopped", WAIT);
+    exits_successfully(&mut processor);
+}
+
+/// `bibgate serve` (gateway and processor) stops gracefully on SIGTERM, as a service manager
+/// sends it, not only on ctrl-c: after answering an export, it exits with success.
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let scratch = Scratch::new("serve-sigterm");
+    init(&scratch);
+    let mut command = bibgate(&scratch.data());
+    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut server = Running::spawn("server", command);
+    let line = server.wait_for("bibgate gateway listening on ", WAIT);
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let reply = reply_of(&send_in_background(
+        &addr,
+        oclc_record(NUMBER, "20240101120000.0", FIRST_TITLE),
+    ));
+    assert!(reply.starts_with(SUCCESS), "{reply}");
+    sigterm(&server);
+    exits_successfully(&mut server);
+}
+
+fn sigterm(running: &Running) {
     let kill = Command::new("kill")
         .arg("-TERM")
-        .arg(processor.child.id().to_string())
+        .arg(running.child.id().to_string())
         .status()
         .unwrap();
     assert!(kill.success());
-    processor.wait_for("processor stopped", WAIT);
+}
+
+fn exits_successfully(running: &mut Running) {
     let deadline = Instant::now() + WAIT;
     let status = loop {
-        if let Some(status) = processor.child.try_wait().unwrap() {
+        if let Some(status) = running.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "still running after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(status.success(), "{status}\n{}", processor.log());
+    assert!(status.success(), "{status}\n{}", running.log());
 }
 
 // ---------------------------------------------------------------------------------------
