@@ -1001,8 +1001,7 @@ fn process_drop(
     Ok(())
 }
 
-/// Text of the README placed in each drop folder (it also keeps the folder from being
-/// pruned when its last file is taken).
+/// Text of the README placed in each drop folder.
 const DROP_README: &str = "Copy MARC files (.mrc, ISO 2709; or .xml, MARCXML) into this folder to import them.\n\
 Each file is imported once it has stayed unchanged for a moment; it then moves to\n\
 received/drop/<institution>/ and its report appears in reports/<institution>/\n\

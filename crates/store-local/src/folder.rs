@@ -20,7 +20,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 ///
 /// Keys are `/`-separated, non-empty, relative, and have no empty, `.` or `..` segment, no
 /// NUL and no `\`; anything else is refused with [`Error::Backend`]. As in any file system,
-/// a key cannot be both a blob and the folder of other keys (`a` and `a/b`).
+/// a key cannot be both a blob and the folder of other keys (`a` and `a/b`). A folder
+/// whose blobs are all deleted stays, empty, until a blob takes its name; a new folder is
+/// synced into its parent before a blob in it is reported written.
 ///
 /// A write returns once it is durable: the file is synced before it gets its name, and its
 /// folder after. Concurrent writes into one folder (and the clones of a store) share folder
@@ -61,6 +63,32 @@ impl FolderBlobStore {
         Ok(path)
     }
 
+    /// Creates the folder of blob `key` and its missing parents, each made durable in its
+    /// parent (synced), so that a synced blob cannot be lost with a folder whose own entry
+    /// was not. Folders are never removed by deletes, so this is rare.
+    fn create_folder(&self, dir: &Path, key: &str) -> Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        let failed = |err| io_error(&format!("create the folder of blob {key:?}"), err);
+        let mut missing = Vec::new();
+        let mut current = Some(dir);
+        while let Some(folder) = current {
+            if folder == self.root || folder.is_dir() {
+                break;
+            }
+            missing.push(folder);
+            current = folder.parent();
+        }
+        // Concurrent creations of the same folders both succeed.
+        fs::create_dir_all(dir).map_err(failed)?;
+        for folder in missing.iter().rev() {
+            let parent = folder.parent().unwrap_or(&self.root);
+            self.syncs.sync(parent).map_err(failed)?;
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` to a fresh, fsynced temporary file in `dir` and returns its path.
     fn write_temp(&self, key: &str, dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
         let name = format!(
@@ -69,11 +97,11 @@ impl FolderBlobStore {
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let temp = dir.join(name);
-        // A concurrent delete may prune the folder between its creation and the file's, so
-        // try a few times.
+        // A concurrent write freeing an empty folder's name for a blob may remove the folder
+        // between its creation and the file's, so try a few times.
         let mut attempts_left = 3;
         let mut file = loop {
-            create_folder(dir, key)?;
+            self.create_folder(dir, key)?;
             match File::create_new(&temp) {
                 Ok(file) => break file,
                 Err(err) if err.kind() == io::ErrorKind::NotFound && attempts_left > 0 => {
@@ -92,21 +120,34 @@ impl FolderBlobStore {
     }
 }
 
-/// Creates the folder of blob `key` (and its parents). `create_dir_all` reports "File
-/// exists" when a concurrent delete prunes a folder of the path between its creation and its
-/// check, so that is tried again a few times.
-fn create_folder(dir: &Path, key: &str) -> Result<()> {
-    let mut attempts_left = 3;
-    loop {
-        match fs::create_dir_all(dir) {
-            Ok(()) => return Ok(()),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempts_left > 0 => {
-                attempts_left -= 1;
-            }
-            Err(err) => {
-                return Err(io_error(&format!("create the folder of blob {key:?}"), err));
-            }
+/// Removes `dir` if it holds nothing but (nested) empty folders; fails on any file.
+fn remove_empty_tree(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_empty_tree(&entry.path())?;
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                "it is the folder of other blobs",
+            ));
         }
+    }
+    fs::remove_dir(dir)
+}
+
+/// Frees the name of blob `key` when it is a folder left empty by deletes (a key cannot be
+/// both a blob and a folder, but a folder whose blobs are all deleted is no longer one).
+/// True when the name was freed.
+fn free_name(path: &Path, key: &str) -> Result<bool> {
+    if !path.is_dir() {
+        return Ok(false);
+    }
+    match remove_empty_tree(path) {
+        Ok(()) => Ok(true),
+        // A concurrent write freed it first.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(err) => Err(io_error(&format!("use {key:?} as a blob key"), err)),
     }
 }
 
@@ -305,7 +346,17 @@ impl BlobStore for FolderBlobStore {
         let dir = path.parent().unwrap_or(&self.root);
         let temp = self.write_temp(key, dir, bytes)?;
         // A hard link to the complete file appears atomically, and fails if the name exists.
-        let linked = fs::hard_link(&temp, &path);
+        let mut linked = fs::hard_link(&temp, &path);
+        if matches!(&linked, Err(err) if err.kind() == io::ErrorKind::AlreadyExists) {
+            match free_name(&path, key) {
+                Ok(true) => linked = fs::hard_link(&temp, &path),
+                Ok(false) => {}
+                Err(err) => {
+                    let _ = fs::remove_file(&temp);
+                    return Err(err);
+                }
+            }
+        }
         let removed = fs::remove_file(&temp);
         match linked {
             Ok(()) => {}
@@ -329,7 +380,18 @@ impl BlobStore for FolderBlobStore {
                 let path = self.file_of(key)?;
                 let dir = path.parent().unwrap_or(&self.root).to_path_buf();
                 let temp = self.write_temp(key, &dir, bytes)?;
-                if let Err(err) = fs::rename(&temp, &path) {
+                let mut renamed = fs::rename(&temp, &path);
+                if renamed.is_err() {
+                    match free_name(&path, key) {
+                        Ok(true) => renamed = fs::rename(&temp, &path),
+                        Ok(false) => {}
+                        Err(err) => {
+                            let _ = fs::remove_file(&temp);
+                            return Err(err);
+                        }
+                    }
+                }
+                if let Err(err) = renamed {
                     let _ = fs::remove_file(&temp);
                     return Err(io_error(&format!("move blob {key:?} into place"), err));
                 }
@@ -360,17 +422,22 @@ impl BlobStore for FolderBlobStore {
                 let dir = target.parent().unwrap_or(&self.root).to_path_buf();
                 let mut attempts_left = 3;
                 loop {
-                    create_folder(&dir, to)?;
+                    self.create_folder(&dir, to)?;
                     match fs::hard_link(&source, &target) {
                         Ok(()) => return Ok((true, dir)),
                         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                            if attempts_left > 0 && free_name(&target, to)? {
+                                attempts_left -= 1;
+                                continue;
+                            }
                             return Ok((false, dir));
                         }
                         Err(err) if err.kind() == io::ErrorKind::NotFound => {
                             if !source.is_file() {
                                 return Err(Error::NotFound(format!("blob {from:?}")));
                             }
-                            // The target folder was pruned by a concurrent delete.
+                            // The target folder was removed by a concurrent write freeing
+                            // its name.
                             if attempts_left == 0 {
                                 return Err(io_error(
                                     &format!("copy blob {from:?} to {to:?}"),
@@ -404,6 +471,8 @@ impl BlobStore for FolderBlobStore {
         match fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            // A folder is not a blob.
+            Err(_) if path.is_dir() => Ok(None),
             Err(err) => Err(io_error(&format!("read blob {key:?}"), err)),
         }
     }
@@ -437,21 +506,16 @@ impl BlobStore for FolderBlobStore {
 
     fn delete(&self, key: &str) -> Result<bool> {
         let path = self.file_of(key)?;
+        // Folders stay when their last blob goes (creating and removing a folder per blob
+        // would cost two inodes and a parent sync each time); a put frees the name of a
+        // folder left empty when a blob needs it.
         match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(err) => return Err(io_error(&format!("delete blob {key:?}"), err)),
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            // A folder is not a blob.
+            Err(_) if path.is_dir() => Ok(false),
+            Err(err) => Err(io_error(&format!("delete blob {key:?}"), err)),
         }
-        // Prune folders left empty, so that their names are free for blobs again; a folder
-        // that is not empty (or just got a new file) stays.
-        let mut dir = path.parent();
-        while let Some(current) = dir {
-            if current == self.root || fs::remove_dir(current).is_err() {
-                break;
-            }
-            dir = current.parent();
-        }
-        Ok(true)
     }
 }
 
@@ -585,13 +649,61 @@ mod tests {
     }
 
     #[test]
-    fn delete_prunes_empty_folders() {
+    fn a_folder_emptied_by_deletes_stays_and_its_name_is_free_for_a_blob() {
         let dir = tempfile::tempdir().unwrap();
         let store = FolderBlobStore::new(dir.path()).unwrap();
         store.put("a/b/c", b"1").unwrap();
+        assert_eq!(store.get("a").unwrap(), None, "a folder is not a blob");
+        assert!(!store.delete("a/b").unwrap(), "a folder is not a blob");
         assert!(store.delete("a/b/c").unwrap());
-        assert!(!dir.path().join("a").exists());
+        assert!(dir.path().join("a").join("b").is_dir(), "the folder stays");
+        assert!(store.list("a/").unwrap().is_empty());
+        assert_eq!(store.get("a").unwrap(), None);
         store.put("a", b"2").unwrap();
         assert_eq!(store.get("a").unwrap(), Some(b"2".to_vec()));
+        // The same for put_if_absent and copies.
+        store.put("x/y", b"3").unwrap();
+        store.delete("x/y").unwrap();
+        assert!(store.put_if_absent("x", b"4").unwrap());
+        assert_eq!(store.get("x").unwrap(), Some(b"4".to_vec()));
+        store.put("p/q", b"5").unwrap();
+        store.delete("p/q").unwrap();
+        let copied = store.copy_if_absent_many(&[("x", "p")]);
+        assert!(matches!(copied.as_slice(), [Ok(true)]), "{copied:?}");
+        assert_eq!(store.get("p").unwrap(), Some(b"4".to_vec()));
+    }
+
+    #[test]
+    fn a_folder_with_blobs_is_not_overwritten_by_a_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderBlobStore::new(dir.path()).unwrap();
+        store.put("a/b/c", b"1").unwrap();
+        let err = store.put("a", b"2").unwrap_err().to_string();
+        assert!(err.contains("folder of other blobs"), "{err}");
+        assert!(store.put_if_absent("a", b"2").is_err());
+        assert_eq!(store.get("a/b/c").unwrap(), Some(b"1".to_vec()));
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn new_folders_are_created_with_their_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderBlobStore::new(dir.path()).unwrap();
+        store.put("inbox/A/1", b"1").unwrap();
+        store.put("inbox/B/2", b"2").unwrap();
+        assert_eq!(
+            store.list("inbox/").unwrap(),
+            vec!["inbox/A/1", "inbox/B/2"]
+        );
+        // Each new folder's parent was synced once, through the shared folder syncs.
+        let syncs = lock(&store.syncs.0);
+        let runs = |path: &Path| syncs.get(path).map(|f| lock(&f.state).runs);
+        assert_eq!(runs(dir.path()), Some(1), "root: for inbox/");
+        assert_eq!(
+            runs(&dir.path().join("inbox")),
+            Some(2),
+            "inbox/: for A and B"
+        );
     }
 }
