@@ -3,7 +3,7 @@
 //! loopback.
 //!
 //! ```text
-//! cargo run --release -p bibgate-gateway --example latency -- [exports-per-client] [--data-dir DIR] [--documents]
+//! cargo run --release -p bibgate-gateway --example latency -- [exports-per-client] [--data-dir DIR] [--clean] [--documents]
 //! ```
 //!
 //! Prints p50, p99 and max for 1, 10 and 50 concurrent clients sending back to back
@@ -14,11 +14,13 @@
 //! delivery, and the embedded one before), the baseline to compare with. `WORKERS=n` sets
 //! the processor's workers.
 //!
-//! Without `--data-dir` the data directory is a temporary one, deleted at the end. With it,
-//! the data goes to a new folder inside DIR that is kept, like a server's data directory:
-//! on ext4 without a journal, creating files is slow for a minute or more after many files
-//! near them were deleted (the inode allocator skips recently deleted inodes), so a run
-//! right after another one's clean-up measures that clean-up. Compare runs made the same way.
+//! Each run's data goes to a new folder inside DIR (default: `bibgate-latency` in the
+//! system's temporary folder), which is kept, like a server's data directory, and printed;
+//! `--clean` deletes it at the end instead. Deleting is not the default because on ext4
+//! without a journal (this project's test machines) creating files stays slow for a minute
+//! or more after many files near them were deleted (the inode allocator skips recently
+//! deleted inodes), so a run right after another one's clean-up measures that clean-up, not
+//! the gateway. Delete old run folders when no run is due for a few minutes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,28 +102,23 @@ fn report(label: &str, mut samples: Vec<Duration>, wall: Duration) {
 #[tokio::main]
 async fn main() {
     let mut per_client: u64 = 10;
-    let mut keep_in: Option<std::path::PathBuf> = None;
+    let mut parent = std::env::temp_dir().join("bibgate-latency");
+    let mut clean = false;
     let mut delivery = ResultDelivery::Store;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--documents" {
-            delivery = ResultDelivery::Documents;
-        } else if arg == "--data-dir" {
-            keep_in = Some(args.next().expect("--data-dir DIR").into());
-        } else {
-            per_client = arg.parse().expect("exports per client: a number");
+        match arg.as_str() {
+            "--documents" => delivery = ResultDelivery::Documents,
+            "--clean" => clean = true,
+            "--data-dir" => parent = args.next().expect("--data-dir DIR").into(),
+            _ => per_client = arg.parse().expect("exports per client: a number"),
         }
     }
-    let dir = match &keep_in {
-        Some(parent) => {
-            std::fs::create_dir_all(parent).expect("data dir parent");
-            tempfile::Builder::new()
-                .prefix("latency-")
-                .tempdir_in(parent)
-                .expect("data dir")
-        }
-        None => tempfile::tempdir().expect("temp dir"),
-    };
+    std::fs::create_dir_all(&parent).expect("data dir parent");
+    let dir = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&parent)
+        .expect("data dir");
     let store = Arc::new(SqliteStore::open(&dir.path().join("bibgate.sqlite")).expect("store"));
     store
         .put_institution(&Institution {
@@ -244,7 +241,7 @@ async fn main() {
     let _ = stop.send(());
     let _ = server.await;
     processor.abort();
-    if keep_in.is_some() {
+    if !clean {
         println!("data kept in {}", dir.keep().display());
     }
 }
