@@ -14,6 +14,10 @@
 //! delivery, and the embedded one before), the baseline to compare with. `WORKERS=n` sets
 //! the processor's workers.
 //!
+//! Every line ends with the disk's own flush latency during that phase, measured by a probe
+//! in the same run (a small file created and fsynced every 20 ms): the baseline that tells a
+//! slow phase of the gateway from a phase during which the disk stalled.
+//!
 //! Each run's data goes to a new folder inside DIR (default: `bibgate-latency` in the
 //! system's temporary folder), which is kept, like a server's data directory, and printed;
 //! `--clean` deletes it at the end instead. Deleting is not the default because on ext4
@@ -22,7 +26,9 @@
 //! deleted inodes), so a run right after another one's clean-up measures that clean-up, not
 //! the gateway. Delete old run folders when no run is due for a few minutes.
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, ResultDelivery, Services};
@@ -84,18 +90,91 @@ async fn export(addr: &str, number: u64) -> Duration {
     elapsed
 }
 
-fn report(label: &str, mut samples: Vec<Duration>, wall: Duration) {
+/// The disk's own flush latency, measured beside the gateway in the same run (the baseline
+/// for the round trips): a thread creates a small file and fsyncs it every 20 ms in a folder
+/// of its own. An export waits for flushes (its inbox file, the batch's commit), so a flush
+/// stall holds every export in flight; a phase whose probe saw one is told apart by it.
+struct DiskProbe {
+    samples: Arc<Mutex<Vec<(Instant, Duration)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DiskProbe {
+    fn start(dir: std::path::PathBuf) -> DiskProbe {
+        std::fs::create_dir_all(&dir).expect("probe folder");
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (samples, stop) = (samples.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let mut file =
+                        std::fs::File::create_new(dir.join(format!("{n}"))).expect("probe file");
+                    file.write_all(&[b'x'; 300]).expect("probe write");
+                    file.sync_all().expect("probe fsync");
+                    samples
+                        .lock()
+                        .expect("probe samples")
+                        .push((started, started.elapsed()));
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        DiskProbe {
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The median and the longest flush that started at or after `since`.
+    fn since(&self, since: Instant) -> (Duration, Duration) {
+        let mut flushes: Vec<Duration> = self
+            .samples
+            .lock()
+            .expect("probe samples")
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, took)| *took)
+            .collect();
+        flushes.sort();
+        match (flushes.get(flushes.len() / 2), flushes.last()) {
+            (Some(median), Some(max)) => (*median, *max),
+            _ => (Duration::ZERO, Duration::ZERO),
+        }
+    }
+}
+
+impl Drop for DiskProbe {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn report(label: &str, mut samples: Vec<Duration>, started: Instant, probe: &DiskProbe) {
+    let wall = started.elapsed();
+    let (flush_median, flush_max) = probe.since(started);
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "{label}: {} exports in {:.2} s ({:.0}/s): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{label}: {} exports in {:.2} s ({:.0}/s): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
+         [disk probe flush: median {:.1} ms, max {:.1} ms]",
         samples.len(),
         wall.as_secs_f64(),
         samples.len() as f64 / wall.as_secs_f64(),
         ms(at(0.5)),
         ms(at(0.99)),
         ms(samples[samples.len() - 1]),
+        ms(flush_median),
+        ms(flush_max),
     );
 }
 
@@ -172,6 +251,8 @@ async fn main() {
         warm.as_secs_f64() * 1000.0
     );
 
+    let probe = DiskProbe::start(dir.path().join("disk-probe"));
+
     let mut next = 1_000u64;
     let n = per_client * 5;
     let started = Instant::now();
@@ -180,7 +261,7 @@ async fn main() {
         next += 1;
         samples.push(export(&addr, next).await);
     }
-    report("1 client", samples, started.elapsed());
+    report("1 client", samples, started, &probe);
 
     for clients in [10u64, 50] {
         let started = Instant::now();
@@ -201,7 +282,7 @@ async fn main() {
         for task in tasks {
             samples.extend(task.await.expect("client"));
         }
-        report(&format!("{clients} clients"), samples, started.elapsed());
+        report(&format!("{clients} clients"), samples, started, &probe);
     }
     // Open loop: 50 cataloguers each exporting one record every 500 ms (100 exports/s),
     // instead of each sending the next export the moment the previous reply arrived.
@@ -231,7 +312,8 @@ async fn main() {
     report(
         "50 clients, one export every 500 ms each",
         samples,
-        started.elapsed(),
+        started,
+        &probe,
     );
     let _ = next;
     println!(
@@ -241,6 +323,7 @@ async fn main() {
     let _ = stop.send(());
     let _ = server.await;
     processor.abort();
+    drop(probe);
     if !clean {
         println!("data kept in {}", dir.keep().display());
     }
