@@ -36,6 +36,11 @@ use bibgate_marc::{Leader, Record};
 use bibgate_store::{Institution, Store, TargetZone, ZoneKind};
 use bibgate_store_local::{FolderBlobStore, SqliteStore};
 
+/// The allocator `bibgate serve` ships with (see the workspace manifest), so that the numbers
+/// are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const INSTITUTION: &str = "01BENCH_ALPHA";
 const PASSWORD: &str = "bench-password";
 
