@@ -370,6 +370,23 @@ impl Shared {
         None
     }
 
+    /// The result document of an export, if it was written.
+    async fn result_document(&self, export_id: &str) -> Option<ResultDoc> {
+        let blobs = self.services.blobs.clone();
+        let key = result_key(export_id);
+        let error = match blocking(move || blobs.get(&key)).await {
+            Ok(Ok(Some(bytes))) => match ResultDoc::from_json(&bytes) {
+                Some(doc) => return Some(doc),
+                None => "the document is not valid JSON of a result".to_string(),
+            },
+            Ok(Ok(None)) => return None,
+            Ok(Err(error)) => error.to_string(),
+            Err(error) => error.to_string(),
+        };
+        warn!(%export_id, %error, "could not read a result document");
+        None
+    }
+
     async fn poll_result(
         &self,
         export_id: &str,
@@ -378,38 +395,35 @@ impl Shared {
     ) -> Option<ResultDoc> {
         let mut interval = self.config.result_poll_first.max(Duration::from_millis(1));
         let max = self.config.result_poll_max.max(interval);
-        let key = result_key(export_id);
+        let documents = self.services.delivery == ResultDelivery::Documents;
         let mut signalled = false;
         loop {
             let notified = signal.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let documents = self.services.delivery == ResultDelivery::Documents;
-            if (signalled || !documents)
-                && let Some(doc) = self.stored_result(export_id).await
-            {
-                return Some(doc);
-            }
-            if documents {
-                let blobs = self.services.blobs.clone();
-                let lookup = key.clone();
-                match blocking(move || blobs.get(&lookup)).await {
-                    Ok(Ok(Some(bytes))) => match ResultDoc::from_json(&bytes) {
-                        Some(doc) => return Some(doc),
-                        None => warn!(%export_id, "unreadable result document"),
-                    },
-                    Ok(Ok(None)) => {}
-                    Ok(Err(error)) => {
-                        warn!(%export_id, %error, "could not read a result document");
-                    }
-                    Err(error) => warn!(%export_id, %error, "could not read a result document"),
+            let found = if documents && !signalled {
+                self.result_document(export_id).await
+            } else {
+                // After a signal the stored result is there before the document; with the
+                // store as the delivery it is the only place to look.
+                match self.stored_result(export_id).await {
+                    None if documents => self.result_document(export_id).await,
+                    found => found,
                 }
+            };
+            if found.is_some() {
+                return found;
             }
             let now = Instant::now();
             if now >= deadline {
                 // A processor in another process (or a Lambda) may have committed the result
-                // and stopped before its document: the stored result is the answer then.
-                return self.stored_result(export_id).await;
+                // and stopped before its document: the stored result is the answer then. (With
+                // the store as the delivery it was just read.)
+                return if documents {
+                    self.stored_result(export_id).await
+                } else {
+                    None
+                };
             }
             let wake_at = (now + interval).min(deadline);
             signalled = tokio::select! {
