@@ -204,8 +204,15 @@ fn init(scratch: &Scratch) {
 
 /// The gateway alone; returns it and its address.
 fn start_gateway(scratch: &Scratch) -> (Running, String) {
+    start_serve(scratch, &["--no-processor"])
+}
+
+/// `bibgate serve` on a free loopback port with `extra` arguments; returns it and its address.
+fn start_serve(scratch: &Scratch, extra: &[&str]) -> (Running, String) {
     let mut command = bibgate(&scratch.data());
-    command.args(["serve", "--no-processor", "--listen", "127.0.0.1:0"]);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra);
     let gateway = Running::spawn("gateway", command);
     let line = gateway.wait_for("bibgate gateway listening on ", WAIT);
     let addr = line
@@ -472,16 +479,7 @@ fn process_stops_cleanly_on_sigterm() {
 fn serve_stops_cleanly_on_sigterm() {
     let scratch = Scratch::new("serve-sigterm");
     init(&scratch);
-    let mut command = bibgate(&scratch.data());
-    command.args(["serve", "--listen", "127.0.0.1:0"]);
-    let mut server = Running::spawn("server", command);
-    let line = server.wait_for("bibgate gateway listening on ", WAIT);
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let (mut server, addr) = start_serve(&scratch, &[]);
     let reply = reply_of(&send_in_background(
         &addr,
         oclc_record(NUMBER, "20240101120000.0", FIRST_TITLE),
