@@ -641,11 +641,9 @@ mod tests {
             thread.join().unwrap().unwrap();
         }
         assert_eq!(store.list("inbox/a/").unwrap().len(), 16);
-        let runs = lock(&store.syncs.0)
-            .get(&dir.path().join("inbox").join("a"))
-            .map(|folder| lock(&folder.state).runs)
-            .unwrap();
-        assert!((1..=16).contains(&runs), "{runs}");
+        // Their folder syncs went through the folder's shared `FolderSync` (whose sharing
+        // the two tests above check deterministically).
+        assert!(lock(&store.syncs.0).contains_key(&dir.path().join("inbox").join("a")));
     }
 
     #[test]
