@@ -10,7 +10,6 @@ mod common;
 #[path = "../examples/load/driver.rs"]
 mod driver;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bibgate_gateway::{Config, ProcessorConfig};
@@ -78,15 +77,8 @@ async fn one_hundred_clients_send_the_same_new_record_at_once() {
         LIMIT,
     )
     .await;
-    let replies: Vec<String> = replies.into_iter().map(|r| r.unwrap()).collect();
-    let mms = driver::mms_of(&replies[0]).unwrap_or_else(|| panic!("{}", replies[0]));
-    for reply in &replies {
-        assert_eq!(reply, &format!("{SUCCESS} MMS ID: {mms}"));
-    }
-    let found = harness.store.find_by_oclc(ALPHA, &[number]).unwrap();
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].mms_id.0, mms);
-    assert_eq!(harness.count(ALPHA), 1);
+    let mms = driver::one_mms_id(replies);
+    driver::only_record(&*harness.store, ALPHA, number, &mms);
     inbox_empties(&harness).await;
     // One export: one received copy, one stored result (an add), and no result document
     // (the harness delivers results through the store, as `bibgate serve` does).
@@ -111,29 +103,12 @@ async fn one_hundred_clients_send_copies_of_one_new_record_at_once() {
         .map(|i| driver::record(number, &format!("Copy of client {i}.")))
         .collect();
     let replies = driver::simultaneous(&harness.addr_text, ALPHA, PASSWORD, records, LIMIT).await;
-    let replies: Vec<String> = replies.into_iter().map(|r| r.unwrap()).collect();
-    let mms = driver::mms_of(&replies[0]).unwrap_or_else(|| panic!("{}", replies[0]));
-    for reply in &replies {
-        assert_eq!(reply, &format!("{SUCCESS} MMS ID: {mms}"));
-    }
-    let found = harness.store.find_by_oclc(ALPHA, &[number]).unwrap();
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].mms_id.0, mms);
-    assert_eq!(harness.count(ALPHA), 1);
+    let mms = driver::one_mms_id(replies);
+    driver::only_record(&*harness.store, ALPHA, number, &mms);
     inbox_empties(&harness).await;
     let results = stored_results(&harness, ALPHA);
     assert_eq!(results.len(), CLIENTS);
-    let added = results
-        .iter()
-        .filter(|r| r.outcome == Outcome::Added)
-        .count();
-    let merged = results
-        .iter()
-        .filter(|r| r.outcome == Outcome::Merged)
-        .count();
-    assert_eq!((added, merged), (1, CLIENTS - 1), "{results:?}");
-    let named: BTreeSet<_> = results.iter().map(|r| r.mms_id.clone()).collect();
-    assert_eq!(named, BTreeSet::from([Some(MmsId(mms.clone()))]));
+    driver::one_add_then_merges(&results, &mms);
     let stored = harness
         .store
         .record(ALPHA, &MmsId(mms.clone()))

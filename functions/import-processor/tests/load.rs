@@ -20,7 +20,6 @@ mod common;
 #[path = "../../../crates/gateway/examples/load/driver.rs"]
 mod driver;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +29,7 @@ use bibgate_import_processor::{Processor, Settings};
 use bibgate_store::{BlobStore, ImportResult, MmsId, Outcome, Store};
 use bibgate_store_aws::testing::{self, Queue};
 use bibgate_store_aws::{DynamoStore, S3BlobStore};
-use common::{ALPHA, PASSWORD, SUCCESS, Shim, acknowledge, init_demo, sqs_event};
+use common::{ALPHA, PASSWORD, Shim, acknowledge, init_demo, sqs_event};
 use tokio::sync::Mutex;
 
 /// One test at a time: they share moto, and the mixed load measures the whole process.
@@ -215,21 +214,14 @@ async fn one_hundred_clients_send_the_same_new_record_at_once() {
     let replies =
         driver::simultaneous(&stack.addr, ALPHA, PASSWORD, vec![record; CLIENTS], LIMIT).await;
     let took = started.elapsed();
-    let replies: Vec<String> = replies.into_iter().map(|r| r.unwrap()).collect();
-    let mms = driver::mms_of(&replies[0]).unwrap_or_else(|| panic!("{}", replies[0]));
-    for reply in &replies {
-        assert_eq!(reply, &format!("{SUCCESS} MMS ID: {mms}"));
-    }
+    let mms = driver::one_mms_id(replies);
     let results = stack.results_once_done().await;
     assert_eq!(results.len(), 1, "one export: {results:?}");
     assert_eq!(results[0].outcome, Outcome::Added);
     let checked = mms.clone();
     stack
         .blocking(move |store, blobs| {
-            let found = store.find_by_oclc(ALPHA, &[number]).unwrap();
-            assert_eq!(found.len(), 1, "{found:?}");
-            assert_eq!(found[0].mms_id.0, checked);
-            assert_eq!(store.count_records(ALPHA).unwrap(), 1);
+            driver::only_record(store, ALPHA, number, &checked);
             assert_eq!(blobs.list("results/").unwrap().len(), 1);
             let stored = store.record(ALPHA, &MmsId(checked)).unwrap().unwrap();
             assert_eq!(stored.revision, 1, "nothing merged into it");
@@ -253,30 +245,13 @@ async fn one_hundred_clients_send_copies_of_one_new_record_at_once() {
     let started = Instant::now();
     let replies = driver::simultaneous(&stack.addr, ALPHA, PASSWORD, records, LIMIT).await;
     let took = started.elapsed();
-    let replies: Vec<String> = replies.into_iter().map(|r| r.unwrap()).collect();
-    let mms = driver::mms_of(&replies[0]).unwrap_or_else(|| panic!("{}", replies[0]));
-    for reply in &replies {
-        assert_eq!(reply, &format!("{SUCCESS} MMS ID: {mms}"));
-    }
+    let mms = driver::one_mms_id(replies);
     let results = stack.results_once_done().await;
     assert_eq!(results.len(), CLIENTS);
-    let added = results
-        .iter()
-        .filter(|r| r.outcome == Outcome::Added)
-        .count();
-    let merged = results
-        .iter()
-        .filter(|r| r.outcome == Outcome::Merged)
-        .count();
-    assert_eq!((added, merged), (1, CLIENTS - 1), "{results:?}");
-    let named: BTreeSet<_> = results.iter().map(|r| r.mms_id.clone()).collect();
-    assert_eq!(named, BTreeSet::from([Some(MmsId(mms.clone()))]));
+    driver::one_add_then_merges(&results, &mms);
     stack
         .blocking(move |store, _| {
-            let found = store.find_by_oclc(ALPHA, &[number]).unwrap();
-            assert_eq!(found.len(), 1, "{found:?}");
-            assert_eq!(found[0].mms_id.0, mms);
-            assert_eq!(store.count_records(ALPHA).unwrap(), 1);
+            driver::only_record(store, ALPHA, number, &mms);
             let stored = store.record(ALPHA, &MmsId(mms.clone())).unwrap().unwrap();
             assert_eq!(stored.revision, CLIENTS as u64, "no merge was lost");
             assert_eq!(

@@ -251,6 +251,43 @@ pub fn mms_of(reply: &str) -> Option<String> {
     (!mms.is_empty() && mms.bytes().all(|b| b.is_ascii_digit())).then(|| mms.to_string())
 }
 
+/// The MMS ID that every one of `replies` names; panics unless each is the same success
+/// reply (the load tests' "every client got the same answer").
+pub fn one_mms_id(replies: Vec<Result<String, String>>) -> String {
+    let replies: Vec<String> = replies
+        .into_iter()
+        .map(|reply| reply.unwrap_or_else(|error| panic!("a client failed: {error}")))
+        .collect();
+    let mms = mms_of(&replies[0]).unwrap_or_else(|| panic!("{}", replies[0]));
+    for reply in &replies {
+        assert_eq!(reply, &format!("{SUCCESS} MMS ID: {mms}"));
+    }
+    mms
+}
+
+/// Checks that OCLC number `number` is the one record of `zone`, `mms`.
+pub fn only_record(store: &dyn bibgate_store::Store, zone: &str, number: u64, mms: &str) {
+    let found = store.find_by_oclc(zone, &[number]).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].mms_id.0, mms);
+    assert_eq!(store.count_records(zone).unwrap(), 1);
+}
+
+/// Checks the results of exports of copies of one new record: one add and merges for the
+/// others, all naming `mms`.
+pub fn one_add_then_merges(results: &[bibgate_store::ImportResult], mms: &str) {
+    use bibgate_store::Outcome;
+    let count = |outcome: Outcome| results.iter().filter(|r| r.outcome == outcome).count();
+    assert_eq!(
+        (count(Outcome::Added), count(Outcome::Merged)),
+        (1, results.len() - 1),
+        "{results:?}"
+    );
+    for result in results {
+        assert_eq!(result.mms_id.as_ref().map(|m| m.0.as_str()), Some(mms));
+    }
+}
+
 /// Settings of a mixed-load run.
 #[derive(Clone, Debug)]
 pub struct Load {
