@@ -25,9 +25,9 @@
 //!   `received/`, imports each institution's exports with one batch import (one durable
 //!   transaction), signals the waiting connections, and writes the result documents (when
 //!   those are the delivery) and deletes the inbox objects in the background while the next
-//!   pass starts. The per-export
-//!   steps are public ([`processor::take_export`], [`processor::decide`],
-//!   [`processor::finish_export`], and [`processor::process_export`] for one inbox key).
+//!   pass starts. The per-export steps are public ([`processor::take_export`],
+//!   [`processor::decide`], [`processor::finish_export`], and [`processor::process_export`]
+//!   for one inbox key).
 //! - `layout.rs`: blob keys, export ids, the [`ResultDoc`] JSON.
 //! - `logon.rs`, `retry.rs`: the logon back-off, the verified-logon cache, the retry window.
 //! - `client.rs`: [`send`], [`send_tls`].
