@@ -79,8 +79,8 @@ impl fmt::Debug for Services {
 
 /// Per-export wake-ups for the shim's result polling: the processor signals an export
 /// once its result is stored and again after step 3 (its result document written), so
-/// only the connections waiting for that export look again (after a signal, at the stored result
-/// first: a result the store returns is durable, exactly what the document will say).
+/// only the connections waiting for that export look again (after a signal, at the stored
+/// result first: a result the store returns is durable, exactly what the document will say).
 #[derive(Debug, Default)]
 pub struct ResultSignals {
     waiting: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
