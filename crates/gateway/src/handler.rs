@@ -349,7 +349,8 @@ impl Shared {
     /// after a signal from an in-process processor: it signals as soon as the result is
     /// stored, before it writes the result document (see [`crate::ResultSignals`]). With
     /// [`ResultDelivery::Store`] it is the stored result every time. A signal cuts a wait
-    /// short.
+    /// short; a result an in-process processor handed over with it (durable already) is the
+    /// answer, without reading it back.
     async fn wait_for_result(&self, export_id: &str, deadline: Instant) -> Option<ResultDoc> {
         let signal = self.services.results.subscribe(export_id);
         let found = self.poll_result(export_id, deadline, &signal).await;
@@ -401,6 +402,9 @@ impl Shared {
             let notified = signal.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if let Some(delivered) = self.services.results.delivered(export_id) {
+                return Some(delivered);
+            }
             let found = if documents && !signalled {
                 self.result_document(export_id).await
             } else {

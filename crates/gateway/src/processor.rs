@@ -15,9 +15,10 @@
 //!    copies. When the batch as a whole fails, its exports are imported one by one
 //!    ([`decide`]), so one bad export cannot hold the others back.
 //!
-//!    Once a group is committed, each export with a stored result is signalled
-//!    ([`crate::ResultSignals`]): an in-process shim answers from the stored result at once.
-//! 3. For each export, write `results/<export-id>.json` and signal again (only with
+//!    Once a group is committed, each export's stored result is handed to the shim's
+//!    connections waiting for it ([`crate::ResultSignals`]): an in-process shim answers at
+//!    once, without reading the result back.
+//! 3. For each export, write `results/<export-id>.json` and hand the result over again (only with
 //!    [`ResultDelivery::Documents`]; with [`ResultDelivery::Store`] the stored result is
 //!    all the shim reads, and nothing is written) —
 //! 4. then delete the inbox object ([`finish_export`]; a pass writes all of its documents
@@ -382,10 +383,10 @@ impl Processor {
         .await;
         let mut settled = Vec::new();
         for (export, attempts, outcome) in decided.into_iter().flatten() {
-            if outcome.is_ok() {
-                // The result is stored (durably): an in-process shim may answer from the
-                // store already (see `ResultSignals`).
-                self.services.results.notify(&export.export_id);
+            if let Ok(doc) = &outcome {
+                // The result is stored (durably): an in-process shim may answer with it
+                // already (see `ResultSignals`).
+                self.services.results.deliver(&export.export_id, doc);
             }
             match settle(&self.services, &export, attempts, outcome) {
                 Ok(doc) => settled.push((export, doc)),
@@ -742,9 +743,9 @@ fn finish_exports<'a>(
         // Every settled export's result is stored (by its import, or by `failure`).
         ResultDelivery::Store => settled.iter().map(|_| Ok(())).collect(),
     };
-    for ((export, _), outcome) in settled.iter().zip(&written) {
+    for ((export, doc), outcome) in settled.iter().zip(&written) {
         if outcome.is_ok() {
-            services.results.notify(&export.export_id);
+            services.results.deliver(&export.export_id, doc);
         }
     }
     bibgate_failpoint::point("export.delivered");

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bibgate_store::{BlobStore, Store};
 use tokio::sync::Notify;
 
+use crate::layout::ResultDoc;
+
 /// What the shim and the processor work with: the two storage ports and two in-process
 /// signals that only lower latency (everything also works by polling, as it must when the
 /// processor runs elsewhere).
@@ -18,7 +20,7 @@ pub struct Services {
     pub blobs: Arc<dyn BlobStore>,
     /// Notified by the shim after it wrote to the inbox: the processor looks at once.
     pub wake: Arc<Notify>,
-    /// Signalled by the processor when an export's result is stored (committed durably in
+    /// Given each export's result by the processor when it is stored (committed durably in
     /// `store`), and again when its result document is written.
     pub results: Arc<ResultSignals>,
     /// Runs institutions' merge policies in the processor (`None`: no policies).
@@ -77,13 +79,24 @@ impl fmt::Debug for Services {
     }
 }
 
-/// Per-export wake-ups for the shim's result polling: the processor signals an export
-/// once its result is stored and again after step 3 (its result document written), so
-/// only the connections waiting for that export look again (after a signal, at the stored
-/// result first: a result the store returns is durable, exactly what the document will say).
+/// Per-export hand-over of results from an in-process processor to the shim's connections
+/// waiting for them: the processor delivers an export's result once it is stored (committed
+/// durably) and again after step 3 (its result document written, when documents are the
+/// delivery). Only the connections waiting for that export wake up, and they answer from
+/// the result handed over — what the store, or the document, now holds — without reading
+/// it back. Nobody waiting: nothing is kept.
 #[derive(Debug, Default)]
 pub struct ResultSignals {
-    waiting: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
+    waiting: Mutex<HashMap<String, Waiting>>,
+}
+
+/// The connections waiting for one export.
+#[derive(Debug)]
+struct Waiting {
+    notify: Arc<Notify>,
+    count: usize,
+    /// The result delivered, once it is durable.
+    result: Option<ResultDoc>,
 }
 
 impl ResultSignals {
@@ -92,28 +105,42 @@ impl ResultSignals {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = waiting
             .entry(export_id.to_string())
-            .or_insert_with(|| (Arc::new(Notify::new()), 0));
-        entry.1 += 1;
-        entry.0.clone()
+            .or_insert_with(|| Waiting {
+                notify: Arc::new(Notify::new()),
+                count: 0,
+                result: None,
+            });
+        entry.count += 1;
+        entry.notify.clone()
     }
 
     /// Drops one registration.
     pub fn unsubscribe(&self, export_id: &str) {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = waiting.get_mut(export_id) {
-            entry.1 = entry.1.saturating_sub(1);
-            if entry.1 == 0 {
+            entry.count = entry.count.saturating_sub(1);
+            if entry.count == 0 {
                 waiting.remove(export_id);
             }
         }
     }
 
-    /// Wakes everyone waiting for `export_id`.
-    pub fn notify(&self, export_id: &str) {
-        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((notify, _)) = waiting.get(export_id) {
-            notify.notify_waiters();
+    /// Hands `result` to everyone waiting for `export_id` and wakes them. Call it only once
+    /// the result is durable where the shim would otherwise find it.
+    pub fn deliver(&self, export_id: &str, result: &ResultDoc) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = waiting.get_mut(export_id) {
+            entry.result = Some(result.clone());
+            entry.notify.notify_waiters();
         }
+    }
+
+    /// The result delivered for `export_id` to its waiting connections, if any.
+    pub fn delivered(&self, export_id: &str) -> Option<ResultDoc> {
+        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting
+            .get(export_id)
+            .and_then(|entry| entry.result.clone())
     }
 }
 
@@ -126,4 +153,56 @@ where
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| crate::Error::Task(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(export_id: &str, host_message: &str) -> ResultDoc {
+        ResultDoc {
+            export_id: export_id.into(),
+            institution: "01TEST".into(),
+            outcome: "added".into(),
+            host_message: host_message.into(),
+            reason_code: "ADDED".into(),
+            mms_id: Some("991000001".into()),
+            oclc_numbers: vec![1],
+            raw_key: format!("received/01TEST/{export_id}.mrc"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delivered_result_reaches_every_waiting_connection() {
+        let signals = ResultSignals::default();
+        let first = signals.subscribe("e1");
+        let second = signals.subscribe("e1");
+        let woken = tokio::spawn(async move {
+            tokio::join!(first.notified(), second.notified());
+        });
+        // Let both waits register before delivering (notify_waiters wakes only those).
+        tokio::task::yield_now().await;
+        while !woken.is_finished() {
+            signals.deliver("e1", &doc("e1", "Record added"));
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        woken.await.unwrap();
+        assert_eq!(signals.delivered("e1"), Some(doc("e1", "Record added")));
+        assert_eq!(signals.delivered("e2"), None);
+        // One connection leaves: the other still finds the result.
+        signals.unsubscribe("e1");
+        assert_eq!(signals.delivered("e1"), Some(doc("e1", "Record added")));
+        // The last leaves: nothing is kept.
+        signals.unsubscribe("e1");
+        assert_eq!(signals.delivered("e1"), None);
+    }
+
+    #[test]
+    fn a_result_nobody_waits_for_is_not_kept() {
+        let signals = ResultSignals::default();
+        signals.deliver("e1", &doc("e1", "Record added"));
+        let _signal = signals.subscribe("e1");
+        assert_eq!(signals.delivered("e1"), None);
+        assert!(signals.waiting.lock().unwrap()["e1"].result.is_none());
+    }
 }

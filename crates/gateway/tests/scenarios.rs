@@ -536,3 +536,48 @@ async fn a_shim_without_the_processor_polls_the_store() {
     processor.await.unwrap();
     harness.stop().await;
 }
+
+/// A result handed over by an in-process processor is the answer: the shim does not read it
+/// back. Here nothing is stored or written at all (no processor runs), so the reply can only
+/// come from the hand-over — on both deliveries.
+#[tokio::test]
+async fn the_shim_answers_with_the_result_handed_over() {
+    for delivery in [ResultDelivery::Store, ResultDelivery::Documents] {
+        let harness = Harness::start_without_processor_with(config(), delivery).await;
+        let record = record_bytes(7002, "Handed over.");
+        let reply = {
+            let send = harness.send(ALPHA, &record);
+            tokio::pin!(send);
+            'reply: loop {
+                tokio::select! {
+                    reply = &mut send => break 'reply reply,
+                    () = tokio::time::sleep(Duration::from_millis(5)) => {}
+                }
+                // The export id is its inbox object's name; hand over until the connection,
+                // which subscribes after its inbox write, has taken it.
+                for key in harness.blobs.list("inbox/").unwrap() {
+                    let export_id = key
+                        .rsplit('/')
+                        .next()
+                        .and_then(|name| name.strip_suffix(".mrc"))
+                        .unwrap();
+                    let doc = bibgate_gateway::layout::ResultDoc {
+                        export_id: export_id.into(),
+                        institution: ALPHA.into(),
+                        outcome: "added".into(),
+                        host_message: "Handed over: MMS ID 9912345".into(),
+                        reason_code: "ADDED".into(),
+                        mms_id: Some("9912345".into()),
+                        oclc_numbers: vec![7002],
+                        raw_key: key.clone(),
+                    };
+                    harness.services.results.deliver(export_id, &doc);
+                }
+            }
+        };
+        assert_eq!(reply, "Handed over: MMS ID 9912345", "{delivery:?}");
+        assert_eq!(harness.count(ALPHA), 0);
+        assert!(harness.blobs.list("results/").unwrap().is_empty());
+        harness.stop().await;
+    }
+}
