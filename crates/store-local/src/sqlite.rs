@@ -19,8 +19,12 @@ const SCHEMA_VERSION: i64 = 4;
 /// How long a connection waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How many idle reader connections are kept.
-const MAX_IDLE_READERS: usize = 4;
+/// How many idle reader connections are kept. A read beyond them opens (and configures) a
+/// connection and closes it afterwards. The shim reads a result per waiting export; at 50
+/// concurrent exports 4 made most of those reads open a connection: p99 35.6–51.9 ms vs
+/// 23.5–38.2 ms with 32 (gateway latency example, alternating runs). A reader holds its own
+/// page cache ([`configure`]), emptied whenever it sees another connection's commit.
+const MAX_IDLE_READERS: usize = 32;
 
 /// The first serial number of a zone's MMS IDs.
 const FIRST_SERIAL: i64 = 1_000_000;
