@@ -4,9 +4,9 @@
 //! imported (each reported on stderr, the rest processed); 2 the command itself failed
 //! (bad arguments, a file that cannot be opened, a write error).
 
-/// mimalloc (`bibgate-alloc`): fewer cycles per record than the system allocator.
+/// See the workspace manifest: fewer cycles per record than the system allocator.
 #[global_allocator]
-static GLOBAL: bibgate_alloc::Allocator = bibgate_alloc::Allocator;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
 mod bench;

@@ -194,8 +194,6 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send 
 /// folder; a processor killed at any point leaves work that the next one completes.
 pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
-    // Long-running, like `serve`.
-    bibgate_alloc::keep_freed_pages();
     if !data::exists(data_dir) {
         anyhow::bail!(
             "no store in {:?} (run bibgate init, or pass --data-dir)",
@@ -235,9 +233,6 @@ pub fn serve(
     tls: &TlsListenArgs,
 ) -> anyhow::Result<ExitCode> {
     init_tracing();
-    // A server: keep freed pages for the next export instead of returning them to the OS
-    // between exports (p99 at 50 clients, README).
-    bibgate_alloc::keep_freed_pages();
     // Read the certificate before anything starts, so a bad file fails at once.
     let tls_server = tls.server()?;
     let (store, blobs, drop_root): (Arc<dyn Store>, Arc<dyn BlobStore>, String) =

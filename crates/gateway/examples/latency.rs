@@ -3,7 +3,7 @@
 //! loopback.
 //!
 //! ```text
-//! cargo run --release -p bibgate-gateway --example latency -- [exports-per-client] [--data-dir DIR] [--clean] [--documents] [--purge]
+//! cargo run --release -p bibgate-gateway --example latency -- [exports-per-client] [--data-dir DIR] [--clean] [--documents]
 //! ```
 //!
 //! Prints p50, p99 and max for 1, 10 and 50 concurrent clients sending back to back
@@ -13,10 +13,6 @@
 //! backend; `--documents` writes and polls result documents instead (the Lambda function's
 //! delivery, and the embedded one before), the baseline to compare with. `WORKERS=n` sets
 //! the processor's workers.
-//!
-//! The process runs on `bibgate serve`'s allocator and, like it, keeps freed pages
-//! (`bibgate_alloc::keep_freed_pages`); `--purge` leaves mimalloc's default (freed pages
-//! returned to the OS after 10 ms), the baseline for that setting.
 //!
 //! Every line ends with the disk's own flush latency during that phase, measured by a probe
 //! in the same run (a small file created and fsynced every 20 ms): the baseline that tells a
@@ -40,10 +36,10 @@ use bibgate_marc::{Leader, Record};
 use bibgate_store::{Institution, Store, TargetZone, ZoneKind};
 use bibgate_store_local::{FolderBlobStore, SqliteStore};
 
-/// The allocator `bibgate serve` ships with (`bibgate-alloc`), so that the numbers are the
-/// server's; `main` applies the server's setting too.
+/// The allocator `bibgate serve` ships with (see the workspace manifest), so that the numbers
+/// are the server's.
 #[global_allocator]
-static GLOBAL: bibgate_alloc::Allocator = bibgate_alloc::Allocator;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const INSTITUTION: &str = "01BENCH_ALPHA";
 const PASSWORD: &str = "bench-password";
@@ -193,19 +189,14 @@ async fn main() {
     let mut parent = std::env::temp_dir().join("bibgate-latency");
     let mut clean = false;
     let mut delivery = ResultDelivery::Store;
-    let mut purge = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--documents" => delivery = ResultDelivery::Documents,
             "--clean" => clean = true,
-            "--purge" => purge = true,
             "--data-dir" => parent = args.next().expect("--data-dir DIR").into(),
             _ => per_client = arg.parse().expect("exports per client: a number"),
         }
-    }
-    if !purge {
-        bibgate_alloc::keep_freed_pages();
     }
     std::fs::create_dir_all(&parent).expect("data dir parent");
     let dir = tempfile::Builder::new()
@@ -232,14 +223,7 @@ async fn main() {
         .expect("profile");
     let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).expect("blobs"));
     let services = Services::new(store.clone(), blobs).with_delivery(delivery);
-    println!(
-        "results delivered through {delivery:?}; freed pages {}",
-        if purge {
-            "returned to the OS (--purge)"
-        } else {
-            "kept, as bibgate serve does"
-        }
-    );
+    println!("results delivered through {delivery:?}");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

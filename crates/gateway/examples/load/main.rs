@@ -8,17 +8,11 @@
 //! ```
 //!
 //! Options: `--seconds N` (300), `--clients N` (8), `--think-ms N` (20), `--drop-every N`
-//! seconds (5), `--drop-records N` (200), `--interval N` seconds (a tenth of the run),
-//! `--purge` (leave mimalloc's default of returning freed pages to the OS; the server keeps
-//! them, `bibgate_alloc::keep_freed_pages`).
+//! seconds (5), `--drop-records N` (200), `--interval N` seconds (a tenth of the run).
 //! Warnings of the shim and the processor go to stderr (`RUST_LOG` changes the level).
 //! Exits 1 when a check fails.
 
 mod driver;
-
-/// The allocator `bibgate serve` ships with, so that the RSS printed is the server's.
-#[global_allocator]
-static GLOBAL: bibgate_alloc::Allocator = bibgate_alloc::Allocator;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,10 +42,6 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let purge = std::env::args().any(|a| a == "--purge");
-    if !purge {
-        bibgate_alloc::keep_freed_pages();
-    }
     let seconds = option("--seconds", 300);
     let load = driver::Load {
         duration: Duration::from_secs(seconds),
@@ -109,14 +99,6 @@ async fn main() {
         services.clone(),
         Config::default(),
     ));
-    println!(
-        "allocator: mimalloc, freed pages {}",
-        if purge {
-            "returned to the OS (--purge)"
-        } else {
-            "kept, as bibgate serve does"
-        }
-    );
     println!(
         "mixed load for {seconds} s: {} clients (think {} ms), a drop file of {} records every {} s",
         load.clients,
