@@ -14,6 +14,11 @@
 
 mod driver;
 
+/// The allocator `bibgate serve` ships with (see the workspace manifest), so that the RSS
+/// and latencies printed are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Duration;
 
