@@ -26,6 +26,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// page cache ([`configure`]), emptied whenever it sees another connection's commit.
 const MAX_IDLE_READERS: usize = 32;
 
+/// A reader's page cache (negative: KiB), smaller than the writer's 32 MiB: up to
+/// [`MAX_IDLE_READERS`] of them stay open, and a reader's cache is emptied whenever it sees
+/// another connection's commit anyway.
+const READER_CACHE_KIB: i64 = -4_000;
+
 /// The first serial number of a zone's MMS IDs.
 const FIRST_SERIAL: i64 = 1_000_000;
 
@@ -267,6 +272,8 @@ fn open_reader(path: &Path) -> Result<Connection> {
     configure(&conn, &shown)?;
     conn.pragma_update(None, "query_only", true)
         .map_err(|err| backend(&format!("make a reader of {shown:?} read-only"), err))?;
+    conn.pragma_update(None, "cache_size", READER_CACHE_KIB)
+        .map_err(|err| backend(&format!("set the page cache size on {shown:?}"), err))?;
     Ok(conn)
 }
 
