@@ -32,9 +32,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, ResultDelivery, Services};
-use bibgate_marc::{Leader, Record};
-use bibgate_store::{Institution, Store, TargetZone, ZoneKind};
+use bibgate_store::Store;
 use bibgate_store_local::{FolderBlobStore, SqliteStore};
+
+/// Records (about 600 bytes, a full-level record with an OCLC number) and the institution
+/// come from the load driver.
+#[path = "load/driver.rs"]
+mod driver;
 
 /// The allocator `bibgate serve` ships with (see the workspace manifest), so that the numbers
 /// are the server's.
@@ -44,38 +48,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const INSTITUTION: &str = "01BENCH_ALPHA";
 const PASSWORD: &str = "bench-password";
 
-fn record(number: u64) -> Vec<u8> {
-    let mut leader = Leader::DEFAULT;
-    leader.0[17] = b' ';
-    let mut record = Record {
-        leader,
-        fields: Vec::new(),
-    };
-    record.push_control("001", format!("ocm{number:08}"));
-    record.push_control("003", "OCoLC");
-    record.push_control("005", "20240101120000.0");
-    record.push_control("008", "240101s2024    ilu           000 0 eng d");
-    record.push_data("035", b' ', b' ', &[(b'a', &format!("(OCoLC){number}"))]);
-    record.push_data("100", b'1', b' ', &[(b'a', "Author, Bench.")]);
-    record.push_data(
-        "245",
-        b'1',
-        b'0',
-        &[(b'a', &format!("Benchmark title {number}."))],
-    );
-    record.push_data(
-        "650",
-        b' ',
-        b'0',
-        &[(b'a', "Latency"), (b'x', "Measurement.")],
-    );
-    let mut bytes = Vec::new();
-    bibgate_marc::iso2709::write_record(&record, &mut bytes).expect("record encodes");
-    bytes
-}
-
 async fn export(addr: &str, number: u64) -> Duration {
-    let bytes = record(number);
+    let bytes = driver::record(number, "Latency benchmark.");
     let started = Instant::now();
     let reply = bibgate_gateway::send(
         addr,
@@ -204,23 +178,7 @@ async fn main() {
         .tempdir_in(&parent)
         .expect("data dir");
     let store = Arc::new(SqliteStore::open(&dir.path().join("bibgate.sqlite")).expect("store"));
-    store
-        .put_institution(&Institution {
-            code: INSTITUTION.into(),
-            name: "Bench".into(),
-            kind: ZoneKind::Institution,
-            network: None,
-            numeric_code: 7001,
-        })
-        .expect("institution");
-    let hash = bibgate_import::auth::hash_password(PASSWORD).expect("hash");
-    store
-        .put_profile(&bibgate_import::default_profile(
-            INSTITUTION,
-            hash,
-            TargetZone::Institution,
-        ))
-        .expect("profile");
+    driver::seed_institution(&*store, INSTITUTION, 7001, PASSWORD);
     let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).expect("blobs"));
     let services = Services::new(store.clone(), blobs).with_delivery(delivery);
     println!("results delivered through {delivery:?}");

@@ -2,7 +2,8 @@
 //! exports and drop-folder batch files against a running shim and processor, with latency
 //! and RSS over time.
 //!
-//! Shared by `examples/load` (embedded, long runs) and the load tests of `bibgate-gateway`
+//! Shared by `examples/load` (embedded, long runs), `examples/latency` (its records and
+//! institution) and the load tests of `bibgate-gateway`
 //! (embedded) and `bibgate-import-processor` (DynamoDB + S3 on moto), which include this
 //! file with `#[path]`. It reaches the system only through the socket and the storage ports
 //! ([`Services`]), so it does not know which backend or which processor is behind the shim.
@@ -46,6 +47,7 @@ use std::time::{Duration, Instant};
 
 use bibgate_gateway::{LengthEncoding, Services};
 use bibgate_marc::{Leader, Record};
+use bibgate_store::{Institution, Store, TargetZone, ZoneKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -62,6 +64,28 @@ const DROP_BASE: u64 = 40_000_000;
 /// The shared pool: `SHARED_BASE + 0..SHARED_POOL`.
 const SHARED_BASE: u64 = 60_000_000;
 const SHARED_POOL: u64 = 500;
+
+/// Stores an institution zone `code` with the default integration profile, whose logon is
+/// `code` and whose password is `password` (argon2-hashed).
+pub fn seed_institution(store: &dyn Store, code: &str, numeric_code: u16, password: &str) {
+    store
+        .put_institution(&Institution {
+            code: code.into(),
+            name: code.into(),
+            kind: ZoneKind::Institution,
+            network: None,
+            numeric_code,
+        })
+        .expect("institution");
+    let hash = bibgate_import::auth::hash_password(password).expect("hash");
+    store
+        .put_profile(&bibgate_import::default_profile(
+            code,
+            hash,
+            TargetZone::Institution,
+        ))
+        .expect("profile");
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bibgate_gateway::{Config, ProcessorConfig, ResultDelivery, Services};
-use bibgate_store::{Institution, Store, TargetZone, ZoneKind};
+use bibgate_store::Store;
 use bibgate_store_local::{FolderBlobStore, SqliteStore};
 
 const INSTITUTION: &str = "01LOAD_ALPHA";
@@ -62,23 +62,7 @@ async fn main() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(&dir.path().join("bibgate.sqlite")).expect("store"));
-    store
-        .put_institution(&Institution {
-            code: INSTITUTION.into(),
-            name: "Load".into(),
-            kind: ZoneKind::Institution,
-            network: None,
-            numeric_code: 7002,
-        })
-        .expect("institution");
-    let hash = bibgate_import::auth::hash_password(PASSWORD).expect("hash");
-    store
-        .put_profile(&bibgate_import::default_profile(
-            INSTITUTION,
-            hash,
-            TargetZone::Institution,
-        ))
-        .expect("profile");
+    driver::seed_institution(&*store, INSTITUTION, 7002, PASSWORD);
     let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).expect("blobs"));
     // Results through the store, as `bibgate serve` delivers them on the embedded backend.
     let services = Services::new(store.clone(), blobs).with_delivery(ResultDelivery::Store);
