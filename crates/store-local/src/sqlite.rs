@@ -20,10 +20,10 @@ const SCHEMA_VERSION: i64 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many idle reader connections are kept. A read beyond them opens (and configures) a
-/// connection and closes it afterwards. The shim reads a result per waiting export; at 50
-/// concurrent exports 4 made most of those reads open a connection: p99 35.6–51.9 ms vs
-/// 23.5–38.2 ms with 32 (gateway latency example, alternating runs). A reader holds its own
-/// page cache ([`configure`]), emptied whenever it sees another connection's commit.
+/// connection and closes it afterwards. The shim polls for the result of every waiting
+/// export; at 50 concurrent exports 4 made most reads open a connection: p99 35.6–51.9 ms vs
+/// 23.5–38.2 ms with 32 (gateway latency example, alternating runs). Each reader has its
+/// own page cache ([`READER_CACHE_KIB`]).
 const MAX_IDLE_READERS: usize = 32;
 
 /// A reader's page cache (negative: KiB), smaller than the writer's 32 MiB: up to
