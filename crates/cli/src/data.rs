@@ -127,3 +127,32 @@ pub fn open_aws(bucket: &str, table: &str) -> anyhow::Result<(Arc<dyn Store>, Ar
         bibgate_store_aws::DynamoStore::new(&context, table).with_marc_bucket(blobs.clone());
     Ok((Arc::new(store), Arc::new(blobs)))
 }
+
+/// How old a temporary file in the blob folder must be before a sweep removes it: a write
+/// in progress touched its file seconds ago.
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// Removes, on a background thread, the temporary files that writes interrupted by a kill
+/// left in the blob folder more than an hour ago (`FolderBlobStore::remove_stale_temporaries`),
+/// and logs how many. The long-running commands call it at start; it walks the whole folder
+/// once, so it does not hold up the start.
+pub fn sweep_stale_temporaries(blobs: &FolderBlobStore) {
+    let blobs = blobs.clone();
+    let spawned = std::thread::Builder::new()
+        .name("bibgate-sweep".into())
+        .spawn(
+            move || match blobs.remove_stale_temporaries("", STALE_TEMPORARY) {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(
+                        removed,
+                        "removed temporary files left by interrupted writes"
+                    );
+                }
+                Err(error) => tracing::warn!(%error, "could not remove stale temporary files"),
+            },
+        );
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "could not start the sweep of stale temporary files");
+    }
+}

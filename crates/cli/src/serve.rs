@@ -201,6 +201,7 @@ pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode
         );
     }
     let data::Data { store, blobs } = data::open(data_dir)?;
+    data::sweep_stale_temporaries(&blobs);
     // Shims on this data directory read the results from the same database.
     let services = Services::new(Arc::new(store), Arc::new(blobs))
         .with_delivery(ResultDelivery::Store)
@@ -245,6 +246,7 @@ pub fn serve(
             (BackendKind::Local, _, _) => {
                 let data::Data { store, blobs } =
                     data::open_or_init(data_dir, &mut std::io::stderr())?;
+                data::sweep_stale_temporaries(&blobs);
                 let root = data_dir.join("blobs").join("drop").display().to_string();
                 (Arc::new(store), Arc::new(blobs), root)
             }

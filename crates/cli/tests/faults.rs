@@ -489,6 +489,65 @@ fn serve_stops_cleanly_on_sigterm() {
     exits_successfully(&mut server);
 }
 
+/// A write killed midway leaves its temporary file; `serve` and `process` remove those
+/// older than an hour when they start (in the background), and nothing else.
+#[test]
+fn serve_and_process_remove_temporary_files_left_by_kills() {
+    let scratch = Scratch::new("stale-temporaries");
+    init(&scratch);
+    let blobs = scratch.data().join("blobs");
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3_700);
+    let temporary = |folder: &str, name: &str, old: bool| {
+        let dir = blobs.join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, b"partial").unwrap();
+        if old {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        path
+    };
+    let gone_when = |path: &std::path::Path| {
+        let deadline = Instant::now() + WAIT;
+        while path.exists() {
+            assert!(Instant::now() < deadline, "{} still there", path.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let inbox = format!("inbox/{ALPHA}");
+    let received = format!("received/{ALPHA}");
+    let stale_inbox = temporary(&inbox, ".bibgate-tmp-999999-1", true);
+    let stale_received = temporary(&received, ".bibgate-tmp-999999-2", true);
+    let fresh = temporary(&inbox, ".bibgate-tmp-999999-3", false);
+
+    let (mut server, addr) = start_serve(&scratch, &[]);
+    gone_when(&stale_inbox);
+    gone_when(&stale_received);
+    assert!(
+        fresh.exists(),
+        "a temporary file of a write in progress stays"
+    );
+    let reply = reply_of(&send_in_background(
+        &addr,
+        oclc_record(NUMBER, "20240101120000.0", FIRST_TITLE),
+    ));
+    assert!(reply.starts_with(SUCCESS), "{reply}");
+    sigterm(&server);
+    exits_successfully(&mut server);
+
+    let stale_drop = temporary(&format!("drop/{ALPHA}"), ".bibgate-tmp-999999-4", true);
+    let mut processor = start_processor(&scratch, None, &[]);
+    gone_when(&stale_drop);
+    assert!(fresh.exists());
+    sigterm(&processor);
+    exits_successfully(&mut processor);
+}
+
 fn sigterm(running: &Running) {
     let kill = Command::new("kill")
         .arg("-TERM")

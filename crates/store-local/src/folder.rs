@@ -55,6 +55,32 @@ impl FolderBlobStore {
         &self.root
     }
 
+    /// Removes the temporary files under the folder of key prefix `prefix` (`""`: all) that
+    /// were last modified more than `older_than` ago, and returns how many. They are what a
+    /// process killed in the middle of a write leaves: a write that is still running has
+    /// touched its temporary file within seconds, so with an age of an hour or more this is
+    /// safe while other processes write to the same folder. Blobs are never touched.
+    pub fn remove_stale_temporaries(
+        &self,
+        prefix: &str,
+        older_than: std::time::Duration,
+    ) -> Result<usize> {
+        let dir = if prefix.is_empty() {
+            self.root.clone()
+        } else {
+            self.file_of(prefix)?
+        };
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        remove_stale(&dir, now, older_than, &mut removed).map_err(|err| {
+            io_error(
+                &format!("remove stale temporary files under {prefix:?}"),
+                err,
+            )
+        })?;
+        Ok(removed)
+    }
+
     /// The file of a key, after checking the key.
     fn file_of(&self, key: &str) -> Result<PathBuf> {
         check_key(key)?;
@@ -306,6 +332,48 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Every file key under `dir` (which is the folder of key prefix `dir_key`), recursively.
+/// [`FolderBlobStore::remove_stale_temporaries`] under `dir`.
+fn remove_stale(
+    dir: &Path,
+    now: std::time::SystemTime,
+    older_than: std::time::Duration,
+    removed: &mut usize,
+) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            remove_stale(&entry.path(), now, older_than, removed)?;
+            continue;
+        }
+        let temporary = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(TEMP_PREFIX));
+        if !temporary || !file_type.is_file() {
+            continue;
+        }
+        let modified = entry.metadata()?.modified()?;
+        let stale = now
+            .duration_since(modified)
+            .is_ok_and(|age| age > older_than);
+        if stale {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => *removed += 1,
+                // Removed meanwhile by another sweep.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn walk(dir: &Path, dir_key: &str, keys: &mut Vec<String>) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -544,6 +612,53 @@ mod tests {
             assert!(store.get(key).is_err(), "{key:?}");
         }
         assert_eq!(store.list("").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderBlobStore::new(dir.path()).unwrap();
+        store.put("inbox/A/e1.mrc", b"blob").unwrap();
+        store.put("received/A/e0.mrc", b"kept").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3_700);
+        let temp = |folder: &str, name: &str, old: bool| {
+            let path = dir.path().join(folder).join(name);
+            fs::write(&path, b"partial").unwrap();
+            if old {
+                File::options()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_modified(hour_ago)
+                    .unwrap();
+            }
+            path
+        };
+        let stale = temp("inbox/A", ".bibgate-tmp-1-1", true);
+        let fresh = temp("inbox/A", ".bibgate-tmp-1-2", false);
+        let elsewhere = temp("received/A", ".bibgate-tmp-1-3", true);
+        let old_blob = dir.path().join("inbox/A/e1.mrc");
+        File::options()
+            .write(true)
+            .open(&old_blob)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let hour = std::time::Duration::from_secs(3_600);
+
+        assert_eq!(store.remove_stale_temporaries("inbox", hour).unwrap(), 1);
+        assert!(!stale.exists());
+        assert!(fresh.exists(), "a write in progress keeps its file");
+        assert!(elsewhere.exists(), "outside the prefix");
+        assert_eq!(store.get("inbox/A/e1.mrc").unwrap().unwrap(), b"blob");
+        assert_eq!(store.remove_stale_temporaries("inbox", hour).unwrap(), 0);
+        assert_eq!(store.remove_stale_temporaries("", hour).unwrap(), 1);
+        assert!(!elsewhere.exists());
+        assert_eq!(store.remove_stale_temporaries("missing", hour).unwrap(), 0);
+        assert_eq!(
+            store.list("").unwrap(),
+            vec!["inbox/A/e1.mrc".to_owned(), "received/A/e0.mrc".to_owned()]
+        );
     }
 
     #[test]
