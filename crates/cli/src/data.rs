@@ -141,7 +141,7 @@ pub fn sweep_stale_temporaries(blobs: &FolderBlobStore) {
     let spawned = std::thread::Builder::new()
         .name("bibgate-sweep".into())
         .spawn(
-            move || match blobs.remove_stale_temporaries("", STALE_TEMPORARY) {
+            move || match blobs.remove_stale_temporaries(STALE_TEMPORARY) {
                 Ok(0) => {}
                 Ok(removed) => {
                     tracing::info!(

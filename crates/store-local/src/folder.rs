@@ -55,29 +55,16 @@ impl FolderBlobStore {
         &self.root
     }
 
-    /// Removes the temporary files under the folder of key prefix `prefix` (`""`: all) that
-    /// were last modified more than `older_than` ago, and returns how many. They are what a
-    /// process killed in the middle of a write leaves: a write that is still running has
-    /// touched its temporary file within seconds, so with an age of an hour or more this is
-    /// safe while other processes write to the same folder. Blobs are never touched.
-    pub fn remove_stale_temporaries(
-        &self,
-        prefix: &str,
-        older_than: std::time::Duration,
-    ) -> Result<usize> {
-        let dir = if prefix.is_empty() {
-            self.root.clone()
-        } else {
-            self.file_of(prefix)?
-        };
+    /// Removes the temporary files in the whole folder that were last modified more than
+    /// `older_than` ago, and returns how many. They are what a process killed in the middle
+    /// of a write leaves: a write that is still running has touched its temporary file
+    /// within seconds, so with an age of an hour or more this is safe while other processes
+    /// write to the same folder. Blobs are never touched.
+    pub fn remove_stale_temporaries(&self, older_than: std::time::Duration) -> Result<usize> {
         let now = std::time::SystemTime::now();
         let mut removed = 0;
-        remove_stale(&dir, now, older_than, &mut removed).map_err(|err| {
-            io_error(
-                &format!("remove stale temporary files under {prefix:?}"),
-                err,
-            )
-        })?;
+        remove_stale(&self.root, now, older_than, &mut removed)
+            .map_err(|err| io_error("remove stale temporary files", err))?;
         Ok(removed)
     }
 
@@ -175,6 +162,30 @@ fn free_name(path: &Path, key: &str) -> Result<bool> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(true),
         Err(err) => Err(io_error(&format!("use {key:?} as a blob key"), err)),
     }
+}
+
+/// Gives the complete temporary file `temp` the name `path` with `op` (a rename, or a hard
+/// link that fails when the name exists). When the name is a folder left empty by deletes,
+/// frees it and tries once more. The outcome of `op`; an error freeing the name removes the
+/// temporary file and is returned as the error.
+fn place(
+    temp: &Path,
+    path: &Path,
+    key: &str,
+    op: impl Fn(&Path, &Path) -> io::Result<()>,
+) -> Result<io::Result<()>> {
+    let placed = op(temp, path);
+    if placed.is_err() {
+        match free_name(path, key) {
+            Ok(true) => return Ok(op(temp, path)),
+            Ok(false) => {}
+            Err(err) => {
+                let _ = fs::remove_file(temp);
+                return Err(err);
+            }
+        }
+    }
+    Ok(placed)
 }
 
 /// The folders written into by a batch, each with the indexes of its writes, so that each
@@ -331,18 +342,24 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Every file key under `dir` (which is the folder of key prefix `dir_key`), recursively.
-/// [`FolderBlobStore::remove_stale_temporaries`] under `dir`.
+/// The entries of folder `dir`; none when it does not exist.
+fn entries(dir: &Path) -> io::Result<Option<fs::ReadDir>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// [`FolderBlobStore::remove_stale_temporaries`] under `dir`, recursively.
 fn remove_stale(
     dir: &Path,
     now: std::time::SystemTime,
     older_than: std::time::Duration,
     removed: &mut usize,
 ) -> io::Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(err),
+    let Some(entries) = entries(dir)? else {
+        return Ok(());
     };
     for entry in entries {
         let entry = entry?;
@@ -374,11 +391,10 @@ fn remove_stale(
     Ok(())
 }
 
+/// Every file key under `dir` (which is the folder of key prefix `dir_key`), recursively.
 fn walk(dir: &Path, dir_key: &str, keys: &mut Vec<String>) -> io::Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(err),
+    let Some(entries) = entries(dir)? else {
+        return Ok(());
     };
     for entry in entries {
         let entry = entry?;
@@ -414,17 +430,7 @@ impl BlobStore for FolderBlobStore {
         let dir = path.parent().unwrap_or(&self.root);
         let temp = self.write_temp(key, dir, bytes)?;
         // A hard link to the complete file appears atomically, and fails if the name exists.
-        let mut linked = fs::hard_link(&temp, &path);
-        if matches!(&linked, Err(err) if err.kind() == io::ErrorKind::AlreadyExists) {
-            match free_name(&path, key) {
-                Ok(true) => linked = fs::hard_link(&temp, &path),
-                Ok(false) => {}
-                Err(err) => {
-                    let _ = fs::remove_file(&temp);
-                    return Err(err);
-                }
-            }
-        }
+        let linked = place(&temp, &path, key, |from, to| fs::hard_link(from, to))?;
         let removed = fs::remove_file(&temp);
         match linked {
             Ok(()) => {}
@@ -448,18 +454,7 @@ impl BlobStore for FolderBlobStore {
                 let path = self.file_of(key)?;
                 let dir = path.parent().unwrap_or(&self.root).to_path_buf();
                 let temp = self.write_temp(key, &dir, bytes)?;
-                let mut renamed = fs::rename(&temp, &path);
-                if renamed.is_err() {
-                    match free_name(&path, key) {
-                        Ok(true) => renamed = fs::rename(&temp, &path),
-                        Ok(false) => {}
-                        Err(err) => {
-                            let _ = fs::remove_file(&temp);
-                            return Err(err);
-                        }
-                    }
-                }
-                if let Err(err) = renamed {
+                if let Err(err) = place(&temp, &path, key, |from, to| fs::rename(from, to))? {
                     let _ = fs::remove_file(&temp);
                     return Err(io_error(&format!("move blob {key:?} into place"), err));
                 }
@@ -620,41 +615,31 @@ mod tests {
         let store = FolderBlobStore::new(dir.path()).unwrap();
         store.put("inbox/A/e1.mrc", b"blob").unwrap();
         store.put("received/A/e0.mrc", b"kept").unwrap();
-        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3_700);
+        let backdate = |path: &Path| {
+            let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3_700);
+            let file = File::options().write(true).open(path).unwrap();
+            file.set_modified(hour_ago).unwrap();
+        };
         let temp = |folder: &str, name: &str, old: bool| {
             let path = dir.path().join(folder).join(name);
             fs::write(&path, b"partial").unwrap();
             if old {
-                File::options()
-                    .write(true)
-                    .open(&path)
-                    .unwrap()
-                    .set_modified(hour_ago)
-                    .unwrap();
+                backdate(&path);
             }
             path
         };
         let stale = temp("inbox/A", ".bibgate-tmp-1-1", true);
         let fresh = temp("inbox/A", ".bibgate-tmp-1-2", false);
-        let elsewhere = temp("received/A", ".bibgate-tmp-1-3", true);
-        let old_blob = dir.path().join("inbox/A/e1.mrc");
-        File::options()
-            .write(true)
-            .open(&old_blob)
-            .unwrap()
-            .set_modified(hour_ago)
-            .unwrap();
+        let stale_elsewhere = temp("received/A", ".bibgate-tmp-1-3", true);
+        backdate(&dir.path().join("inbox/A/e1.mrc"));
         let hour = std::time::Duration::from_secs(3_600);
 
-        assert_eq!(store.remove_stale_temporaries("inbox", hour).unwrap(), 1);
+        assert_eq!(store.remove_stale_temporaries(hour).unwrap(), 2);
         assert!(!stale.exists());
+        assert!(!stale_elsewhere.exists());
         assert!(fresh.exists(), "a write in progress keeps its file");
-        assert!(elsewhere.exists(), "outside the prefix");
         assert_eq!(store.get("inbox/A/e1.mrc").unwrap().unwrap(), b"blob");
-        assert_eq!(store.remove_stale_temporaries("inbox", hour).unwrap(), 0);
-        assert_eq!(store.remove_stale_temporaries("", hour).unwrap(), 1);
-        assert!(!elsewhere.exists());
-        assert_eq!(store.remove_stale_temporaries("missing", hour).unwrap(), 0);
+        assert_eq!(store.remove_stale_temporaries(hour).unwrap(), 0);
         assert_eq!(
             store.list("").unwrap(),
             vec!["inbox/A/e1.mrc".to_owned(), "received/A/e0.mrc".to_owned()]
