@@ -3,8 +3,9 @@
 //! The shim never imports: it writes the record to the inbox and waits for the processor's
 //! result (its result document, or the stored result: [`ResultDelivery`]), exactly as it
 //! would with the processor in another process or machine. With the processor in the same
-//! process, its result signal lets the shim answer from the stored result as soon as the
-//! import committed, without waiting for the next poll (or the document).
+//! process, it hands the result over as soon as the import committed
+//! ([`crate::ResultSignals`]), and the shim answers with it without waiting for the next poll
+//! (or the document).
 
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -343,14 +344,12 @@ impl Shared {
         }
     }
 
-    /// Polls for the result until `deadline`: first after a short interval, then less
-    /// often. With [`ResultDelivery::Documents`] that is `results/<export-id>.json`, and the
-    /// stored result ([`bibgate_store::Store::result`], committed durably before the signal)
-    /// after a signal from an in-process processor: it signals as soon as the result is
-    /// stored, before it writes the result document (see [`crate::ResultSignals`]). With
-    /// [`ResultDelivery::Store`] it is the stored result every time. A signal cuts a wait
-    /// short; a result an in-process processor handed over with it (durable already) is the
-    /// answer, without reading it back.
+    /// Waits for the result until `deadline`. An in-process processor hands it over as soon
+    /// as it is durable ([`crate::ResultSignals`]), cutting a wait short; that is the answer,
+    /// not read back. Otherwise polls, first after a short interval, then less often:
+    /// `results/<export-id>.json` with [`ResultDelivery::Documents`] (and, at the deadline,
+    /// the stored result once), the stored result ([`bibgate_store::Store::result`]) with
+    /// [`ResultDelivery::Store`].
     async fn wait_for_result(&self, export_id: &str, deadline: Instant) -> Option<ResultDoc> {
         let signal = self.services.results.subscribe(export_id);
         let found = self.poll_result(export_id, deadline, &signal).await;
@@ -397,23 +396,18 @@ impl Shared {
         let mut interval = self.config.result_poll_first.max(Duration::from_millis(1));
         let max = self.config.result_poll_max.max(interval);
         let documents = self.services.delivery == ResultDelivery::Documents;
-        let mut signalled = false;
         loop {
+            // Enabled before looking, so that a hand-over after the look still wakes the wait.
             let notified = signal.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(delivered) = self.services.results.delivered(export_id) {
                 return Some(delivered);
             }
-            let found = if documents && !signalled {
+            let found = if documents {
                 self.result_document(export_id).await
             } else {
-                // After a signal the stored result is there before the document; with the
-                // store as the delivery it is the only place to look.
-                match self.stored_result(export_id).await {
-                    None if documents => self.result_document(export_id).await,
-                    found => found,
-                }
+                self.stored_result(export_id).await
             };
             if found.is_some() {
                 return found;
@@ -430,10 +424,10 @@ impl Shared {
                 };
             }
             let wake_at = (now + interval).min(deadline);
-            signalled = tokio::select! {
-                () = &mut notified => true,
-                () = tokio::time::sleep_until(wake_at) => false,
-            };
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(wake_at) => {}
+            }
             interval = (interval + interval / 2).min(max);
         }
     }

@@ -34,9 +34,9 @@ pub struct Services {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ResultDelivery {
     /// `results/<export-id>.json` in the blob store: the processor writes one per export and
-    /// the shim polls for it (and looks at the stored result after a signal, and at the
-    /// reply deadline). For a processor whose store the shim does not poll: the Lambda
-    /// function writes the documents to S3.
+    /// the shim polls for it (and looks at the stored result once at the reply deadline).
+    /// For a processor whose store the shim does not poll: the Lambda function writes the
+    /// documents to S3.
     #[default]
     Documents,
     /// The stored result ([`Store::result`]) alone: the processor writes no result
