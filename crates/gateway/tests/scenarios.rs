@@ -5,9 +5,18 @@ mod common;
 
 use std::time::Duration;
 
+use bibgate_gateway::layout::parse_inbox_key;
 use bibgate_gateway::{ResultDelivery, Services};
 use bibgate_store::{BlobStore, EditorLock, MmsId, Outcome, Store};
 use common::*;
+
+/// The export id of a `received/<institution>/<export-id>.mrc` key.
+fn received_export_id(key: &str) -> &str {
+    key.rsplit('/')
+        .next()
+        .and_then(|name| name.strip_suffix(".mrc"))
+        .unwrap_or_else(|| panic!("not a received export: {key}"))
+}
 
 async fn wait_until(condition: impl Fn() -> bool) {
     for _ in 0..500 {
@@ -201,12 +210,7 @@ async fn the_raw_bytes_are_kept_and_the_result_points_at_them() {
     assert_eq!(harness.blobs.get(&keys[0]).unwrap().unwrap(), record);
     // The processor deletes the inbox object right after writing the result.
     wait_until(|| harness.blobs.list("inbox/").unwrap().is_empty()).await;
-    let export_id = keys[0]
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .strip_suffix(".mrc")
-        .unwrap();
+    let export_id = received_export_id(&keys[0]);
     let stored = harness.store.result(export_id).unwrap().unwrap();
     assert_eq!(stored.raw_key, keys[0]);
     let doc = harness.result_doc(export_id).await;
@@ -522,11 +526,7 @@ async fn a_shim_without_the_processor_polls_the_store() {
     assert!(took < Duration::from_secs(5), "took {took:?}");
     let received = harness.blobs.list("received/").unwrap();
     assert_eq!(received.len(), 1, "{received:?}");
-    let export_id = received[0]
-        .rsplit('/')
-        .next()
-        .and_then(|name| name.strip_suffix(".mrc"))
-        .unwrap();
+    let export_id = received_export_id(&received[0]);
     let stored = harness.store.result(export_id).unwrap().unwrap();
     assert_eq!(stored.outcome, Outcome::Added);
     assert_eq!(reply, stored.host_message);
@@ -556,11 +556,7 @@ async fn the_shim_answers_with_the_result_handed_over() {
                 // The export id is its inbox object's name; hand over until the connection,
                 // which subscribes after its inbox write, has taken it.
                 for key in harness.blobs.list("inbox/").unwrap() {
-                    let export_id = key
-                        .rsplit('/')
-                        .next()
-                        .and_then(|name| name.strip_suffix(".mrc"))
-                        .unwrap();
+                    let (_, export_id) = parse_inbox_key(&key).unwrap();
                     let doc = bibgate_gateway::layout::ResultDoc {
                         export_id: export_id.into(),
                         institution: ALPHA.into(),
