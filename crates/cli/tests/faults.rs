@@ -479,9 +479,14 @@ fn process_stops_cleanly_on_sigterm() {
 fn serve_stops_cleanly_on_sigterm() {
     let scratch = Scratch::new("serve-sigterm");
     init(&scratch);
-    let (mut server, addr) = start_serve(&scratch, &[]);
+    let (server, addr) = start_serve(&scratch, &[]);
+    answers_then_stops_on_sigterm(server, &addr);
+}
+
+/// Sends `serve` an export, checks it is answered, then SIGTERM: `serve` exits with success.
+fn answers_then_stops_on_sigterm(mut server: Running, addr: &str) {
     let reply = reply_of(&send_in_background(
-        &addr,
+        addr,
         oclc_record(NUMBER, "20240101120000.0", FIRST_TITLE),
     ));
     assert!(reply.starts_with(SUCCESS), "{reply}");
@@ -525,20 +530,14 @@ fn serve_and_process_remove_temporary_files_left_by_kills() {
     let stale_received = temporary(&received, ".bibgate-tmp-999999-2", true);
     let fresh = temporary(&inbox, ".bibgate-tmp-999999-3", false);
 
-    let (mut server, addr) = start_serve(&scratch, &[]);
+    let (server, addr) = start_serve(&scratch, &[]);
     gone_when(&stale_inbox);
     gone_when(&stale_received);
     assert!(
         fresh.exists(),
         "a temporary file of a write in progress stays"
     );
-    let reply = reply_of(&send_in_background(
-        &addr,
-        oclc_record(NUMBER, "20240101120000.0", FIRST_TITLE),
-    ));
-    assert!(reply.starts_with(SUCCESS), "{reply}");
-    sigterm(&server);
-    exits_successfully(&mut server);
+    answers_then_stops_on_sigterm(server, &addr);
 
     let stale_drop = temporary(&format!("drop/{ALPHA}"), ".bibgate-tmp-999999-4", true);
     let mut processor = start_processor(&scratch, None, &[]);
