@@ -35,7 +35,7 @@ use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, ResultDelivery, S
 use bibgate_store::Store;
 use bibgate_store_local::{FolderBlobStore, SqliteStore};
 
-/// Records (about 600 bytes, a full-level record with an OCLC number) and the institution
+/// Records (about 560 bytes, a full-level record with an OCLC number) and the institution
 /// come from the load driver.
 #[path = "load/driver.rs"]
 mod driver;

@@ -21,9 +21,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many idle reader connections are kept. A read beyond them opens (and configures) a
 /// connection and closes it afterwards. The shim polls for the result of every waiting
-/// export; at 50 concurrent exports 4 made most reads open a connection: p99 35.6–51.9 ms vs
-/// 23.5–38.2 ms with 32 (gateway latency example, alternating runs). Each reader has its
-/// own page cache ([`READER_CACHE_KIB`]).
+/// export; at 50 concurrent exports p99 was 35.6–51.9 ms with 4 vs 23.5–38.2 ms with 32
+/// (gateway latency example, alternating runs). Each reader has its own page cache
+/// ([`READER_CACHE_KIB`]).
 const MAX_IDLE_READERS: usize = 32;
 
 /// A reader's page cache (negative: KiB), smaller than the writer's 32 MiB: up to
