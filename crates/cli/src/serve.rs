@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, ResultDelivery, Services};
+use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig};
+use bibgate_inbox::{ResultDelivery, Services};
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::Mode;
 use bibgate_marc::{Source, iso2709};
@@ -210,7 +211,7 @@ pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode
     let config = args.config();
     runtime()?.block_on(async move {
         let stop = stop_signal()?;
-        let institutions = bibgate_gateway::ensure_drop_folders(&services)
+        let institutions = bibgate_inbox::ensure_drop_folders(&services)
             .context("could not create the drop folders")?;
         let mut out = std::io::stdout();
         writeln!(out, "bibgate processor started on {}", data_dir.display())?;
@@ -285,7 +286,7 @@ pub fn serve(
                 .with_context(|| format!("could not listen on {tls_listen:?}"))?;
             listeners.tls = Some((listener, server));
         }
-        let institutions = bibgate_gateway::ensure_drop_folders(&services)
+        let institutions = bibgate_inbox::ensure_drop_folders(&services)
             .context("could not create the drop folders")?;
         let mut out = std::io::stdout();
         if let Some(listener) = &listeners.plain {

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bibgate_gateway::LengthEncoding;
-use bibgate_gateway::layout::{result_key, stable_hash};
+use bibgate_inbox::layout::{result_key, stable_hash};
 use bibgate_marc::{Leader, Record};
 use bibgate_store::{ImportResult, MmsId, Outcome, Store};
 use bibgate_store_local::SqliteStore;

@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, ResultDelivery, Services};
+use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig};
+use bibgate_inbox::{ResultDelivery, Services};
 use bibgate_store::Store;
 use bibgate_store_local::{FolderBlobStore, SqliteStore};
 

@@ -61,6 +61,9 @@ pub enum Error {
     /// The import use case failed before deciding (no route, storage).
     #[error(transparent)]
     Import(#[from] bibgate_import::Error),
+    /// A step of the import pipeline failed.
+    #[error(transparent)]
+    Inbox(#[from] bibgate_inbox::Error),
     /// A blocking task panicked or was cancelled.
     #[error("a background task failed: {0}")]
     Task(String),

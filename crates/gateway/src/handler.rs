@@ -17,10 +17,12 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::layout::{ExportIds, ResultDoc, inbox_key, result_key};
 use crate::logon::{Lock, Lockout, LogonCache, Throttle};
 use crate::retry::{Claim, RetryWindow};
-use crate::services::{ResultDelivery, Services, blocking};
+use bibgate_inbox::layout::{ExportIds, ResultDoc, inbox_key, result_key};
+use bibgate_inbox::{ResultDelivery, Services};
+
+use crate::blocking;
 
 /// The longest logon id accepted (the desktop client's single-byte length allows 191).
 const MAX_LOGON_BYTES: usize = 191;

@@ -1,12 +1,14 @@
-//! The Connexion "Gateway Export" shim, the import processor behind it, and a client.
+//! The Connexion "Gateway Export" shim, the local processor behind it, and a client.
 //!
 //! The Connexion client (or Record Manager) connects, sends a logon and one MARC record,
 //! and shows the cataloguer the text the server answers. [`run`] serves that protocol over
-//! TCP; [`spawn_processor`] imports what it received; [`send`] is the client side, for
-//! `bibgate send` and tests. The shim and the processor share only the storage ports
-//! ([`Services`]): the shim writes the record to the inbox and polls for the result (the
-//! stored result on the embedded backend, the result document on AWS: [`ResultDelivery`]),
-//! exactly as it would with the processor in another process.
+//! TCP; [`spawn_processor`] imports what it received, with the pipeline that the Lambda
+//! function runs too (`bibgate-inbox`); [`send`] is the client side, for `bibgate send` and
+//! tests. The shim and the processor share only the storage ports
+//! ([`Services`](bibgate_inbox::Services)): the shim writes the record to the inbox and
+//! polls for the result (the stored result on the embedded backend, the result document on
+//! AWS: [`ResultDelivery`](bibgate_inbox::ResultDelivery)), exactly as it would with the
+//! processor in another process.
 //!
 //! ```text
 //! client ──TCP──▶ server ─┬─ logon (argon2, cached) ──▶ Store
@@ -20,20 +22,15 @@
 //! - `server.rs`: [`run`]: the accept loop (semaphore cap), one handler per connection
 //!   (timeouts, reply, grace), graceful shutdown with a broadcast and a drop guard.
 //! - `handler.rs`: a complete request → reply text: logon, retry window, inbox, wait.
-//! - `processor.rs`: [`spawn_processor`]: inbox and drop folders → imports → results. Each
-//!   pass takes the pending exports (at most [`processor::BATCH_MAX`]), copies them to
-//!   `received/`, imports each institution's exports with one batch import (one durable
-//!   transaction), signals the waiting connections, and writes the result documents (when
-//!   those are the delivery) and deletes the inbox objects in the background while the next
-//!   pass starts. The per-export steps are public ([`processor::take_export`],
-//!   [`processor::decide`], [`processor::finish_export`], and [`processor::process_export`]
-//!   for one inbox key).
-//! - `layout.rs`: blob keys, export ids, the [`ResultDoc`] JSON.
-//! - `logon.rs`, `retry.rs`: the logon back-off, the verified-logon cache, the retry window.
+//! - `processor.rs`: [`spawn_processor`]: passes over the inbox and the drop folders, each
+//!   running the steps of `bibgate_inbox::export` for up to [`processor::BATCH_MAX`]
+//!   exports at once, and `bibgate_inbox::import_drop` for settled drop files.
+//! - `logon.rs`, `retry.rs`, `digest.rs`: the logon back-off, the verified-logon cache, the
+//!   retry window, and the keyed digests they use.
 //! - `client.rs`: [`send`], [`send_tls`].
 //! - `tls.rs`: [`TlsServer`] (the optional TLS listener of [`run_listeners`]) and
 //!   [`TlsClient`]: rustls with the ring provider.
-//! - `config.rs`, `services.rs`, `error.rs`.
+//! - `config.rs`, `error.rs`.
 //!
 //! # Protocol policies
 //!
@@ -86,9 +83,9 @@
 //! - Nothing received is lost: the shim replies "received" (a result or pending) only after
 //!   the inbox write returned, and the processor deletes an inbox object only after its raw
 //!   bytes are under `received/` and its result is delivered: stored, and its result
-//!   document written when documents are the delivery (see `processor.rs`).
+//!   document written when documents are the delivery (see `bibgate_inbox::export`).
 //! - A reply states a durable result: the stored result ([`bibgate_store::Store::result`],
-//!   read after the processor's signal, or polled with [`ResultDelivery::Store`]) or the
+//!   read after the processor's signal, or polled with `ResultDelivery::Store`) or the
 //!   result document. Either says the same, and re-processing after a crash finds the stored
 //!   result instead of importing again.
 //! - No password in any log, error or reply; record contents are never logged at `info`.
@@ -99,14 +96,13 @@
 
 mod client;
 mod config;
+mod digest;
 mod error;
 mod handler;
-pub mod layout;
 mod logon;
 pub mod processor;
 mod retry;
 mod server;
-mod services;
 mod tls;
 
 pub use bibgate_connexion::LengthEncoding;
@@ -116,8 +112,17 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use handler::pending_message;
-pub use layout::ResultDoc;
-pub use processor::{ensure_drop_folders, spawn_processor};
+pub use processor::spawn_processor;
 pub use server::{Listeners, run, run_listeners};
-pub use services::{ResultDelivery, ResultSignals, Services};
 pub use tls::{TlsClient, TlsError, TlsServer};
+
+/// Runs a blocking closure (storage, password hashing) on tokio's blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))
+}

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use bibgate_store::Profile;
 
 use crate::config::{LogonBackoff, LogonLockout};
-use crate::layout::Digester;
+use crate::digest::Digester;
 
 /// Entries kept before stale ones are swept.
 const SWEEP_AT: usize = 4_096;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::layout::Digester;
+use crate::digest::Digester;
 
 /// Entries kept before stale ones are swept (at least: after a sweep, the next one waits
 /// until the entries have doubled, so that sweeping costs O(1) per claim however many

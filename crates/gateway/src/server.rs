@@ -20,8 +20,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ONE_RECORD_SUFFIX};
 use crate::handler::Shared;
-use crate::services::Services;
 use crate::tls::TlsServer;
+use bibgate_inbox::Services;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;

@@ -131,7 +131,7 @@ async fn a_mixed_load_of_exports_and_drop_files() {
     let duration = driver::Load::seconds_from_env("BIBGATE_LOAD_SECONDS", 20);
     let mut harness = Harness::start_without_processor(Config::default()).await;
     harness.start_processor(ProcessorConfig::default());
-    bibgate_gateway::ensure_drop_folders(&harness.services).unwrap();
+    bibgate_inbox::ensure_drop_folders(&harness.services).unwrap();
     let load = driver::Load {
         duration,
         clients: 8,

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use bibgate_gateway::layout::parse_inbox_key;
-use bibgate_gateway::{ResultDelivery, Services};
+use bibgate_inbox::layout::parse_inbox_key;
+use bibgate_inbox::{ResultDelivery, Services};
 use bibgate_store::{BlobStore, EditorLock, MmsId, Outcome, Store};
 use common::*;
 
@@ -276,7 +276,7 @@ async fn the_same_record_from_twenty_clients_is_one_record() {
 #[tokio::test]
 async fn a_dropped_file_is_imported_with_a_report() {
     let harness = Harness::start(config()).await;
-    let made = bibgate_gateway::ensure_drop_folders(&harness.services).unwrap();
+    let made = bibgate_inbox::ensure_drop_folders(&harness.services).unwrap();
     assert!(made.contains(&ALPHA.to_string()));
     let bad = too_long_field_record(5002);
     let mut file = record_bytes(5001, "Dropped one.");
@@ -352,7 +352,7 @@ async fn the_processor_resumes_idempotently_after_a_crash_with_result_documents(
 }
 
 async fn resumes_idempotently_after_a_crash(delivery: ResultDelivery) {
-    use bibgate_gateway::layout::{inbox_key, received_key, result_key};
+    use bibgate_inbox::layout::{inbox_key, received_key, result_key};
     let mut harness = Harness::start_without_processor_with(config(), delivery).await;
     let export_id = format!("{ALPHA}-1717243200000-test-1");
     let record = record_bytes(6001, "Crash.");
@@ -412,7 +412,7 @@ async fn a_backlog_is_imported_in_batches_per_institution_with_result_documents(
 }
 
 async fn backlog_in_batches(delivery: ResultDelivery) {
-    use bibgate_gateway::layout::{inbox_key, received_key, result_key};
+    use bibgate_inbox::layout::{inbox_key, received_key, result_key};
     let mut harness = Harness::start_without_processor_with(config(), delivery).await;
     let mut exports = Vec::new();
     let mut put = |institution: &str, n: usize, record: Vec<u8>| {
@@ -476,7 +476,7 @@ async fn backlog_in_batches(delivery: ResultDelivery) {
         // Every export has a stored result, the one that cannot be routed too; a result
         // document exactly when documents are the delivery.
         let stored = harness.store.result(export_id).unwrap().unwrap();
-        assert_eq!(bibgate_gateway::ResultDoc::from_result(&stored), doc);
+        assert_eq!(bibgate_inbox::ResultDoc::from_result(&stored), doc);
         assert_eq!(
             harness.blobs.get(&result_key(export_id)).unwrap().is_some(),
             delivery == ResultDelivery::Documents,
@@ -557,7 +557,7 @@ async fn the_shim_answers_with_the_result_handed_over() {
                 // which subscribes after its inbox write, has taken it.
                 for key in harness.blobs.list("inbox/").unwrap() {
                     let (_, export_id) = parse_inbox_key(&key).unwrap();
-                    let doc = bibgate_gateway::layout::ResultDoc {
+                    let doc = bibgate_inbox::layout::ResultDoc {
                         export_id: export_id.into(),
                         institution: ALPHA.into(),
                         outcome: "added".into(),

@@ -308,8 +308,8 @@ impl TlsHarness {
         init_demo(&*store);
         let blobs =
             Arc::new(bibgate_store_local::FolderBlobStore::new(dir.path().join("blobs")).unwrap());
-        let services = bibgate_gateway::Services::new(store.clone(), blobs)
-            .with_delivery(bibgate_gateway::ResultDelivery::Store);
+        let services = bibgate_inbox::Services::new(store.clone(), blobs)
+            .with_delivery(bibgate_inbox::ResultDelivery::Store);
         let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (plain_addr, tls_addr) = (plain.local_addr().unwrap(), tls.local_addr().unwrap());

@@ -9,7 +9,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bibgate_gateway::{Config, LogonBackoff, LogonLockout, Services};
+use bibgate_gateway::{Config, LogonBackoff, LogonLockout};
+use bibgate_inbox::Services;
 use bibgate_store::Store;
 use bibgate_store_aws::{DynamoStore, testing};
 use common::*;

@@ -35,5 +35,20 @@ pub enum Error {
     Store(#[from] bibgate_store::Error),
 }
 
+impl Error {
+    /// Whether trying again cannot help: the export cannot be routed (no profile, unknown
+    /// institution, no network zone, an unusable profile setting) until staff change the
+    /// configuration. Storage errors and unreadable stored records are transient.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Error::NoProfile(_)
+                | Error::UnknownInstitution(_)
+                | Error::NoNetworkZone(_)
+                | Error::BadProfile { .. }
+        )
+    }
+}
+
 /// A result of the import use case.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -9,12 +9,13 @@
 //!
 //! # Routing (by decoded key)
 //!
-//! - `inbox/<institution>/<export-id>.mrc` → the gateway processor's steps for one export
-//!   ([`bibgate_gateway::processor::process_export`]): copy to `received/`, import (or take
-//!   the stored result), write `results/<export-id>.json`, delete the inbox object.
-//! - `drop/<institution>/<file>.mrc|.xml` → [`drop::process_drop`], in chunks, continued in
-//!   a new invocation through `drop/<institution>/.continue/<file>.json` when time runs
-//!   short.
+//! - `inbox/<institution>/<export-id>.mrc` → the pipeline's steps for one export
+//!   ([`bibgate_inbox::process_export`]): copy to `received/`, import (or take the stored
+//!   result), write `results/<export-id>.json`, delete the inbox object.
+//! - `drop/<institution>/<file>.mrc|.xml` → [`bibgate_inbox::import_drop_key`], in chunks of
+//!   [`Settings::chunk`] records; after a chunk, when less than [`Settings::reserve`] (or
+//!   twice the chunk's time) is left, it continues in a new invocation through
+//!   `drop/<institution>/.continue/<file>.json`.
 //! - `drop/<institution>/.continue/<file>.json` → resumes that drop file.
 //! - `s3:TestEvent`, other keys, other buckets → acknowledged and ignored (logged).
 //!
@@ -32,41 +33,34 @@
 //! - Messages left when the invocation's remaining time is below the start margin are reported
 //!   as failures without being touched, so they come back to a fresh invocation.
 //!
-//! Every step is idempotent (see the gateway's processor docs), so duplicate deliveries,
+//! Every step is idempotent (see `bibgate_inbox`), so duplicate deliveries,
 //! which SQS and S3 both allow, import nothing twice.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod drop;
 pub mod event;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use bibgate_gateway::Services;
-use bibgate_gateway::layout::{parse_drop_key, parse_inbox_key};
+use bibgate_inbox::drop::parse_marker;
+use bibgate_inbox::layout::{parse_continuation_key, parse_drop_key, parse_inbox_key};
+use bibgate_inbox::{DropOutcome, Services, Start};
 use tracing::{info, instrument, warn};
 
-use crate::drop::{DropOutcome, parse_continuation_key};
 use crate::event::{Body, ObjectEvent, parse_body};
 
 /// Why one message could not be processed now (it will be delivered again).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The gateway's processing steps failed.
+    /// A step of the import pipeline failed.
     #[error(transparent)]
-    Gateway(#[from] bibgate_gateway::Error),
-    /// The import use case failed before deciding.
-    #[error(transparent)]
-    Import(#[from] bibgate_import::Error),
+    Inbox(#[from] bibgate_inbox::Error),
     /// A storage port failed.
     #[error(transparent)]
     Store(#[from] bibgate_store::Error),
-    /// A drop file cannot be read at all.
-    #[error("{0}")]
-    Unreadable(String),
 }
 
 /// Settings of the handler.
@@ -95,25 +89,6 @@ impl Settings {
             start_margin: Duration::from_secs(10),
         }
     }
-}
-
-pub(crate) fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
-}
-
-/// Whether an import error will not go away by trying again.
-pub(crate) fn is_permanent(error: &bibgate_import::Error) -> bool {
-    matches!(
-        error,
-        bibgate_import::Error::NoProfile(_)
-            | bibgate_import::Error::UnknownInstitution(_)
-            | bibgate_import::Error::NoNetworkZone(_)
-            | bibgate_import::Error::BadProfile { .. }
-    )
 }
 
 /// The handler: ports and settings, built once per process.
@@ -207,47 +182,34 @@ impl Processor {
         }
         let key = object.key.as_str();
         if let Some((institution, export_id)) = parse_inbox_key(key) {
-            bibgate_gateway::processor::process_export(
-                &self.services,
-                institution,
-                export_id,
-                attempts,
-            )?;
+            bibgate_inbox::process_export(&self.services, institution, export_id, attempts)?;
             return Ok(());
         }
-        let store = &*self.services.store;
-        let blobs = &*self.services.blobs;
-        let outcome = if let Some((institution, file)) = parse_continuation_key(key) {
-            let Some(marker) = blobs.get(key)? else {
+        let (institution, file, start) =
+            if let Some((institution, file)) = parse_continuation_key(key) {
+                let Some(marker) = self.services.blobs.get(key)? else {
+                    return Ok(());
+                };
+                let (next_index, hash) = parse_marker(&marker).unwrap_or_else(|| {
+                    warn!("unreadable continuation marker; starting the file again");
+                    (1, 0)
+                });
+                (institution, file, Start::Resume { next_index, hash })
+            } else if let Some((institution, file)) = parse_drop_key(key) {
+                (institution, file, Start::New)
+            } else {
+                info!("object ignored: neither an export nor a drop file");
                 return Ok(());
             };
-            let resume = drop::parse_marker(&marker);
-            if resume.is_none() {
-                warn!("unreadable continuation marker; starting the file again");
-            }
-            drop::process_drop(
-                store,
-                blobs,
-                &self.settings,
-                institution,
-                file,
-                Some(resume.unwrap_or((1, 0))),
-                remaining,
-            )?
-        } else if let Some((institution, file)) = parse_drop_key(key) {
-            drop::process_drop(
-                store,
-                blobs,
-                &self.settings,
-                institution,
-                file,
-                None,
-                remaining,
-            )?
-        } else {
-            info!("object ignored: neither an export nor a drop file");
-            return Ok(());
-        };
+        let reserve = self.settings.reserve;
+        let outcome = bibgate_inbox::import_drop_key(
+            &self.services,
+            institution,
+            file,
+            start,
+            self.settings.chunk,
+            &|last_chunk| remaining() < reserve.max(last_chunk * 2),
+        )?;
         match outcome {
             DropOutcome::Gone => info!("drop file already processed"),
             DropOutcome::BeingContinued => info!("drop file being continued"),

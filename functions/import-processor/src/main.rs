@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use bibgate_gateway::{ResultDelivery, Services};
 use bibgate_import_processor::{Processor, Settings};
+use bibgate_inbox::{ResultDelivery, Services};
 use bibgate_store::{BlobStore, Store};
 use bibgate_store_aws::{AwsContext, DynamoStore, S3BlobStore};
 use lambda_runtime::{Error, LambdaEvent, service_fn};

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use bibgate_gateway::layout::{inbox_key, result_key};
+use bibgate_inbox::layout::{inbox_key, result_key};
 use bibgate_store::{BlobStore, EditorLock, MmsId, Store};
 use common::*;
 

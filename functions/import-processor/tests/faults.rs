@@ -36,9 +36,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use bibgate_gateway::Services;
-use bibgate_gateway::layout::{ResultDoc, inbox_key, received_key, result_key, stable_hash};
 use bibgate_import_processor::{Processor, Settings};
+use bibgate_inbox::Services;
+use bibgate_inbox::layout::{ResultDoc, inbox_key, received_key, result_key, stable_hash};
 use bibgate_store::{
     BlobStore, ImportResult, IndexEntry, MmsId, RecordVersion, Store, StoredRecord,
 };

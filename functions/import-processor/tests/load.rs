@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bibgate_gateway::Services;
 use bibgate_import_processor::{Processor, Settings};
+use bibgate_inbox::Services;
 use bibgate_store::{BlobStore, ImportResult, MmsId, Outcome, Store};
 use bibgate_store_aws::testing::{self, Queue};
 use bibgate_store_aws::{DynamoStore, S3BlobStore};

@@ -45,7 +45,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bibgate_gateway::{LengthEncoding, Services};
+use bibgate_gateway::LengthEncoding;
+use bibgate_inbox::Services;
 use bibgate_marc::{Leader, Record};
 use bibgate_store::{Institution, Store, TargetZone, ZoneKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

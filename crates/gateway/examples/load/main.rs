@@ -22,7 +22,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bibgate_gateway::{Config, ProcessorConfig, ResultDelivery, Services};
+use bibgate_gateway::{Config, ProcessorConfig};
+use bibgate_inbox::{ResultDelivery, Services};
 use bibgate_store::Store;
 use bibgate_store_local::{FolderBlobStore, SqliteStore};
 
@@ -66,7 +67,7 @@ async fn main() {
     let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).expect("blobs"));
     // Results through the store, as `bibgate serve` delivers them on the embedded backend.
     let services = Services::new(store.clone(), blobs).with_delivery(ResultDelivery::Store);
-    bibgate_gateway::ensure_drop_folders(&services).expect("drop folders");
+    bibgate_inbox::ensure_drop_folders(&services).expect("drop folders");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

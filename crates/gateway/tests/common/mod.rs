@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use bibgate_gateway::{Config, ProcessorConfig, ResultDelivery, ResultDoc, Services};
+use bibgate_gateway::{Config, ProcessorConfig};
+use bibgate_inbox::{ResultDelivery, ResultDoc, Services};
 use bibgate_marc::{Leader, Record};
 use bibgate_store::{
     BlobStore, Commit, Expectation, ImportResult, IndexKey, Institution, MmsId, Outcome, Store,
@@ -239,7 +240,7 @@ impl Harness {
                 ResultDelivery::Documents => {
                     if let Some(bytes) = self
                         .blobs
-                        .get(&bibgate_gateway::layout::result_key(export_id))
+                        .get(&bibgate_inbox::layout::result_key(export_id))
                         .unwrap()
                     {
                         return ResultDoc::from_json(&bytes).unwrap();

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use bibgate_gateway::Services;
-use bibgate_gateway::layout::{ExportIds, ResultDoc, inbox_key, result_key};
 use bibgate_import_processor::{Processor, Settings};
+use bibgate_inbox::Services;
+use bibgate_inbox::layout::{ExportIds, ResultDoc, inbox_key, result_key};
 use bibgate_marc::{Leader, Record};
 use bibgate_store::{
     BlobStore, Commit, Expectation, ImportResult, IndexKey, Institution, MmsId, Outcome, Store,

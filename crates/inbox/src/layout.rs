@@ -1,4 +1,5 @@
-//! Blob keys and the JSON documents the shim and the processor exchange.
+//! Blob keys and the JSON documents of the pipeline: the one place that knows where the
+//! shim, the processors (local and Lambda) and staff put and find things.
 //!
 //! | key | written by | content |
 //! |---|---|---|
@@ -6,12 +7,16 @@
 //! | `received/<institution>/<export-id>.mrc` | processor | the same bytes, kept for good |
 //! | `results/<export-id>.json` | processor | [`ResultDoc`] |
 //! | `drop/<institution>/<file>.mrc` or `.xml` | staff | a file of records to import |
+//! | `drop/<institution>/.continue/<file>.json` | Lambda | where a drop file continues |
 //! | `received/drop/<institution>/<file>` | processor | the drop file, kept for good |
 //! | `reports/<institution>/<file>.results.jsonl` | processor | one [`ResultDoc`]-like line per record |
 //! | `reports/<institution>/<file>.rejected.mrc` | processor | the raw bytes of the records not imported |
+//! | `reports/<institution>/.parts/<file>/…` | Lambda | the report so far of a continued drop file |
 //!
 //! An export id is `<institution>-<unix-millis>-<instance>-<counter>`: the institution and
-//! the receive time are read back from it, so the inbox needs no sidecar document.
+//! the receive time are read back from it, so the inbox needs no sidecar document. The
+//! records of a drop file have the export ids `<batch>#<index>`, the batch id being
+//! [`drop_batch_id`] (from the institution, the file name and a content hash).
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -24,6 +29,8 @@ use serde_json::{Value, json};
 pub const INBOX: &str = "inbox/";
 /// Prefix of the drop folders.
 pub const DROP: &str = "drop/";
+/// Prefix of the reports of drop files.
+pub const REPORTS: &str = "reports/";
 
 /// The inbox key of an export.
 pub fn inbox_key(institution: &str, export_id: &str) -> String {
@@ -38,6 +45,56 @@ pub fn received_key(institution: &str, export_id: &str) -> String {
 /// The result document of an export.
 pub fn result_key(export_id: &str) -> String {
     format!("results/{export_id}.json")
+}
+
+/// The drop-folder key of a file.
+pub fn drop_key(institution: &str, file: &str) -> String {
+    format!("{DROP}{institution}/{file}")
+}
+
+/// Where a drop file's bytes are kept once it is imported; `hash` (its content hash) tells
+/// it from an earlier file of the same name ([`drop_received_key_beside`]).
+pub fn drop_received_key(institution: &str, file: &str) -> String {
+    format!("received/drop/{institution}/{file}")
+}
+
+/// Where a drop file's bytes are kept when an earlier file of the same name is there.
+pub fn drop_received_key_beside(institution: &str, file: &str, hash: u64) -> String {
+    format!("received/drop/{institution}/{hash:016x}-{file}")
+}
+
+/// The batch id of a drop file's records (their export ids are `<batch>#<index>`).
+pub fn drop_batch_id(institution: &str, file: &str, hash: u64) -> String {
+    format!("drop-{institution}-{file}-{hash:016x}")
+}
+
+/// The report of a drop file: one JSON line per record.
+pub fn report_key(institution: &str, file: &str) -> String {
+    format!("{REPORTS}{institution}/{file}.results.jsonl")
+}
+
+/// The raw bytes of a drop file's records that were not imported.
+pub fn rejected_key(institution: &str, file: &str) -> String {
+    format!("{REPORTS}{institution}/{file}.rejected.mrc")
+}
+
+/// Where the report parts of a drop file continued across invocations are kept.
+pub fn report_parts_prefix(institution: &str, file: &str) -> String {
+    format!("{REPORTS}{institution}/.parts/{file}/")
+}
+
+/// The marker that continues a drop file in a new invocation.
+pub fn continuation_key(institution: &str, file: &str) -> String {
+    format!("{DROP}{institution}/.continue/{file}.json")
+}
+
+/// `(institution, file)` of a continuation marker key.
+pub fn parse_continuation_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(DROP)?;
+    let (institution, rest) = rest.split_once("/.continue/")?;
+    let file = rest.strip_suffix(".json")?;
+    (!institution.is_empty() && !institution.contains('/') && !file.contains('/'))
+        .then_some((institution, file))
 }
 
 /// `(institution, export id)` of an inbox key, when it has the shape the shim writes.
@@ -108,26 +165,6 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
-}
-
-/// A 128-bit digest with per-process random keys (SipHash twice): for in-memory maps of
-/// record bytes and passwords, never written anywhere.
-#[derive(Debug, Default)]
-pub struct Digester {
-    a: RandomState,
-    b: RandomState,
-}
-
-impl Digester {
-    /// A digester with fresh random keys.
-    pub fn new() -> Digester {
-        Digester::default()
-    }
-
-    /// The digest of `bytes`.
-    pub fn digest(&self, bytes: &[u8]) -> u128 {
-        (u128::from(self.a.hash_one(bytes)) << 64) | u128::from(self.b.hash_one(bytes))
-    }
 }
 
 /// The result of one export as the processor writes it to `results/<export-id>.json`.
@@ -236,6 +273,18 @@ mod tests {
         assert_eq!(parse_drop_key("drop/01DEMO_ALPHA/README.txt"), None);
         assert_eq!(parse_drop_key("drop/01DEMO_ALPHA/.partial.mrc"), None);
         assert_eq!(parse_drop_key("drop/01DEMO_ALPHA/sub/x.mrc"), None);
+    }
+
+    #[test]
+    fn continuation_keys_round_trip() {
+        let key = continuation_key("01DEMO_ALPHA", "new books.mrc");
+        assert_eq!(key, "drop/01DEMO_ALPHA/.continue/new books.mrc.json");
+        assert_eq!(
+            parse_continuation_key(&key),
+            Some(("01DEMO_ALPHA", "new books.mrc"))
+        );
+        assert_eq!(parse_drop_key(&key), None);
+        assert_eq!(parse_continuation_key("drop/A/x.mrc"), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The ports the shim and the processor share.
+//! The ports the shim and the processors share.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -142,17 +142,6 @@ impl ResultSignals {
             .get(export_id)
             .and_then(|entry| entry.result.clone())
     }
-}
-
-/// Runs a blocking closure (storage, password hashing) on tokio's blocking pool.
-pub(crate) async fn blocking<T, F>(f: F) -> crate::Result<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| crate::Error::Task(e.to_string()))
 }
 
 #[cfg(test)]
