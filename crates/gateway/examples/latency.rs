@@ -26,6 +26,7 @@
 //! deleted inodes), so a run right after another one's clean-up measures that clean-up, not
 //! the gateway. Delete old run folders when no run is due for a few minutes.
 
+use bibgate_test_support::load as driver;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,8 +39,6 @@ use bibgate_store_local::{FolderBlobStore, SqliteStore};
 
 /// Records (about 560 bytes, a full-level record with an OCLC number) and the institution
 /// come from the load driver.
-#[path = "load/driver.rs"]
-mod driver;
 
 /// The allocator `bibgate serve` ships with (see the workspace manifest), so that the numbers
 /// are the server's.
@@ -179,7 +178,7 @@ async fn main() {
         .tempdir_in(&parent)
         .expect("data dir");
     let store = Arc::new(SqliteStore::open(&dir.path().join("bibgate.sqlite")).expect("store"));
-    driver::seed_institution(&*store, INSTITUTION, 7001, PASSWORD);
+    bibgate_test_support::seed_institution(&*store, INSTITUTION, 7001, PASSWORD);
     let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).expect("blobs"));
     let services = Services::new(store.clone(), blobs).with_delivery(delivery);
     println!("results delivered through {delivery:?}");

@@ -7,9 +7,8 @@
 //! for the long run). The tests of this file run one at a time (RSS is the process's).
 
 mod common;
-#[path = "../examples/load/driver.rs"]
-mod driver;
 
+use bibgate_test_support::load as driver;
 use std::time::Duration;
 
 use bibgate_gateway::{Config, ProcessorConfig};

@@ -3,62 +3,20 @@
 //! concurrency, and corpus-driven scenarios.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use bibgate_import::{Importer, Input, Received, Route, authenticate, route};
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::{self, Mode};
 use bibgate_marc::{Record, Source};
-use bibgate_store::{
-    EditorLock, ImportResult, Institution, MmsId, Outcome, Store, TargetZone, ZoneKind,
-};
+use bibgate_store::{EditorLock, ImportResult, MmsId, Outcome, Store, TargetZone};
 use bibgate_store_local::SqliteStore;
 
-const PASSWORD: &str = "correct horse";
-const ALPHA: &str = "01DEMO_ALPHA";
-const BETA: &str = "01DEMO_BETA";
-const NETWORK: &str = "01DEMO_NETWORK";
-
-fn password_hash() -> String {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| bibgate_import::auth::hash_password(PASSWORD).unwrap())
-        .clone()
-}
+use bibgate_test_support::{ALPHA, BETA, NETWORK, PASSWORD, init_demo, password_hash};
 
 fn store() -> SqliteStore {
     let store = SqliteStore::in_memory().unwrap();
-    setup(&store);
+    init_demo(&store);
     store
-}
-
-fn setup(store: &SqliteStore) {
-    store
-        .put_institution(&Institution {
-            code: NETWORK.into(),
-            name: "network".into(),
-            kind: ZoneKind::Network,
-            network: None,
-            numeric_code: 1,
-        })
-        .unwrap();
-    for (code, n) in [(ALPHA, 5001), (BETA, 5002)] {
-        store
-            .put_institution(&Institution {
-                code: code.into(),
-                name: code.into(),
-                kind: ZoneKind::Institution,
-                network: Some(NETWORK.into()),
-                numeric_code: n,
-            })
-            .unwrap();
-        store
-            .put_profile(&bibgate_import::default_profile(
-                code,
-                password_hash(),
-                TargetZone::Institution,
-            ))
-            .unwrap();
-    }
 }
 
 struct Bib {
@@ -410,7 +368,7 @@ fn carli_failed_marcxml_conversion_keeps_only_the_result() {
 fn carli_two_connexion_profiles_is_no_integration_profile_found() {
     let store = store();
     let mut second =
-        bibgate_import::default_profile(ALPHA, password_hash(), TargetZone::Institution);
+        bibgate_import::default_profile(ALPHA, password_hash().into(), TargetZone::Institution);
     second.id = "second".into();
     store.put_profile(&second).unwrap();
     let error = route(&store, ALPHA, None).unwrap_err();
@@ -476,7 +434,7 @@ fn parallel_imports_of_one_new_oclc_number_create_one_record() {
     let dir = tempfile::tempdir().unwrap();
     // A file store, so readers and the writer are separate connections as in production.
     let store = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
-    setup(&store);
+    init_demo(&store);
     let route = alpha(&store);
     for round in 0..5 {
         let number = format!("4242{round}");

@@ -14,13 +14,10 @@ use bibgate_plugin_host::{
     Error, Limits, PolicyEngine, PublishRequest, WasmPolicyRunner, componentize, publish,
 };
 use bibgate_store::policy::{ConfigValue, NewActivation, OnError};
-use bibgate_store::{
-    BlobStore, ImportResult, Institution, MmsId, Outcome, PolicyStore, Store, TargetZone, ZoneKind,
-};
+use bibgate_store::{BlobStore, ImportResult, MmsId, Outcome, PolicyStore, Store};
 use bibgate_store_local::{FolderBlobStore, SqlitePolicyStore, SqliteStore};
 
-const ALPHA: &str = "01DEMO_ALPHA";
-const BETA: &str = "01DEMO_BETA";
+use bibgate_test_support::{ALPHA, BETA};
 const NOW: i64 = 1_800_000_000;
 
 fn wasm_dir() -> PathBuf {
@@ -68,33 +65,7 @@ struct World {
 
 fn world() -> World {
     let store = SqliteStore::in_memory().unwrap();
-    store
-        .put_institution(&Institution {
-            code: "01DEMO_NETWORK".into(),
-            name: "network".into(),
-            kind: ZoneKind::Network,
-            network: None,
-            numeric_code: 1,
-        })
-        .unwrap();
-    for (code, n) in [(ALPHA, 5001), (BETA, 5002)] {
-        store
-            .put_institution(&Institution {
-                code: code.into(),
-                name: code.into(),
-                kind: ZoneKind::Institution,
-                network: Some("01DEMO_NETWORK".into()),
-                numeric_code: n,
-            })
-            .unwrap();
-        store
-            .put_profile(&bibgate_import::default_profile(
-                code,
-                "x".into(),
-                TargetZone::Institution,
-            ))
-            .unwrap();
-    }
+    bibgate_test_support::init_demo(&store);
     let dir = tempfile::tempdir().unwrap();
     let blobs: Arc<dyn BlobStore> =
         Arc::new(FolderBlobStore::new(dir.path().join("blobs")).unwrap());

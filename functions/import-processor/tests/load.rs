@@ -17,9 +17,8 @@
 //! run one at a time.
 
 mod common;
-#[path = "../../../crates/gateway/examples/load/driver.rs"]
-mod driver;
 
+use bibgate_test_support::load as driver;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -4,75 +4,19 @@
 #![allow(dead_code)]
 
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use bibgate_import_processor::{Processor, Settings};
 use bibgate_inbox::Services;
 use bibgate_inbox::layout::{ExportIds, ResultDoc, inbox_key, result_key};
-use bibgate_marc::{Leader, Record};
-use bibgate_store::{
-    BlobStore, Commit, Expectation, ImportResult, IndexKey, Institution, MmsId, Outcome, Store,
-    StoredRecord, TargetZone, ZoneKind,
-};
+use bibgate_store::BlobStore;
 use bibgate_store_aws::testing::{self, Queue, QueueMessage};
 use bibgate_store_aws::{AwsContext, DynamoStore, S3BlobStore};
 use serde_json::json;
 
-pub const NETWORK: &str = "01DEMO_NETWORK";
-pub const ALPHA: &str = "01DEMO_ALPHA";
-pub const BETA: &str = "01DEMO_BETA";
-/// An institution with two Connexion profiles.
-pub const GAMMA: &str = "01DEMO_GAMMA";
-pub const PASSWORD: &str = "demo-Pa55word";
-pub const SUCCESS: &str = "The record has been processed successfully.";
-
-pub fn password_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let params = Params::new(64, 1, 1, None).unwrap();
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let salt = SaltString::from_b64("YmliZ2F0ZXRlc3RzYWx0").unwrap();
-        argon2
-            .hash_password(PASSWORD.as_bytes(), &salt)
-            .unwrap()
-            .to_string()
-    })
-}
-
-pub fn init_demo(store: &dyn Store) {
-    store
-        .put_institution(&Institution {
-            code: NETWORK.into(),
-            name: "Demo network".into(),
-            kind: ZoneKind::Network,
-            network: None,
-            numeric_code: 1,
-        })
-        .unwrap();
-    for (i, code) in [ALPHA, BETA, GAMMA].iter().enumerate() {
-        store
-            .put_institution(&Institution {
-                code: (*code).into(),
-                name: format!("Demo {code}"),
-                kind: ZoneKind::Institution,
-                network: Some(NETWORK.into()),
-                numeric_code: 5001 + i as u16,
-            })
-            .unwrap();
-        let profile =
-            bibgate_import::default_profile(code, password_hash().into(), TargetZone::Institution);
-        store.put_profile(&profile).unwrap();
-        if *code == GAMMA {
-            let mut second = profile.clone();
-            second.id = format!("{code}-connexion-2");
-            store.put_profile(&second).unwrap();
-        }
-    }
-}
+pub use bibgate_test_support::*;
 
 /// Table, bucket, queue and handler of one test.
 pub struct Loop {
@@ -241,111 +185,6 @@ pub fn acknowledge(queue: &Queue, messages: &[QueueMessage], response: &SqsBatch
             queue.delete(&message.receipt_handle);
         }
     }
-}
-
-/// A Connexion-like record: 001/003 OCLC, optional 005, 008, 035 $a (OCoLC)N, 245.
-pub fn oclc_record(number: u64, encoding_level: u8, version: Option<&str>, title: &str) -> Record {
-    let mut leader = Leader::DEFAULT;
-    leader.0[17] = encoding_level;
-    let mut record = Record {
-        leader,
-        fields: Vec::new(),
-    };
-    record.push_control("001", format!("ocm{number:08}"));
-    record.push_control("003", "OCoLC");
-    if let Some(version) = version {
-        record.push_control("005", version);
-    }
-    record.push_control("008", "240101s2024    ilu           000 0 eng d");
-    record.push_data("035", b' ', b' ', &[(b'a', &format!("(OCoLC){number}"))]);
-    record.push_data("245", b'1', b'0', &[(b'a', title)]);
-    record
-}
-
-pub fn encode(record: &Record) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    bibgate_marc::iso2709::write_record(record, &mut bytes).unwrap();
-    bytes
-}
-
-pub fn record_bytes(number: u64, title: &str) -> Vec<u8> {
-    encode(&oclc_record(number, b' ', Some("20240101120000.0"), title))
-}
-
-/// A MARC-8 record whose 500 field is too long once converted to UTF-8.
-pub fn too_long_field_record(number: u64) -> Vec<u8> {
-    let mut record = oclc_record(number, b' ', None, "A record with a long note.");
-    let filler = "x".repeat(5_000);
-    record.push_data("500", b' ', b' ', &[(b'a', &filler)]);
-    let mut bytes = encode(&record);
-    let start = bytes
-        .windows(filler.len())
-        .position(|w| w == filler.as_bytes())
-        .unwrap();
-    for byte in &mut bytes[start..start + filler.len()] {
-        *byte = 0xB5;
-    }
-    bytes[9] = b' ';
-    bytes
-}
-
-/// Adds a record to a zone directly through the Store port.
-pub fn seed(store: &dyn Store, zone: &str, record: &Record, keys: &[(u64, bool)]) -> MmsId {
-    let mms_id = store.allocate_mms_id(zone).unwrap();
-    let mut record = record.clone();
-    record
-        .fields
-        .retain(|f| !f.tag().is("001") && !f.tag().is("003"));
-    let mut stored_record = Record {
-        leader: record.leader,
-        fields: Vec::new(),
-    };
-    stored_record.push_control("001", mms_id.0.clone());
-    stored_record.fields.extend(record.fields);
-    let result = ImportResult {
-        export_id: format!("seed-{}", mms_id.0),
-        batch_id: None,
-        index: None,
-        institution: zone.into(),
-        zone: zone.into(),
-        outcome: Outcome::Added,
-        host_message: SUCCESS.into(),
-        reason_code: "ADDED".into(),
-        mms_id: Some(mms_id.clone()),
-        oclc_numbers: keys.iter().map(|(n, _)| *n).collect(),
-        raw_key: String::new(),
-        raw_offset: 0,
-        raw_len: 0,
-        received_unix: 0,
-        decided_unix: 0,
-        trace: Vec::new(),
-        policy: None,
-    };
-    store
-        .commit(&Commit::Add {
-            expect: Expectation::default(),
-            record: StoredRecord {
-                zone: zone.into(),
-                mms_id: mms_id.clone(),
-                marc: encode(&stored_record),
-                revision: 1,
-                originating_version: None,
-                brief_level: 10,
-                linked_to_community_zone: false,
-                created_unix: 0,
-                updated_unix: 0,
-                keys: keys
-                    .iter()
-                    .map(|(number, active)| IndexKey {
-                        number: *number,
-                        active: *active,
-                    })
-                    .collect(),
-            },
-            result,
-        })
-        .unwrap();
-    mms_id
 }
 
 /// A Connexion shim on 127.0.0.1:0 over `services` (the processor runs elsewhere).

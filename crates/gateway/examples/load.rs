@@ -12,13 +12,12 @@
 //! Warnings of the shim and the processor go to stderr (`RUST_LOG` changes the level).
 //! Exits 1 when a check fails.
 
-mod driver;
-
 /// The allocator `bibgate serve` ships with (see the workspace manifest), so that the RSS
 /// and latencies printed are the server's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use bibgate_test_support::load as driver;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,7 +62,7 @@ async fn main() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(&dir.path().join("bibgate.sqlite")).expect("store"));
-    driver::seed_institution(&*store, INSTITUTION, 7002, PASSWORD);
+    bibgate_test_support::seed_institution(&*store, INSTITUTION, 7002, PASSWORD);
     let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).expect("blobs"));
     // Results through the store, as `bibgate serve` delivers them on the embedded backend.
     let services = Services::new(store.clone(), blobs).with_delivery(ResultDelivery::Store);
