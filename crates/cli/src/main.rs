@@ -12,6 +12,7 @@ mod admin;
 mod bench;
 mod convert;
 mod data;
+mod demo;
 mod import_cmd;
 mod input;
 mod inspect;
@@ -245,6 +246,9 @@ enum Command {
     Bench(bench::Args),
     /// Time imports into a fresh embedded store (adds, then merges), with durable commits.
     BenchImport(bench::ImportArgs),
+    /// A guided tour: every outcome of a Connexion export through a gateway on loopback, then
+    /// a drop file (in a new data directory; without --data-dir, a kept temporary folder).
+    Demo,
     /// Create the demo consortium (01DEMO_NETWORK with 01DEMO_ALPHA and 01DEMO_BETA).
     Init {
         /// Password for both demo profiles (generated and printed once when absent).
@@ -475,6 +479,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(args) => bench::run(&args),
         Command::BenchImport(args) => bench::run_import(&args),
+        Command::Demo => demo::run(&cli.data_dir),
         Command::Init { password } => {
             let data = data::open(&cli.data_dir)?;
             let created = data::init_demo(&data, password.as_deref())?;
