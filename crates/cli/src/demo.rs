@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use bibgate_engine::messages;
-use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, ResultDelivery, Services};
+use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig};
+use bibgate_inbox::{ResultDelivery, Services};
 use bibgate_marc::iso2709::{FIELD_TERMINATOR, RECORD_TERMINATOR, SUBFIELD_DELIMITER};
 use bibgate_marc::{Field, Leader, Record};
 use bibgate_store::{BlobStore, MmsId, Store};
@@ -826,7 +827,7 @@ impl Tour<'_> {
     /// Step 10: a file of four records in the drop folder, and its report.
     fn drop_file(&mut self, les_miserables: Option<String>) -> anyhow::Result<()> {
         self.begin("Drop folder: staff copy a file of records; the processor imports it")?;
-        bibgate_gateway::ensure_drop_folders(&self.services)
+        bibgate_inbox::ensure_drop_folders(&self.services)
             .context("could not create the drop folders")?;
         let records = [
             (kristin_lavransdatter(), Charset::Utf8, "a new record"),
