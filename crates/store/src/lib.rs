@@ -24,10 +24,12 @@ pub mod contract;
 #[cfg(feature = "test-support")]
 pub mod contract_policy;
 mod error;
+mod key_list;
 mod model;
 pub mod policy;
 
 pub use error::{Error, Result};
+pub use key_list::{BadIndexKey, encode_index_keys, parse_index_keys};
 pub use model::*;
 pub use policy::PolicyStore;
 
