@@ -18,10 +18,11 @@
 //! to the suite:
 //!
 //! - [`Store::institutions`] is sorted by code; [`Store::allocate_mms_id`] fails with
-//!   [`Error::NotFound`] for a zone that is not a stored institution, and its serial numbers
-//!   increase.
-//! - A commit whose result's export id is already stored fails with [`Error::AlreadyExists`]
-//!   and writes nothing; an Add of an existing MMS ID fails the same way.
+//!   [`Error::NotFound`](crate::Error::NotFound) for a zone that is not a stored
+//!   institution, and its serial numbers increase.
+//! - A commit whose result's export id is already stored fails with
+//!   [`Error::AlreadyExists`](crate::Error::AlreadyExists) and writes nothing; an Add of an
+//!   existing MMS ID fails the same way.
 //! - A failed commit (of any kind) writes nothing.
 //! - In a batch, a commit sees the writes of the commits before it.
 
