@@ -170,3 +170,6 @@ impl DynamoStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
