@@ -40,6 +40,9 @@
 //! `by_zone` (partition `zpk`, keys only; present on current records only: counts) and
 //! `by_batch` (partition `bpk`, sort `bsk` number, all attributes; present on results of a
 //! batch only). TTL attribute: `expires_at` (locks only).
+//! The table's definition is data (`src/dynamo/table.rs`), from which
+//! [`DynamoStore::create_table`] builds its request; on AWS the `Table` resource of
+//! `infra/template.yaml` creates the table, and a unit test fails when the two differ.
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
@@ -47,7 +50,7 @@
 //! | profile | `PROFILE#<institution>` | id | every [`Profile`](bibgate_store::Profile) field |
 //! | profile pointer | `PROFILEID#<id>` | `-` | `institution` (whose partition holds the id) |
 //! | MMS ID counter | `COUNTER#<zone>` | `-` | `allocated` (N, atomic `ADD`) |
-//! | current record | `REC#<zone>#<mms>` | `CUR` | `zpk`=zone, `marc` (B) or `marc_ref` (S3 key), `revision`, `ov`, `brief`, `cz`, `created`, `updated`, `keys` (`123:a 456:c`) |
+//! | current record | `REC#<zone>#<mms>` | `CUR` | `zpk`=zone, `marc` (B) or `marc_ref` (S3 key), `revision`, `ov`, `brief`, `cz`, `created`, `updated`, `keys` (the key list of [`encode_index_keys`](bibgate_store::encode_index_keys), `123:a 456:c`) |
 //! | prior version | `REC#<zone>#<mms>` | `V#<revision, 20 digits>` | `marc`/`marc_ref`, `revision`, `ov`, `brief`, `saved`, `replaced`, `replaced_by`, `reason` |
 //! | OCLC index | `OCLC#<zone>#<number>` | `-` | `recs` (map MMS ID → active), `ver` (N, +1 per change) |
 //! | editor lock | `LOCK#<zone>#<mms>` | `-` | `institution`, `user`, `since`, `left`, `expires_at` |

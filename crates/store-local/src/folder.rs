@@ -27,7 +27,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A write returns once it is durable: the file is synced before it gets its name, and its
 /// folder after. Concurrent writes into one folder (and the clones of a store) share folder
 /// syncs: a write waits for a sync that started after its rename, and runs one itself when
-/// none is running ([`FolderSync`]), so fifty writers cost a few folder syncs, not fifty.
+/// none is running (`FolderSync`), so fifty writers cost a few folder syncs, not fifty.
 #[derive(Clone, Debug)]
 pub struct FolderBlobStore {
     root: PathBuf,

@@ -18,18 +18,19 @@
 //! | `institutions` | `code` | `name`, `kind` (`network`/`institution`), `network`, `numeric_code` |
 //! | `profiles` | `id` | `institution` (indexed), every [`Profile`](bibgate_store::Profile) field; `target_zone` as `iz`/`nz` |
 //! | `counters` | `zone` | `next_serial`: the serial the next [`allocate_mms_id`](bibgate_store::Store::allocate_mms_id) hands out (from 1000000) |
-//! | `records` | `(zone, mms_id)` | `marc` (BLOB), `revision`, `originating_version`, `brief_level`, `cz` (linked to the Community Zone), `created_unix`, `updated_unix`, `keys` (the record's OCLC keys in order, as text `123:a 456:c`) |
+//! | `records` | `(zone, mms_id)` | `marc` (BLOB), `revision`, `originating_version`, `brief_level`, `cz` (linked to the Community Zone), `created_unix`, `updated_unix`, `keys` (the record's OCLC keys in order, as the key list of [`encode_index_keys`](bibgate_store::encode_index_keys), `123:a 456:c`) |
 //! | `versions` | `(zone, mms_id, revision)` → `records` | `marc`, `originating_version`, `brief_level`, `saved_unix`, `replaced_unix`, `replaced_by`, `reason` |
 //! | `oclc_index` | `(zone, number, mms_id)` → `records`, indexed on `(zone, mms_id)` | `active` (0/1) |
 //! | `locks` | `(zone, mms_id)` | `institution`, `user`, `since_unix`, `left_unix` |
 //! | `results` | `export_id`, indexed on `(batch_id, idx)` | every [`ImportResult`](bibgate_store::ImportResult) field; `oclc_numbers` as space-separated decimals, `trace` as lines each ended by `\n` (with `\` and newlines inside a line escaped as `\\` and `\n`) |
 //!
 //! Schema v3 adds the merge-policy tables of [`SqlitePolicyStore`] (`policy_manifests`,
-//! `policy_activations`, `policy_config`); see `src/policy.rs`. Schema v4 adds
+//! `policy_activations`, `policy_config`). Schema v4 adds
 //! `previous_password_hash` and `previous_password_expires` to `profiles` (password
 //! rotation; `NULL` in migrated rows).
 //!
-//! A database with a newer `user_version` than this build knows is refused with
+//! Every migration is in `src/sqlite/schema.rs`. A database with a newer `user_version`
+//! than this build knows is refused with
 //! [`Error::Corrupt`](bibgate_store::Error::Corrupt) rather than misread.
 //!
 //! # Durability

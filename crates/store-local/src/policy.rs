@@ -1,11 +1,11 @@
 //! The [`PolicyStore`] port on SQLite (manifests, activation pointers and their history)
 //! plus a [`BlobStore`] (component bytes and derived artifacts).
 //!
-//! Tables (schema v3): `policy_manifests` (by `sha256`), `policy_activations` (by
-//! `(institution, revision)`, the history) and `policy_config` (by
-//! `(institution, revision, name)`). The active pointer is the highest revision; activation
-//! checks it and inserts the next one in one `BEGIN IMMEDIATE` transaction, which makes it a
-//! compare-and-swap.
+//! Tables (created by the schema v3 migration, `src/sqlite/schema.rs`): `policy_manifests`
+//! (by `sha256`), `policy_activations` (by `(institution, revision)`, the history) and
+//! `policy_config` (by `(institution, revision, name)`). The active pointer is the highest
+//! revision; activation checks it and inserts the next one in one `BEGIN IMMEDIATE`
+//! transaction, which makes it a compare-and-swap.
 
 use std::sync::Arc;
 
@@ -18,41 +18,6 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::SqliteStore;
 use crate::sqlite::{backend, to_sql_u64};
-
-/// The schema v3 tables.
-pub(crate) const SCHEMA_V3: &str = "
-CREATE TABLE policy_manifests (
-    sha256 TEXT PRIMARY KEY NOT NULL,
-    name TEXT NOT NULL,
-    version TEXT NOT NULL,
-    abi TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    fuel INTEGER NOT NULL,
-    memory_bytes INTEGER NOT NULL,
-    description TEXT NOT NULL,
-    published_by TEXT NOT NULL,
-    published_unix INTEGER NOT NULL,
-    seq INTEGER NOT NULL
-);
-CREATE TABLE policy_activations (
-    institution TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    sha256 TEXT NOT NULL REFERENCES policy_manifests (sha256),
-    on_error TEXT NOT NULL,
-    activated_by TEXT NOT NULL,
-    activated_unix INTEGER NOT NULL,
-    PRIMARY KEY (institution, revision)
-);
-CREATE TABLE policy_config (
-    institution TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    position INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (institution, revision, position),
-    FOREIGN KEY (institution, revision) REFERENCES policy_activations (institution, revision)
-);
-";
 
 /// The [`PolicyStore`] port over a [`SqliteStore`] database and a blob store.
 pub struct SqlitePolicyStore {

@@ -12,6 +12,9 @@
 //! The contract suite in [`contract`] (feature `test-support`) is the definition of both
 //! ports' behaviour: every adapter runs it.
 //!
+//! Both adapters keep a record's OCLC keys with it as one text value, the key list
+//! `123:a 456:c`, written by [`encode_index_keys`] and read by [`parse_index_keys`].
+//!
 //! # Invariants
 //!
 //! - Ports speak domain types and [`Error`], never an adapter's own types.
@@ -24,10 +27,12 @@ pub mod contract;
 #[cfg(feature = "test-support")]
 pub mod contract_policy;
 mod error;
+mod key_list;
 mod model;
 pub mod policy;
 
 pub use error::{Error, Result};
+pub use key_list::{BadIndexKey, encode_index_keys, parse_index_keys};
 pub use model::*;
 pub use policy::PolicyStore;
 

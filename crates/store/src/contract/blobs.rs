@@ -1,0 +1,200 @@
+//! Checks of the blob store.
+
+use std::sync::Barrier;
+use std::thread;
+
+use super::support::{join, ok};
+use crate::{BlobStore, Error};
+
+fn blob_get(store: &dyn BlobStore, key: &str) -> Option<Vec<u8>> {
+    ok(store.get(key), &format!("get({key:?})"))
+}
+
+pub(super) fn check_blob_basics(store: &dyn BlobStore) {
+    let key = "inbox/01DEMO_ALPHA/export-1.mrc";
+    assert_eq!(blob_get(store, key), None, "a missing key reads as None");
+    ok(store.put(key, b"first\x00\xff"), "put");
+    assert_eq!(blob_get(store, key), Some(b"first\x00\xff".to_vec()));
+    ok(store.put(key, b"second"), "put (replace)");
+    assert_eq!(
+        blob_get(store, key),
+        Some(b"second".to_vec()),
+        "put replaces"
+    );
+    ok(store.put("empty", b""), "put(empty)");
+    assert_eq!(blob_get(store, "empty"), Some(Vec::new()));
+    assert!(ok(store.delete(key), "delete"));
+    assert_eq!(blob_get(store, key), None, "a deleted key reads as None");
+    assert!(
+        !ok(store.delete(key), "delete again"),
+        "deleting a missing key returns false"
+    );
+    assert_eq!(blob_get(store, "empty"), Some(Vec::new()));
+}
+
+pub(super) fn check_blob_put_if_absent(store: &dyn BlobStore) {
+    let key = "results/batch-1.json";
+    assert!(ok(store.put_if_absent(key, b"one"), "put_if_absent"));
+    assert!(
+        !ok(store.put_if_absent(key, b"two"), "put_if_absent again"),
+        "put_if_absent of a taken key returns false"
+    );
+    assert_eq!(
+        blob_get(store, key),
+        Some(b"one".to_vec()),
+        "put_if_absent of a taken key keeps the bytes"
+    );
+    assert!(ok(store.delete(key), "delete"));
+    assert!(ok(
+        store.put_if_absent(key, b"three"),
+        "put_if_absent after delete"
+    ));
+    assert_eq!(blob_get(store, key), Some(b"three".to_vec()));
+}
+
+pub(super) fn check_blob_put_if_absent_concurrently(store: &dyn BlobStore) {
+    let key = "claims/one";
+    let n_threads = 8;
+    let barrier = Barrier::new(n_threads);
+    let winners: Vec<Vec<u8>> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..n_threads)
+            .map(|thread_idx| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let bytes = format!("claimed by {thread_idx}").into_bytes();
+                    barrier.wait();
+                    ok(store.put_if_absent(key, &bytes), "concurrent put_if_absent")
+                        .then_some(bytes)
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(join).collect()
+    });
+    assert_eq!(
+        winners.len(),
+        1,
+        "{} of {n_threads} concurrent put_if_absent calls won",
+        winners.len()
+    );
+    assert_eq!(blob_get(store, key), winners.into_iter().next());
+}
+
+pub(super) fn check_blob_put_many(store: &dyn BlobStore) {
+    assert!(store.put_many(&[]).is_empty(), "no blobs, no outcomes");
+    ok(store.put("results/2.json", b"old"), "put");
+    // (Which keys are refused differs by adapter; the folder store's tests cover a bad key
+    // failing alone.)
+    let outcomes = store.put_many(&[
+        ("results/1.json", b"one"),
+        ("results/2.json", b"two"),
+        ("other/3.json", b""),
+    ]);
+    assert_eq!(outcomes.len(), 3, "one outcome per blob");
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(blob_get(store, "results/1.json"), Some(b"one".to_vec()));
+    assert_eq!(
+        blob_get(store, "results/2.json"),
+        Some(b"two".to_vec()),
+        "put_many replaces"
+    );
+    assert_eq!(blob_get(store, "other/3.json"), Some(Vec::new()));
+    assert_eq!(
+        ok(store.list("results/"), "list"),
+        vec!["results/1.json".to_owned(), "results/2.json".to_owned()],
+        "nothing else appears"
+    );
+}
+
+pub(super) fn check_blob_copy_if_absent_many(store: &dyn BlobStore) {
+    assert!(
+        store.copy_if_absent_many(&[]).is_empty(),
+        "no pairs, no outcomes"
+    );
+    ok(store.put("inbox/a/1.mrc", b"one"), "put");
+    ok(store.put("inbox/a/2.mrc", b"two"), "put");
+    ok(store.put("inbox/b/3.mrc", b"three"), "put");
+    ok(store.put("received/a/2.mrc", b"kept"), "put");
+    let outcomes = store.copy_if_absent_many(&[
+        ("inbox/a/1.mrc", "received/a/1.mrc"),
+        ("inbox/a/2.mrc", "received/a/2.mrc"),
+        ("inbox/a/missing.mrc", "received/a/missing.mrc"),
+        ("inbox/b/3.mrc", "received/b/3.mrc"),
+    ]);
+    assert_eq!(outcomes.len(), 4, "one outcome per pair");
+    assert_eq!(
+        outcomes[0].as_ref().ok(),
+        Some(&true),
+        "a free target is copied"
+    );
+    assert_eq!(
+        outcomes[1].as_ref().ok(),
+        Some(&false),
+        "an existing target is kept"
+    );
+    assert!(
+        matches!(outcomes[2], Err(Error::NotFound(_))),
+        "a missing source is NotFound: {:?}",
+        outcomes[2]
+    );
+    assert_eq!(
+        outcomes[3].as_ref().ok(),
+        Some(&true),
+        "pairs in other folders too"
+    );
+    assert_eq!(blob_get(store, "received/a/1.mrc"), Some(b"one".to_vec()));
+    assert_eq!(blob_get(store, "received/a/2.mrc"), Some(b"kept".to_vec()));
+    assert_eq!(blob_get(store, "received/b/3.mrc"), Some(b"three".to_vec()));
+    assert_eq!(blob_get(store, "received/a/missing.mrc"), None);
+    // The copy is independent of its source.
+    ok(store.delete("inbox/a/1.mrc"), "delete");
+    ok(store.put("inbox/b/3.mrc", b"replaced"), "put");
+    assert_eq!(blob_get(store, "received/a/1.mrc"), Some(b"one".to_vec()));
+    assert_eq!(blob_get(store, "received/b/3.mrc"), Some(b"three".to_vec()));
+}
+
+pub(super) fn check_blob_list(store: &dyn BlobStore) {
+    assert_eq!(ok(store.list(""), "list(\"\")"), Vec::<String>::new());
+    let keys = [
+        "inbox/01DEMO_ALPHA/b.mrc",
+        "results/x.json",
+        "inbox/01DEMO_ALPHA/a.mrc",
+        "inbox/01DEMO_BETA/c.mrc",
+        "inbox/01DEMO_ALPHA/sub/d.mrc",
+        "inbox/01DEMO_ALPHA-old.mrc",
+    ];
+    for key in keys {
+        ok(store.put(key, key.as_bytes()), &format!("put({key:?})"));
+    }
+    let list = |prefix: &str| ok(store.list(prefix), &format!("list({prefix:?})"));
+    assert_eq!(
+        list("inbox/01DEMO_ALPHA/"),
+        vec![
+            "inbox/01DEMO_ALPHA/a.mrc",
+            "inbox/01DEMO_ALPHA/b.mrc",
+            "inbox/01DEMO_ALPHA/sub/d.mrc",
+        ],
+        "list() returns the keys under the prefix, nested ones too, in lexical order"
+    );
+    assert_eq!(
+        list("inbox/01DEMO"),
+        vec![
+            "inbox/01DEMO_ALPHA-old.mrc",
+            "inbox/01DEMO_ALPHA/a.mrc",
+            "inbox/01DEMO_ALPHA/b.mrc",
+            "inbox/01DEMO_ALPHA/sub/d.mrc",
+            "inbox/01DEMO_BETA/c.mrc",
+        ],
+        "a prefix need not end at a `/`"
+    );
+    let mut all: Vec<String> = keys.iter().map(|key| (*key).to_owned()).collect();
+    all.sort();
+    assert_eq!(list(""), all, "list(\"\") returns every key");
+    assert_eq!(list("nothing/"), Vec::<String>::new());
+    assert_eq!(list("results/x.json"), vec!["results/x.json"]);
+    assert!(ok(store.delete("inbox/01DEMO_ALPHA/sub/d.mrc"), "delete"));
+    assert_eq!(
+        list("inbox/01DEMO_ALPHA/"),
+        vec!["inbox/01DEMO_ALPHA/a.mrc", "inbox/01DEMO_ALPHA/b.mrc"],
+        "a deleted key is not listed"
+    );
+}

@@ -1,0 +1,162 @@
+//! Checks of locks, snapshot lookups and the separation of zones.
+
+use super::fixtures::{ZONE_A, ZONE_A_CODE, ZONE_B, active, cancelled, merge_commit, setup_zones};
+use super::support::{add_new, commit, count, entry, find, merged, ok, record, versions};
+use crate::{EditorLock, Lookup, MmsId, Store};
+
+pub(super) fn check_locks(store: &dyn Store) {
+    setup_zones(store);
+    let mms_id = MmsId::new(1_000_000, ZONE_A_CODE);
+    assert_eq!(ok(store.lock(ZONE_A, &mms_id), "lock()"), None);
+    let open = EditorLock {
+        zone: ZONE_A.to_owned(),
+        mms_id: mms_id.clone(),
+        institution: ZONE_A.to_owned(),
+        user: "alice".to_owned(),
+        since_unix: 1_700_000_000,
+        left_unix: None,
+    };
+    ok(store.put_lock(&open), "put_lock");
+    assert_eq!(
+        ok(store.lock(ZONE_A, &mms_id), "lock()"),
+        Some(open.clone())
+    );
+    assert_eq!(
+        ok(store.lock(ZONE_B, &mms_id), "lock() in another zone"),
+        None
+    );
+    let left = EditorLock {
+        left_unix: Some(1_700_000_600),
+        ..open
+    };
+    ok(store.put_lock(&left), "put_lock (replace)");
+    assert_eq!(ok(store.lock(ZONE_A, &mms_id), "lock()"), Some(left));
+    assert!(ok(store.release_lock(ZONE_A, &mms_id), "release_lock"));
+    assert!(
+        !ok(store.release_lock(ZONE_A, &mms_id), "release_lock again"),
+        "releasing a missing lock returns false"
+    );
+    assert_eq!(ok(store.lock(ZONE_A, &mms_id), "lock()"), None);
+}
+
+pub(super) fn check_lookup(store: &dyn Store) {
+    setup_zones(store);
+    assert_eq!(
+        ok(store.lookup(ZONE_A, &[]), "lookup of no numbers"),
+        Lookup::default()
+    );
+    let first = add_new(store, ZONE_A, &[active(500), cancelled(501)], "e-lookup-1").mms_id;
+    let second = add_new(store, ZONE_A, &[active(502)], "e-lookup-2").mms_id;
+    add_new(store, ZONE_B, &[active(500)], "e-lookup-other-zone");
+    let lock = EditorLock {
+        zone: ZONE_A.to_owned(),
+        mms_id: second.clone(),
+        institution: ZONE_A.to_owned(),
+        user: "bob".to_owned(),
+        since_unix: 1_700_000_000,
+        left_unix: None,
+    };
+    ok(store.put_lock(&lock), "put_lock");
+    let found = ok(store.lookup(ZONE_A, &[501, 502, 999]), "lookup");
+    let mut named: Vec<(u64, MmsId, bool)> = found
+        .entries
+        .iter()
+        .map(|e| (e.number, e.mms_id.clone(), e.active))
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        vec![(501, first.clone(), false), (502, second.clone(), true)],
+        "lookup returns the entries of the numbers asked for, in this zone only"
+    );
+    let mut ids: Vec<&MmsId> = found.records.iter().map(|r| &r.mms_id).collect();
+    ids.sort();
+    let mut expected = vec![&first, &second];
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "lookup returns every record the entries name"
+    );
+    assert_eq!(
+        found.locks,
+        vec![lock],
+        "lookup returns those records' locks"
+    );
+}
+
+pub(super) fn check_lookup_many(store: &dyn Store) {
+    setup_zones(store);
+    assert!(
+        ok(store.lookup_many(ZONE_A, &[]), "lookup_many of no sets").is_empty(),
+        "no sets, no lookups"
+    );
+    let first = add_new(store, ZONE_A, &[active(600), cancelled(601)], "e-many-1").mms_id;
+    let second = add_new(store, ZONE_A, &[active(602)], "e-many-2").mms_id;
+    add_new(store, ZONE_B, &[active(603)], "e-many-other-zone");
+    let lock = EditorLock {
+        zone: ZONE_A.to_owned(),
+        mms_id: first.clone(),
+        institution: ZONE_A.to_owned(),
+        user: "carol".to_owned(),
+        since_unix: 1_700_000_000,
+        left_unix: Some(1_700_000_100),
+    };
+    ok(store.put_lock(&lock), "put_lock");
+    let sets: [&[u64]; 5] = [&[601], &[], &[603, 999], &[600, 602], &[602]];
+    let many = ok(store.lookup_many(ZONE_A, &sets), "lookup_many");
+    assert_eq!(many.len(), sets.len(), "one lookup per set, in order");
+    for (set, got) in sets.iter().zip(&many) {
+        let mut single = ok(store.lookup(ZONE_A, set), "lookup");
+        let mut got = got.clone();
+        for lookup in [&mut single, &mut got] {
+            lookup.entries.sort();
+            lookup.records.sort_by(|a, b| a.mms_id.cmp(&b.mms_id));
+        }
+        assert_eq!(got, single, "lookup_many({set:?}) is lookup({set:?})");
+    }
+    assert_eq!(
+        many[3].records.len(),
+        2,
+        "a set that names two records finds both"
+    );
+    assert_eq!(many[0].locks, vec![lock], "locks come with the records");
+    assert!(
+        many[2].entries.is_empty(),
+        "numbers of another zone are not found"
+    );
+    let named: Vec<&MmsId> = many[4].records.iter().map(|r| &r.mms_id).collect();
+    assert_eq!(named, vec![&second], "each set finds its own record");
+}
+
+pub(super) fn check_zones_are_separate(store: &dyn Store) {
+    setup_zones(store);
+    let in_a = add_new(store, ZONE_A, &[active(100)], "e-a");
+    assert_eq!(find(store, ZONE_B, &[100]), Vec::new());
+    assert_eq!(record(store, ZONE_B, &in_a.mms_id), None);
+    assert_eq!(count(store, ZONE_B), 0);
+    assert_eq!(versions(store, ZONE_B, &in_a.mms_id), Vec::new());
+    // The same number is new in zone B.
+    let in_b = add_new(store, ZONE_B, &[active(100)], "e-b");
+    assert_eq!(
+        find(store, ZONE_A, &[100]),
+        vec![entry(100, &in_a.mms_id, true)]
+    );
+    assert_eq!(
+        find(store, ZONE_B, &[100]),
+        vec![entry(100, &in_b.mms_id, true)]
+    );
+    assert_eq!(count(store, ZONE_A), 1);
+    assert_eq!(count(store, ZONE_B), 1);
+    // A merge in zone B leaves zone A alone.
+    let new_b = merged(&in_b, &[active(101)], "b");
+    commit(
+        store,
+        &merge_commit(&new_b, &[100], 1, "e-b-merge"),
+        "merge in zone B",
+    );
+    assert_eq!(
+        find(store, ZONE_A, &[100]),
+        vec![entry(100, &in_a.mms_id, true)]
+    );
+    assert_eq!(record(store, ZONE_A, &in_a.mms_id), Some(in_a));
+}
