@@ -25,7 +25,7 @@ use clap::Subcommand;
 
 /// `bibgate policy` subcommands.
 #[derive(Subcommand)]
-pub enum PolicyCommand {
+pub enum Command {
     /// Create a policy crate from the template.
     New {
         /// The policy's name (kebab-case).
@@ -491,11 +491,11 @@ fn test(dir: &Path, bless: bool, out: &mut impl Write) -> anyhow::Result<ExitCod
 }
 
 /// Runs a `policy` subcommand.
-pub fn run(data_dir: &Path, command: PolicyCommand) -> anyhow::Result<ExitCode> {
+pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match command {
-        PolicyCommand::New { name, dir } => {
+        Command::New { name, dir } => {
             let root = dir.join(&name);
             if root.exists() {
                 bail!("{:?} exists already", root.display().to_string());
@@ -534,7 +534,7 @@ pub fn run(data_dir: &Path, command: PolicyCommand) -> anyhow::Result<ExitCode> 
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Build { dir } => {
+        Command::Build { dir } => {
             let component = build(&dir)?;
             let engine = PolicyEngine::new()?;
             engine.admit(&component)?;
@@ -549,8 +549,8 @@ pub fn run(data_dir: &Path, command: PolicyCommand) -> anyhow::Result<ExitCode> 
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Test { dir, bless } => test(&dir, bless, &mut out),
-        PolicyCommand::Run {
+        Command::Test { dir, bless } => test(&dir, bless, &mut out),
+        Command::Run {
             policy,
             incoming,
             candidate,
@@ -575,14 +575,14 @@ pub fn run(data_dir: &Path, command: PolicyCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Diff {
+        Command::Diff {
             file,
             from,
             to,
             institution,
             config,
         } => diff(data_dir, &file, &from, &to, &institution, &config, &mut out),
-        PolicyCommand::Publish {
+        Command::Publish {
             policy,
             name,
             version,
@@ -618,7 +618,7 @@ pub fn run(data_dir: &Path, command: PolicyCommand) -> anyhow::Result<ExitCode> 
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Activate {
+        Command::Activate {
             policy,
             institution,
             config,
@@ -655,7 +655,7 @@ pub fn run(data_dir: &Path, command: PolicyCommand) -> anyhow::Result<ExitCode> 
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Rollback { institution } => {
+        Command::Rollback { institution } => {
             let store = policy_store(data_dir)?;
             let current = store
                 .active(&institution)?
@@ -674,7 +674,7 @@ pub fn run(data_dir: &Path, command: PolicyCommand) -> anyhow::Result<ExitCode> 
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::List => {
+        Command::List => {
             let store = policy_store(data_dir)?;
             writeln!(out, "published:")?;
             for m in store.published()? {
@@ -705,7 +705,7 @@ pub fn run(data_dir: &Path, command: PolicyCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Bench(args) => bench(&args, &mut out),
+        Command::Bench(args) => bench(&args, &mut out),
     }
 }
 
@@ -953,7 +953,7 @@ fn bench(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
                 .as_ref()
                 .map(|r| r as &dyn bibgate_import::PolicyRunner),
         );
-        let options = crate::import_cmd::Options {
+        let options = crate::cmd::import::Options {
             dry_run: false,
             json: false,
             route: &route,
@@ -961,7 +961,7 @@ fn bench(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         let mut counts = BTreeMap::new();
         let started = Instant::now();
         for _ in 0..2 {
-            crate::import_cmd::import_file(
+            crate::cmd::import::import_file(
                 &importer,
                 crate::data::blobs(&data),
                 &file,

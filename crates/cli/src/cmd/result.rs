@@ -9,9 +9,17 @@ use bibgate_store::{ImportResult, Store};
 
 use crate::data;
 
+/// Arguments of `bibgate result`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The export id (from the gateway's reply or log, or `<batch>#<index>`).
+    export_id: String,
+}
+
 /// `bibgate result`: opens the data directory (which must hold a store) and prints the
-/// result of `export_id` on standard output.
-pub fn run(data_dir: &Path, export_id: &str) -> anyhow::Result<ExitCode> {
+/// result of the export on standard output.
+pub fn run(data_dir: &Path, args: &Args) -> anyhow::Result<ExitCode> {
+    let export_id = &args.export_id;
     if !data::exists(data_dir) {
         anyhow::bail!(
             "no store in {:?} (run bibgate init, or pass --data-dir)",
@@ -28,7 +36,7 @@ pub fn run(data_dir: &Path, export_id: &str) -> anyhow::Result<ExitCode> {
 
 /// Prints the stored result of `export_id`: exit 0 when there is one, 1 (with a note on
 /// stderr) when there is none yet.
-pub fn show(store: &dyn Store, export_id: &str, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+fn show(store: &dyn Store, export_id: &str, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     match store.result(export_id)? {
         Some(result) => {
             write_result(&result, out)?;
@@ -42,7 +50,7 @@ pub fn show(store: &dyn Store, export_id: &str, out: &mut impl Write) -> anyhow:
 }
 
 /// The result as text: one `name: value` line per fact, then the trace, indented.
-pub fn write_result(result: &ImportResult, out: &mut impl Write) -> std::io::Result<()> {
+fn write_result(result: &ImportResult, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "export: {}", result.export_id)?;
     writeln!(out, "host message: {}", result.host_message)?;
     writeln!(out, "outcome: {}", result.outcome.as_str())?;

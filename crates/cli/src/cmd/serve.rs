@@ -1,5 +1,5 @@
 //! `bibgate serve` (the Connexion gateway and the processor in one process) and
-//! `bibgate send` (a Connexion client).
+//! `bibgate process` (the processor alone).
 
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
@@ -9,32 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig, ResultDelivery, Services};
-use bibgate_marc::decode::Charset;
-use bibgate_marc::iso2709::Mode;
-use bibgate_marc::{Source, iso2709};
+use bibgate_gateway::{Config, ProcessorConfig, ResultDelivery, Services};
 use bibgate_store::{BlobStore, Store};
 use clap::ValueEnum;
 
 use crate::data;
-
-/// How `bibgate send` writes field lengths.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum LengthEncodingArg {
-    /// One byte per length, like the Connexion desktop client.
-    Byte,
-    /// Decimal digits, like the Connexion browser.
-    Decimal,
-}
-
-impl LengthEncodingArg {
-    fn encoding(self) -> LengthEncoding {
-        match self {
-            LengthEncodingArg::Byte => LengthEncoding::Byte,
-            LengthEncodingArg::Decimal => LengthEncoding::Decimal,
-        }
-    }
-}
 
 /// The line that tells where the drop folders are.
 fn write_drop_folders(
@@ -53,11 +32,35 @@ fn write_drop_folders(
     )
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A multi-threaded tokio runtime.
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("could not start the async runtime")
+}
+
+/// Arguments of `bibgate serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:5500")]
+    listen: String,
+    /// Where records and blobs live (the data directory, or S3 + DynamoDB).
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[command(flatten)]
+    processor: ServeProcessorArgs,
+    /// An optional TLS listener.
+    #[command(flatten)]
+    tls: TlsListenArgs,
+}
+
+/// Arguments of `bibgate process`.
+#[derive(clap::Args)]
+pub struct ProcessArgs {
+    #[command(flatten)]
+    processor: ProcessorArgs,
 }
 
 /// Where `bibgate serve` keeps records and blobs.
@@ -192,7 +195,8 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send 
 /// SIGTERM; it finishes the pass in progress first. The gateway runs elsewhere
 /// (`bibgate serve --no-processor`). Both share the store (SQLite in WAL mode) and the blob
 /// folder; a processor killed at any point leaves work that the next one completes.
-pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode> {
+pub fn process(data_dir: &Path, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
+    let args = &args.processor;
     init_tracing();
     if !data::exists(data_dir) {
         anyhow::bail!(
@@ -205,7 +209,7 @@ pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode
     // Shims on this data directory read the results from the same database.
     let services = Services::new(Arc::new(store), Arc::new(blobs))
         .with_delivery(ResultDelivery::Store)
-        .with_policies(crate::policy_cmd::runner(data_dir, true)?.context("no policy runner")?);
+        .with_policies(super::policy::runner(data_dir, true)?.context("no policy runner")?);
     let drop_root = data_dir.join("blobs").join("drop").display().to_string();
     let config = args.config();
     runtime()?.block_on(async move {
@@ -226,13 +230,13 @@ pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode
 
 /// Runs the gateway (and, with the local backend, the processor unless `--no-processor`)
 /// until ctrl-c or SIGTERM.
-pub fn serve(
-    data_dir: &Path,
-    listen: &str,
-    backend: &BackendArgs,
-    processor: &ServeProcessorArgs,
-    tls: &TlsListenArgs,
-) -> anyhow::Result<ExitCode> {
+pub fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let ServeArgs {
+        listen,
+        backend,
+        processor,
+        tls,
+    } = args;
     init_tracing();
     // Read the certificate before anything starts, so a bad file fails at once.
     let tls_server = tls.server()?;
@@ -264,7 +268,7 @@ pub fn serve(
         // Activations are read every couple of seconds, so a policy activated while the
         // server runs takes effect without a restart.
         services = services
-            .with_policies(crate::policy_cmd::runner(data_dir, true)?.context("no policy runner")?);
+            .with_policies(super::policy::runner(data_dir, true)?.context("no policy runner")?);
     }
     runtime()?.block_on(async move {
         // Before anything is announced, so that a SIGTERM (a service manager stopping the
@@ -325,118 +329,5 @@ pub fn serve(
             let _ = processor.await;
         }
         Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// Options of `bibgate send`.
-pub struct SendArgs<'a> {
-    /// The file of records.
-    pub file: &'a Path,
-    /// Server host.
-    pub host: &'a str,
-    /// Server port.
-    pub port: u16,
-    /// Local system logon id.
-    pub logon: &'a str,
-    /// Local system password.
-    pub password: &'a str,
-    /// Field length encoding.
-    pub encoding: LengthEncodingArg,
-    /// Per-record timeout.
-    pub timeout: Duration,
-    /// Connect with TLS.
-    pub tls: Option<bibgate_gateway::TlsClient>,
-}
-
-/// Sends each record of a file on its own connection; prints each reply.
-/// Exit code 0 when every reply is a success, 1 otherwise, 2 on a connection error.
-pub fn send(args: &SendArgs<'_>) -> anyhow::Result<ExitCode> {
-    let file = std::fs::File::open(args.file)
-        .with_context(|| format!("could not open {:?}", args.file.display().to_string()))?;
-    let source = Source::sniffed(std::io::BufReader::new(file), Mode::Lenient, Charset::Auto)
-        .with_context(|| format!("could not read {:?}", args.file.display().to_string()))?;
-    let addr = format!("{}:{}", args.host, args.port);
-    let runtime = runtime()?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut all_ok = true;
-    let mut sent = 0usize;
-    for item in source {
-        let bytes = if item.raw.is_empty() {
-            // MARCXML: send the record as ISO 2709 (UTF-8).
-            match &item.outcome {
-                Ok(parsed) => {
-                    let mut bytes = Vec::new();
-                    match iso2709::write_record(&parsed.decoded.record, &mut bytes) {
-                        Ok(()) => bytes,
-                        Err(error) => {
-                            writeln!(out, "record {}: not sent: {error}", item.index)?;
-                            all_ok = false;
-                            continue;
-                        }
-                    }
-                }
-                Err(error) => {
-                    writeln!(out, "record {}: not sent: {error}", item.index)?;
-                    all_ok = false;
-                    continue;
-                }
-            }
-        } else {
-            item.raw
-        };
-        let reply = runtime.block_on(async {
-            match &args.tls {
-                None => {
-                    bibgate_gateway::send(
-                        &addr,
-                        args.logon,
-                        args.password,
-                        &bytes,
-                        args.encoding.encoding(),
-                        args.timeout,
-                    )
-                    .await
-                }
-                Some(tls) => {
-                    bibgate_gateway::send_tls(
-                        &addr,
-                        tls,
-                        args.logon,
-                        args.password,
-                        &bytes,
-                        args.encoding.encoding(),
-                        args.timeout,
-                    )
-                    .await
-                }
-            }
-        });
-        sent += 1;
-        match reply {
-            Ok(text) => {
-                all_ok &= text.starts_with("The record has been processed successfully.");
-                writeln!(out, "record {}: {text}", item.index)?;
-            }
-            Err(bibgate_gateway::Error::Encode(error)) => {
-                all_ok = false;
-                writeln!(out, "record {}: not sent: {error}", item.index)?;
-            }
-            Err(error) => {
-                out.flush()?;
-                eprintln!("bibgate: record {}: {error}", item.index);
-                return Ok(ExitCode::from(2));
-            }
-        }
-    }
-    out.flush()?;
-    if sent == 0 && all_ok {
-        eprintln!("bibgate: no records in {}", args.file.display());
-        return Ok(ExitCode::from(1));
-    }
-    Ok(if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
     })
 }

@@ -213,14 +213,14 @@ fn import_pass(
     file: &Path,
 ) -> anyhow::Result<(f64, std::collections::BTreeMap<String, usize>)> {
     let importer = bibgate_import::Importer::new(&data.store);
-    let options = crate::import_cmd::Options {
+    let options = super::import::Options {
         dry_run: false,
         json: false,
         route,
     };
     let mut counts = std::collections::BTreeMap::new();
     let started = Instant::now();
-    crate::import_cmd::import_file(
+    super::import::import_file(
         &importer,
         crate::data::blobs(data),
         file,
