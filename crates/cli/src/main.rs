@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand};
 use cmd::{
     bench, convert, editor, import, init, inspect, policy, profile, record, result, send, serve,
 };
+use data::{Backend, Data};
 
 #[derive(Parser)]
 #[command(
@@ -86,22 +87,28 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let data_dir = &cli.data_dir;
+    // The embedded store in the data directory, unless `serve --backend` says otherwise.
+    let data_dir = cli.data_dir;
+    let local = Backend::Local(data_dir.clone());
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::BenchImport(args) => bench::run_import(&args),
-        Command::Init(args) => init::run(data_dir, &args),
-        Command::Import(args) => import::run_import(data_dir, &args),
-        Command::Explain(args) => import::run_explain(data_dir, &args),
-        Command::Result(args) => result::run(data_dir, &args),
-        Command::Record(command) => record::run(data_dir, command),
-        Command::Editor(args) => editor::run(data_dir, &args),
-        Command::Profile(command) => profile::run(data_dir, command),
-        Command::Serve(args) => serve::serve(data_dir, &args),
-        Command::Process(args) => serve::process(data_dir, &args),
-        Command::Policy(command) => policy::run(data_dir, command),
+        Command::Init(args) => init::run(&Data::open(&local)?, &args),
+        Command::Import(args) => {
+            import::run_import(&Data::open_or_init(&local, &mut std::io::stderr())?, &args)
+        }
+        Command::Explain(args) => {
+            import::run_explain(&Data::open_or_init(&local, &mut std::io::stderr())?, &args)
+        }
+        Command::Result(args) => result::run(&Data::open_existing(&local)?, &args),
+        Command::Record(command) => record::run(&Data::open(&local)?, command),
+        Command::Editor(args) => editor::run(&Data::open(&local)?, &args),
+        Command::Profile(command) => profile::run(&Data::open(&local)?, command),
+        Command::Serve(args) => serve::serve(&Backend::new(&data_dir, &args.backend)?, &args),
+        Command::Process(args) => serve::process(&local, &args),
+        Command::Policy(command) => policy::run(&local, command),
         Command::Send(args) => send::run(&args),
     }
 }

@@ -2,7 +2,6 @@
 //! the metadata editor.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -10,7 +9,7 @@ use bibgate_store::{EditorLock, MmsId, Store};
 
 use super::record::stored;
 use super::{ZoneArg, now_unix, zone_of};
-use crate::data;
+use crate::data::Data;
 
 /// Arguments of `bibgate editor`.
 #[derive(clap::Args)]
@@ -32,11 +31,11 @@ pub struct Args {
 }
 
 /// `bibgate editor`.
-pub fn run(data_dir: &Path, args: &Args) -> anyhow::Result<ExitCode> {
-    let data = data::open(data_dir)?;
-    let zone = zone_of(&data.store, &args.institution, args.zone.target())?;
+pub fn run(data: &Data, args: &Args) -> anyhow::Result<ExitCode> {
+    let store = data.store()?.as_ref();
+    let zone = zone_of(store, &args.institution, args.zone.target())?;
     editor(
-        &data.store,
+        store,
         args.action,
         &zone,
         &MmsId(args.mms_id.clone()),

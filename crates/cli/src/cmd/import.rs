@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use bibgate_engine::Outcome as Decided;
@@ -16,7 +17,7 @@ use indicatif::ProgressBar;
 use serde_json::json;
 
 use super::{ZoneArg, now_unix};
-use crate::data;
+use crate::data::Data;
 
 /// Records decided and committed together (one durable transaction).
 const CHUNK: usize = 2_000;
@@ -54,27 +55,26 @@ pub struct ExplainArgs {
     zone: Option<ZoneArg>,
 }
 
-/// The importer over the embedded store, with the merge-policy runner when there is one.
+/// The importer over the record store, with the merge-policy runner when there is one.
 fn importer<'a>(
-    data: &'a data::Data,
-    policies: Option<&'a bibgate_plugin_host::WasmPolicyRunner>,
-) -> Importer<'a> {
-    Importer::with_policies(
-        &data.store,
-        policies.map(|r| r as &dyn bibgate_import::PolicyRunner),
-    )
+    data: &'a Data,
+    policies: Option<&'a Arc<bibgate_plugin_host::WasmPolicyRunner>>,
+) -> anyhow::Result<Importer<'a>> {
+    Ok(Importer::with_policies(
+        data.store()?.as_ref(),
+        policies.map(|r| r.as_ref() as &dyn bibgate_import::PolicyRunner),
+    ))
 }
 
 /// `bibgate import`: exit 1 when a record failed.
-pub fn run_import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<ExitCode> {
-    let data = data::open_or_init(data_dir, &mut std::io::stderr())?;
+pub fn run_import(data: &Data, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let route = bibgate_import::route(
-        &data.store,
+        data.store()?.as_ref(),
         &args.institution,
         args.zone.map(ZoneArg::target),
     )?;
-    let policies = super::policy::runner(data_dir, false)?;
-    let importer = importer(&data, policies.as_deref());
+    let policies = data.published_policy_runner()?;
+    let importer = importer(data, policies.as_ref())?;
     let options = Options {
         dry_run: args.dry_run,
         json: args.json,
@@ -87,7 +87,7 @@ pub fn run_import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<ExitCode
     for file in &args.files {
         import_file(
             &importer,
-            data::blobs(&data),
+            data.blobs.as_ref(),
             file,
             &options,
             &mut out,
@@ -116,15 +116,14 @@ pub fn run_import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<ExitCode
 }
 
 /// `bibgate explain`: writes nothing.
-pub fn run_explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let data = data::open_or_init(data_dir, &mut std::io::stderr())?;
+pub fn run_explain(data: &Data, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let route = bibgate_import::route(
-        &data.store,
+        data.store()?.as_ref(),
         &args.institution,
         args.zone.map(ZoneArg::target),
     )?;
-    let policies = super::policy::runner(data_dir, false)?;
-    let importer = importer(&data, policies.as_deref());
+    let policies = data.published_policy_runner()?;
+    let importer = importer(data, policies.as_ref())?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     explain_file(&importer, &route, &args.file, &mut out)?;

@@ -1,9 +1,8 @@
 //! `bibgate init`: the demo consortium.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use crate::data;
+use crate::data::{self, Data};
 
 /// Arguments of `bibgate init`.
 #[derive(clap::Args)]
@@ -14,12 +13,11 @@ pub struct Args {
 }
 
 /// Creates the demo consortium (what exists already is kept) and prints the new logons.
-pub fn run(data_dir: &Path, args: &Args) -> anyhow::Result<ExitCode> {
-    let data = data::open(data_dir)?;
-    let created = data::init_demo(&data, args.password.as_deref())?;
+pub fn run(data: &Data, args: &Args) -> anyhow::Result<ExitCode> {
+    let created = data::init_demo(data, args.password.as_deref())?;
     println!(
         "demo consortium ready in {}: network zone {}, institutions {}",
-        data_dir.display(),
+        data.backend(),
         data::DEMO_NETWORK,
         data::DEMO_INSTITUTIONS.join(", ")
     );

@@ -1,14 +1,13 @@
 //! `bibgate profile`: manage integration profiles.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use bibgate_store::{Profile, Store, TargetZone};
 
 use super::{ZoneArg, now_unix};
-use crate::data;
+use crate::data::Data;
 
 /// `bibgate profile` subcommands.
 #[derive(clap::Subcommand)]
@@ -63,9 +62,8 @@ pub enum Command {
 }
 
 /// Runs a `profile` subcommand.
-pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
-    let data = data::open(data_dir)?;
-    let store: &dyn Store = &data.store;
+pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
+    let store = data.store()?.as_ref();
     let mut out = std::io::stdout();
     match command {
         Command::Add {

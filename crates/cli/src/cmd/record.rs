@@ -1,7 +1,6 @@
 //! `bibgate record`: show, list the history of, or restore records.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -9,7 +8,7 @@ use bibgate_marc::{Field, Record};
 use bibgate_store::{Commit, MmsId, Store, StoredRecord};
 
 use super::{ZoneArg, now_unix, zone_of};
-use crate::data;
+use crate::data::Data;
 
 /// `bibgate record` subcommands.
 #[derive(clap::Subcommand)]
@@ -56,9 +55,8 @@ pub enum Command {
 }
 
 /// Runs a `record` subcommand.
-pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
-    let data = data::open(data_dir)?;
-    let store: &dyn Store = &data.store;
+pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
+    let store = data.store()?.as_ref();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match command {

@@ -2,12 +2,11 @@
 //! in the gateway's "Import pending" reply, or `<batch>#<index>` for a record of a file).
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use bibgate_store::{ImportResult, Store};
 
-use crate::data;
+use crate::data::Data;
 
 /// Arguments of `bibgate result`.
 #[derive(clap::Args)]
@@ -16,20 +15,12 @@ pub struct Args {
     export_id: String,
 }
 
-/// `bibgate result`: opens the data directory (which must hold a store) and prints the
-/// result of the export on standard output.
-pub fn run(data_dir: &Path, args: &Args) -> anyhow::Result<ExitCode> {
-    let export_id = &args.export_id;
-    if !data::exists(data_dir) {
-        anyhow::bail!(
-            "no store in {:?} (run bibgate init, or pass --data-dir)",
-            data_dir.display().to_string()
-        );
-    }
-    let data = data::open(data_dir)?;
+/// `bibgate result`: prints the result of the export on standard output.
+pub fn run(data: &Data, args: &Args) -> anyhow::Result<ExitCode> {
+    let store = data.store()?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let code = show(&data.store, export_id, &mut out)?;
+    let code = show(store.as_ref(), &args.export_id, &mut out)?;
     out.flush()?;
     Ok(code)
 }

@@ -3,17 +3,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
-use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use bibgate_gateway::{Config, ProcessorConfig, ResultDelivery, Services};
-use bibgate_store::{BlobStore, Store};
-use clap::ValueEnum;
 
-use crate::data;
+use crate::data::{Backend, BackendArgs, BackendKind, Data};
 
 /// The line that tells where the drop folders are.
 fn write_drop_folders(
@@ -48,7 +44,7 @@ pub struct ServeArgs {
     listen: String,
     /// Where records and blobs live (the data directory, or S3 + DynamoDB).
     #[command(flatten)]
-    backend: BackendArgs,
+    pub backend: BackendArgs,
     #[command(flatten)]
     processor: ServeProcessorArgs,
     /// An optional TLS listener.
@@ -61,30 +57,6 @@ pub struct ServeArgs {
 pub struct ProcessArgs {
     #[command(flatten)]
     processor: ProcessorArgs,
-}
-
-/// Where `bibgate serve` keeps records and blobs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
-    /// The data directory (SQLite + blob folder); the processor runs in this process.
-    Local,
-    /// DynamoDB + S3 (endpoints from the standard `AWS_*` variables); the import processor
-    /// is the Lambda function, so this process is the shim only.
-    Aws,
-}
-
-/// The storage options of `bibgate serve`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct BackendArgs {
-    /// Storage backend.
-    #[arg(long, value_enum, env = "BIBGATE_BACKEND", default_value = "local")]
-    pub backend: BackendKind,
-    /// S3 bucket (with --backend aws).
-    #[arg(long, env = "BIBGATE_BUCKET", required_if_eq("backend", "aws"))]
-    pub bucket: Option<String>,
-    /// DynamoDB table (with --backend aws).
-    #[arg(long, env = "BIBGATE_TABLE", required_if_eq("backend", "aws"))]
-    pub table: Option<String>,
 }
 
 /// The TLS listener of `bibgate serve` (the Connexion client speaks plain TCP: TLS is for a
@@ -195,29 +167,23 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send 
 /// SIGTERM; it finishes the pass in progress first. The gateway runs elsewhere
 /// (`bibgate serve --no-processor`). Both share the store (SQLite in WAL mode) and the blob
 /// folder; a processor killed at any point leaves work that the next one completes.
-pub fn process(data_dir: &Path, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
+pub fn process(backend: &Backend, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     let args = &args.processor;
     init_tracing();
-    if !data::exists(data_dir) {
-        anyhow::bail!(
-            "no store in {:?} (run bibgate init, or pass --data-dir)",
-            data_dir.display().to_string()
-        );
-    }
-    let data::Data { store, blobs } = data::open(data_dir)?;
-    data::sweep_stale_temporaries(&blobs);
+    let data = Data::open_existing(backend)?;
+    data.sweep_stale_temporaries();
     // Shims on this data directory read the results from the same database.
-    let services = Services::new(Arc::new(store), Arc::new(blobs))
+    let services = Services::new(data.store()?.clone(), data.blobs.clone())
         .with_delivery(ResultDelivery::Store)
-        .with_policies(super::policy::runner(data_dir, true)?.context("no policy runner")?);
-    let drop_root = data_dir.join("blobs").join("drop").display().to_string();
+        .with_policies(data.policy_runner()?);
+    let drop_root = data.drop_root();
     let config = args.config();
     runtime()?.block_on(async move {
         let stop = stop_signal()?;
         let institutions = bibgate_gateway::ensure_drop_folders(&services)
             .context("could not create the drop folders")?;
         let mut out = std::io::stdout();
-        writeln!(out, "bibgate processor started on {}", data_dir.display())?;
+        writeln!(out, "bibgate processor started on {backend}")?;
         write_drop_folders(&mut out, &drop_root, &institutions)?;
         writeln!(out, "press ctrl-c to stop")?;
         out.flush()?;
@@ -230,45 +196,34 @@ pub fn process(data_dir: &Path, args: &ProcessArgs) -> anyhow::Result<ExitCode> 
 
 /// Runs the gateway (and, with the local backend, the processor unless `--no-processor`)
 /// until ctrl-c or SIGTERM.
-pub fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let ServeArgs {
         listen,
-        backend,
         processor,
         tls,
+        ..
     } = args;
     init_tracing();
     // Read the certificate before anything starts, so a bad file fails at once.
     let tls_server = tls.server()?;
-    let (store, blobs, drop_root): (Arc<dyn Store>, Arc<dyn BlobStore>, String) =
-        match (backend.backend, &backend.bucket, &backend.table) {
-            (BackendKind::Aws, Some(bucket), Some(table)) => {
-                let (store, blobs) = data::open_aws(bucket, table)?;
-                (store, blobs, format!("s3://{bucket}/drop"))
-            }
-            (BackendKind::Aws, _, _) => anyhow::bail!("--backend aws needs --bucket and --table"),
-            (BackendKind::Local, _, _) => {
-                let data::Data { store, blobs } =
-                    data::open_or_init(data_dir, &mut std::io::stderr())?;
-                data::sweep_stale_temporaries(&blobs);
-                let root = data_dir.join("blobs").join("drop").display().to_string();
-                (Arc::new(store), Arc::new(blobs), root)
-            }
-        };
-    let in_process = backend.backend == BackendKind::Local && !processor.no_processor;
+    let data = Data::open_or_init(backend, &mut std::io::stderr())?;
+    data.sweep_stale_temporaries();
+    let drop_root = data.drop_root();
+    let kind = backend.kind();
+    let in_process = kind == BackendKind::Local && !processor.no_processor;
     let processor_config = processor.processor.config();
     // The embedded backend's shim reads results from the database the processor writes
     // them to; with S3 + DynamoDB it polls the Lambda function's result documents.
-    let delivery = match backend.backend {
+    let delivery = match kind {
         BackendKind::Local => ResultDelivery::Store,
         BackendKind::Aws => ResultDelivery::Documents,
     };
-    let mut services = Services::new(store, blobs).with_delivery(delivery);
+    let mut services =
+        Services::new(data.store()?.clone(), data.blobs.clone()).with_delivery(delivery);
     if in_process {
         // Activations are read every couple of seconds, so a policy activated while the
         // server runs takes effect without a restart.
-        services = services
-            .with_policies(super::policy::runner(data_dir, true)?.context("no policy runner")?);
+        services = services.with_policies(data.policy_runner()?);
     }
     runtime()?.block_on(async move {
         // Before anything is announced, so that a SIGTERM (a service manager stopping the
@@ -307,7 +262,7 @@ pub fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
         write_drop_folders(&mut out, &drop_root, &institutions)?;
-        if backend.backend == BackendKind::Local && !in_process {
+        if kind == BackendKind::Local && !in_process {
             writeln!(
                 out,
                 "no processor in this process: run bibgate process on the same data directory"

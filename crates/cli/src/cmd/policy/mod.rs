@@ -1,6 +1,5 @@
 //! `bibgate policy ...`: write, build, test, run, compare, publish, activate and roll back
 //! per-institution merge policies (WebAssembly components run by `bibgate-plugin-host`).
-//! Also the composition-root helper [`runner`] that import, explain and serve plug in.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,10 +17,12 @@ use bibgate_plugin_host::{
     Limits, LoadedPolicy, PolicyEngine, PublishRequest, SinglePolicyRunner, WasmPolicyRunner,
     componentize, sha256_hex,
 };
+use bibgate_store::PolicyStore;
 use bibgate_store::policy::{ConfigValue, NewActivation, OnError};
-use bibgate_store::{BlobStore, PolicyStore};
-use bibgate_store_local::{FolderBlobStore, SqlitePolicyStore, SqliteStore};
 use clap::Subcommand;
+
+use super::now_unix;
+use crate::data::{self, Backend, Data};
 
 /// `bibgate policy` subcommands.
 #[derive(Subcommand)]
@@ -139,30 +140,6 @@ pub struct BenchArgs {
     iterations: usize,
 }
 
-/// The policy store of a data directory.
-fn policy_store(data_dir: &Path) -> anyhow::Result<Arc<SqlitePolicyStore>> {
-    std::fs::create_dir_all(data_dir)?;
-    let db = SqliteStore::open(&data_dir.join("bibgate.sqlite")).with_context(|| {
-        format!(
-            "could not open the store in {:?}",
-            data_dir.display().to_string()
-        )
-    })?;
-    let blobs: Arc<dyn BlobStore> = Arc::new(FolderBlobStore::new(data_dir.join("blobs"))?);
-    Ok(Arc::new(SqlitePolicyStore::new(db, blobs)))
-}
-
-/// The wasmtime policy runner for a data directory, or `None` when no policy was ever
-/// published there and `always` is false (nothing to run, no engine started).
-pub fn runner(data_dir: &Path, always: bool) -> anyhow::Result<Option<Arc<WasmPolicyRunner>>> {
-    let store = policy_store(data_dir)?;
-    if !always && store.published()?.is_empty() {
-        return Ok(None);
-    }
-    let engine = Arc::new(PolicyEngine::new()?);
-    Ok(Some(Arc::new(WasmPolicyRunner::new(engine, store))))
-}
-
 fn config_of(json: &str) -> anyhow::Result<Vec<(String, ConfigValue)>> {
     let value: serde_json::Value =
         serde_json::from_str(json).with_context(|| format!("config {json:?} is not JSON"))?;
@@ -273,14 +250,15 @@ fn name_of(path: &Path) -> String {
         .unwrap_or_else(|| "policy".into())
 }
 
-/// A loaded policy from a folder, a file, or `sha256:<hex>` in the data directory.
+/// A loaded policy from a folder, a file, or `sha256:<hex>` in the policy store (which
+/// `policies` opens, only then).
 fn load(
     engine: &PolicyEngine,
-    data_dir: &Path,
+    policies: impl FnOnce() -> anyhow::Result<Arc<dyn PolicyStore>>,
     spec: &str,
 ) -> anyhow::Result<(LoadedPolicy, String, Limits)> {
     if let Some(hex) = spec.strip_prefix("sha256:") {
-        let store = policy_store(data_dir)?;
+        let store = policies()?;
         let manifest = store
             .manifest(hex)?
             .with_context(|| format!("policy {spec} is not published"))?;
@@ -491,7 +469,7 @@ fn test(dir: &Path, bless: bool, out: &mut impl Write) -> anyhow::Result<ExitCod
 }
 
 /// Runs a `policy` subcommand.
-pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
+pub fn run(backend: &Backend, command: Command) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match command {
@@ -557,7 +535,8 @@ pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
             config,
         } => {
             let engine = Arc::new(PolicyEngine::new()?);
-            let (loaded, label, limits) = load(&engine, data_dir, &policy)?;
+            let published = || Ok(Data::open(backend)?.policy_store()?.clone());
+            let (loaded, label, limits) = load(&engine, published, &policy)?;
             let runner =
                 SinglePolicyRunner::new(engine, loaded, config_of(&config)?, limits, label);
             let outcome = decide_fixture(&runner, &incoming, &candidate, 1_800_000_000)?;
@@ -581,7 +560,15 @@ pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
             to,
             institution,
             config,
-        } => diff(data_dir, &file, &from, &to, &institution, &config, &mut out),
+        } => diff(
+            &Data::open(backend)?,
+            &file,
+            &from,
+            &to,
+            &institution,
+            &config,
+            &mut out,
+        ),
         Command::Publish {
             policy,
             name,
@@ -591,10 +578,11 @@ pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let component = component_of(&policy)?;
             let engine = PolicyEngine::new()?;
-            let store = policy_store(data_dir)?;
+            let data = Data::open(backend)?;
+            let store = data.policy_store()?;
             let manifest = bibgate_plugin_host::publish(
                 &engine,
-                &*store,
+                store.as_ref(),
                 &component,
                 &PublishRequest {
                     name: name.unwrap_or_else(|| name_of(&policy)),
@@ -624,7 +612,8 @@ pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
             config,
             on_error,
         } => {
-            let store = policy_store(data_dir)?;
+            let data = Data::open(backend)?;
+            let store = data.policy_store()?;
             let on_error = OnError::parse(&on_error).context("--on-error is default or hold")?;
             let wanted = policy.strip_prefix("sha256:").unwrap_or(&policy);
             let published = store.published()?;
@@ -656,7 +645,8 @@ pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rollback { institution } => {
-            let store = policy_store(data_dir)?;
+            let data = Data::open(backend)?;
+            let store = data.policy_store()?;
             let current = store
                 .active(&institution)?
                 .with_context(|| format!("{institution} has no active policy"))?;
@@ -675,7 +665,8 @@ pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List => {
-            let store = policy_store(data_dir)?;
+            let data = Data::open(backend)?;
+            let store = data.policy_store()?;
             writeln!(out, "published:")?;
             for m in store.published()? {
                 writeln!(
@@ -684,9 +675,8 @@ pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
                     m.name, m.version, m.sha256, m.size, m.fuel
                 )?;
             }
-            let data = crate::data::open(data_dir)?;
             writeln!(out, "active:")?;
-            for institution in bibgate_store::Store::institutions(&data.store)? {
+            for institution in data.store()?.institutions()? {
                 if let Some(a) = store.active(&institution.code)? {
                     let config: Vec<String> = a
                         .config
@@ -709,14 +699,8 @@ pub fn run(data_dir: &Path, command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 fn diff(
-    data_dir: &Path,
+    data: &Data,
     file: &Path,
     from: &str,
     to: &str,
@@ -724,14 +708,15 @@ fn diff(
     config: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
-    let data = crate::data::open(data_dir)?;
-    let route = bibgate_import::route(&data.store, institution, None)?;
+    let store = data.store()?.as_ref();
+    let route = bibgate_import::route(store, institution, None)?;
     let engine = Arc::new(PolicyEngine::new()?);
     let make = |spec: &str| -> anyhow::Result<Option<SinglePolicyRunner>> {
         if spec == "default" {
             return Ok(None);
         }
-        let (policy, label, limits) = load(&engine, data_dir, spec)?;
+        let published = || Ok(data.policy_store()?.clone());
+        let (policy, label, limits) = load(&engine, published, spec)?;
         Ok(Some(SinglePolicyRunner::new(
             engine.clone(),
             policy,
@@ -742,11 +727,11 @@ fn diff(
     };
     let (a, b) = (make(from)?, make(to)?);
     let importer_a = bibgate_import::Importer::with_policies(
-        &data.store,
+        store,
         a.as_ref().map(|r| r as &dyn bibgate_import::PolicyRunner),
     );
     let importer_b = bibgate_import::Importer::with_policies(
-        &data.store,
+        store,
         b.as_ref().map(|r| r as &dyn bibgate_import::PolicyRunner),
     );
     let source = crate::input::open(file, None, Mode::Lenient, Charset::Auto)?;
@@ -913,14 +898,15 @@ fn bench(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&scratch);
-        let data = crate::data::open(&scratch)?;
-        crate::data::init_demo(&data, Some("bench"))?;
-        let route = bibgate_import::route(&data.store, crate::data::DEMO_INSTITUTIONS[0], None)?;
-        let store = policy_store(&scratch)?;
+        let data = Data::open(&Backend::Local(scratch.clone()))?;
+        data::init_demo(&data, Some("bench"))?;
+        let route =
+            bibgate_import::route(data.store()?.as_ref(), data::DEMO_INSTITUTIONS[0], None)?;
+        let store = data.policy_store()?;
         let runner = if with_policy {
             let manifest = bibgate_plugin_host::publish(
                 &engine,
-                &*store,
+                store.as_ref(),
                 &component,
                 &PublishRequest {
                     name: "protect".into(),
@@ -948,7 +934,7 @@ fn bench(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
             None
         };
         let importer = bibgate_import::Importer::with_policies(
-            &data.store,
+            data.store()?.as_ref(),
             runner
                 .as_ref()
                 .map(|r| r as &dyn bibgate_import::PolicyRunner),
@@ -963,7 +949,7 @@ fn bench(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         for _ in 0..2 {
             crate::cmd::import::import_file(
                 &importer,
-                crate::data::blobs(&data),
+                data.blobs.as_ref(),
                 &file,
                 &options,
                 &mut std::io::sink(),
