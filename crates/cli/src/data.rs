@@ -3,7 +3,9 @@
 //!
 //! Stores are opened when a command first asks for them, so a command opens only what it
 //! uses (`policy publish` never opens the record store) and never opens a store twice
-//! (`import` reads records and policies from one [`Data`]).
+//! (`import` reads records and policies from one [`Data`], with one blob folder).
+//! On the local backend the record store and the policy store are two connections to the
+//! same database file: [`SqlitePolicyStore::new`] takes a `SqliteStore` of its own.
 
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
@@ -222,8 +224,8 @@ impl Data {
     /// the blob store.
     pub fn policy_store(&self) -> anyhow::Result<&Arc<dyn PolicyStore>> {
         once(&self.policies, || match &self.backend {
-            // `SqlitePolicyStore` keeps its own connection to the database file (the record
-            // store, if opened, has another).
+            // A connection of its own to the database file (the record store has another):
+            // `SqlitePolicyStore::new` takes its `SqliteStore` by value.
             Backend::Local(dir) => {
                 let db = SqliteStore::open(&store_path(dir)).with_context(|| {
                     format!(
