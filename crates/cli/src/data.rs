@@ -1,58 +1,310 @@
-//! The embedded default: a data directory holding the SQLite store and the blob folder.
-//! This module is the CLI's composition root for storage.
+//! The CLI's composition root for storage: [`Backend`] says where the stores are (the one
+//! place a backend is chosen), and [`Data`] opens each store a command uses on it, once.
+//!
+//! Stores are opened when a command first asks for them, so a command opens only what it
+//! uses (`policy publish` never opens the record store) and never opens a store twice
+//! (`import` reads records and policies from one [`Data`], with one blob folder).
+//! On the local backend the record store and the policy store are two connections to the
+//! same database file: [`SqlitePolicyStore::new`] takes a `SqliteStore` of its own.
 
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
-use bibgate_store::{BlobStore, Institution, Store, TargetZone, ZoneKind};
-use bibgate_store_local::{FolderBlobStore, SqliteStore};
+use anyhow::{Context, bail};
+use bibgate_plugin_host::{PolicyEngine, WasmPolicyRunner};
+use bibgate_store::{BlobStore, Institution, PolicyStore, Store, TargetZone, ZoneKind};
+use bibgate_store_local::{FolderBlobStore, SqlitePolicyStore, SqliteStore};
+use clap::ValueEnum;
 
 /// The demo consortium's network zone.
 pub const DEMO_NETWORK: &str = "01DEMO_NETWORK";
 /// The demo institutions.
 pub const DEMO_INSTITUTIONS: [&str; 2] = ["01DEMO_ALPHA", "01DEMO_BETA"];
 
-/// An opened data directory.
+/// The storage backend options (`bibgate serve`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The data directory (SQLite + blob folder); the processor runs in this process.
+    Local,
+    /// DynamoDB + S3 (endpoints from the standard `AWS_*` variables); the import processor
+    /// is the Lambda function, so this process is the shim only.
+    Aws,
+}
+
+/// The storage options of `bibgate serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BackendArgs {
+    /// Storage backend.
+    #[arg(long, value_enum, env = "BIBGATE_BACKEND", default_value = "local")]
+    pub backend: BackendKind,
+    /// S3 bucket (with --backend aws).
+    #[arg(long, env = "BIBGATE_BUCKET", required_if_eq("backend", "aws"))]
+    pub bucket: Option<String>,
+    /// DynamoDB table (with --backend aws).
+    #[arg(long, env = "BIBGATE_TABLE", required_if_eq("backend", "aws"))]
+    pub table: Option<String>,
+}
+
+/// Where the stores are.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// A data directory: the SQLite database `bibgate.sqlite` (records, profiles, results,
+    /// merge policies) and the blob folder `blobs/` (raw bytes, policy components).
+    Local(PathBuf),
+    /// A DynamoDB table and an S3 bucket (large MARC goes to the same bucket under
+    /// `marc/`), configured from the standard `AWS_*` environment (credentials, region,
+    /// `AWS_ENDPOINT_URL*` for local endpoints).
+    Aws {
+        /// The S3 bucket.
+        bucket: String,
+        /// The DynamoDB table.
+        table: String,
+    },
+}
+
+impl Backend {
+    /// The backend the options name; `data_dir` is the local one.
+    pub fn new(data_dir: &Path, args: &BackendArgs) -> anyhow::Result<Backend> {
+        match (args.backend, &args.bucket, &args.table) {
+            (BackendKind::Aws, Some(bucket), Some(table)) => Ok(Backend::Aws {
+                bucket: bucket.clone(),
+                table: table.clone(),
+            }),
+            (BackendKind::Aws, _, _) => bail!("--backend aws needs --bucket and --table"),
+            (BackendKind::Local, _, _) => Ok(Backend::Local(data_dir.to_path_buf())),
+        }
+    }
+
+    /// Which kind of backend this is.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Backend::Local(_) => BackendKind::Local,
+            Backend::Aws { .. } => BackendKind::Aws,
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Local(dir) => write!(f, "{}", dir.display()),
+            Backend::Aws { bucket, table } => {
+                write!(f, "dynamodb table {table} and s3 bucket {bucket}")
+            }
+        }
+    }
+}
+
+/// The stores of one backend, each opened at most once, when first used.
 pub struct Data {
-    /// The record store.
-    pub store: SqliteStore,
-    /// Raw bytes.
-    pub blobs: FolderBlobStore,
+    backend: Backend,
+    /// Raw bytes (and, on the local backend, policy components).
+    pub blobs: Arc<dyn BlobStore>,
+    /// The blob folder of the local backend (for its sweep).
+    folder: Option<FolderBlobStore>,
+    store: OnceCell<Arc<dyn Store>>,
+    policies: OnceCell<Arc<dyn PolicyStore>>,
+    runner: OnceCell<Arc<WasmPolicyRunner>>,
 }
 
 fn store_path(dir: &Path) -> PathBuf {
     dir.join("bibgate.sqlite")
 }
 
-/// True when `dir` holds a store.
-pub fn exists(dir: &Path) -> bool {
-    store_path(dir).exists()
+/// The value in `cell`, made by `make` the first time.
+fn once<T>(cell: &OnceCell<T>, make: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<&T> {
+    if let Some(value) = cell.get() {
+        return Ok(value);
+    }
+    let value = make()?;
+    Ok(cell.get_or_init(|| value))
 }
 
-/// Opens (creating if needed) the store and blob folder in `dir`.
-pub fn open(dir: &Path) -> anyhow::Result<Data> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("could not create {:?}", dir.display().to_string()))?;
-    let store = SqliteStore::open(&store_path(dir)).with_context(|| {
-        format!(
-            "could not open the store in {:?}",
-            dir.display().to_string()
-        )
-    })?;
-    let blobs = FolderBlobStore::new(dir.join("blobs")).with_context(|| {
-        format!(
-            "could not open the blob folder in {:?}",
-            dir.display().to_string()
-        )
-    })?;
-    Ok(Data { store, blobs })
+impl Data {
+    /// Opens the backend; on the local one, the data directory and its blob folder are
+    /// created when missing (and the store when first used).
+    pub fn open(backend: &Backend) -> anyhow::Result<Data> {
+        match backend {
+            Backend::Local(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("could not create {:?}", dir.display().to_string()))?;
+                let folder = FolderBlobStore::new(dir.join("blobs")).with_context(|| {
+                    format!(
+                        "could not open the blob folder in {:?}",
+                        dir.display().to_string()
+                    )
+                })?;
+                Ok(Data {
+                    backend: backend.clone(),
+                    blobs: Arc::new(folder.clone()),
+                    folder: Some(folder),
+                    store: OnceCell::new(),
+                    policies: OnceCell::new(),
+                    runner: OnceCell::new(),
+                })
+            }
+            Backend::Aws { bucket, table } => {
+                let context = bibgate_store_aws::AwsContext::from_env()
+                    .context("could not load the aws configuration")?;
+                let blobs = bibgate_store_aws::S3BlobStore::new(&context, bucket);
+                let store = bibgate_store_aws::DynamoStore::new(&context, table)
+                    .with_marc_bucket(blobs.clone());
+                Ok(Data {
+                    backend: backend.clone(),
+                    blobs: Arc::new(blobs),
+                    folder: None,
+                    store: OnceCell::from(Arc::new(store) as Arc<dyn Store>),
+                    policies: OnceCell::new(),
+                    runner: OnceCell::new(),
+                })
+            }
+        }
+    }
+
+    /// Opens a backend that must hold a store already: a local data directory without one
+    /// is an error (and is left as it is).
+    pub fn open_existing(backend: &Backend) -> anyhow::Result<Data> {
+        if let Backend::Local(dir) = backend
+            && !store_path(dir).exists()
+        {
+            bail!(
+                "no store in {:?} (run bibgate init, or pass --data-dir)",
+                dir.display().to_string()
+            );
+        }
+        Data::open(backend)
+    }
+
+    /// Opens the backend, creating the demo consortium first when a local data directory
+    /// holds no store yet (so the quick start needs no configuration). Prints the
+    /// generated credentials once.
+    pub fn open_or_init(backend: &Backend, err: &mut impl std::io::Write) -> anyhow::Result<Data> {
+        let fresh = matches!(backend, Backend::Local(dir) if !store_path(dir).exists());
+        let data = Data::open(backend)?;
+        if fresh {
+            let created = init_demo(&data, None)?;
+            writeln!(
+                err,
+                "created the demo consortium in {backend} (network zone {DEMO_NETWORK})"
+            )?;
+            for (code, password) in created {
+                writeln!(
+                    err,
+                    "  Connexion logon {code}, password {password} (shown once)"
+                )?;
+            }
+        }
+        Ok(data)
+    }
+
+    /// Where the stores are.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The record store.
+    pub fn store(&self) -> anyhow::Result<&Arc<dyn Store>> {
+        once(&self.store, || match &self.backend {
+            Backend::Local(dir) => {
+                let store = SqliteStore::open(&store_path(dir)).with_context(|| {
+                    format!(
+                        "could not open the store in {:?}",
+                        dir.display().to_string()
+                    )
+                })?;
+                Ok(Arc::new(store) as Arc<dyn Store>)
+            }
+            // Opened with the backend.
+            Backend::Aws { .. } => bail!("the aws record store was not opened"),
+        })
+    }
+
+    /// The merge-policy store: manifests and activations in the database, components in
+    /// the blob store.
+    pub fn policy_store(&self) -> anyhow::Result<&Arc<dyn PolicyStore>> {
+        once(&self.policies, || match &self.backend {
+            // A connection of its own to the database file (the record store has another):
+            // `SqlitePolicyStore::new` takes its `SqliteStore` by value.
+            Backend::Local(dir) => {
+                let db = SqliteStore::open(&store_path(dir)).with_context(|| {
+                    format!(
+                        "could not open the store in {:?}",
+                        dir.display().to_string()
+                    )
+                })?;
+                Ok(Arc::new(SqlitePolicyStore::new(db, self.blobs.clone()))
+                    as Arc<dyn PolicyStore>)
+            }
+            Backend::Aws { .. } => bail!("merge policies are kept by the local backend only"),
+        })
+    }
+
+    /// The wasmtime runner of the institutions' active merge policies (activations are
+    /// re-read every couple of seconds, so a policy activated while it runs takes effect).
+    pub fn policy_runner(&self) -> anyhow::Result<Arc<WasmPolicyRunner>> {
+        let policies = self.policy_store()?;
+        once(&self.runner, || {
+            let engine = Arc::new(PolicyEngine::new()?);
+            Ok(Arc::new(WasmPolicyRunner::new(engine, policies.clone())))
+        })
+        .cloned()
+    }
+
+    /// [`Data::policy_runner`], or `None` when no policy was ever published (nothing to
+    /// run, no engine started).
+    pub fn published_policy_runner(&self) -> anyhow::Result<Option<Arc<WasmPolicyRunner>>> {
+        if self.policy_store()?.published()?.is_empty() {
+            return Ok(None);
+        }
+        self.policy_runner().map(Some)
+    }
+
+    /// Where the drop folders are, for people: a folder or an S3 prefix.
+    pub fn drop_root(&self) -> String {
+        match &self.backend {
+            Backend::Local(dir) => dir.join("blobs").join("drop").display().to_string(),
+            Backend::Aws { bucket, .. } => format!("s3://{bucket}/drop"),
+        }
+    }
+
+    /// Removes, on a background thread, the temporary files that writes interrupted by a
+    /// kill left in the local blob folder more than an hour ago
+    /// (`FolderBlobStore::remove_stale_temporaries`), and logs how many. The long-running
+    /// commands call it at start; it walks the whole folder once, so it does not hold up
+    /// the start. Nothing to do on S3 (its writes are atomic).
+    pub fn sweep_stale_temporaries(&self) {
+        let Some(blobs) = self.folder.clone() else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("bibgate-sweep".into())
+            .spawn(
+                move || match blobs.remove_stale_temporaries(STALE_TEMPORARY) {
+                    Ok(0) => {}
+                    Ok(removed) => {
+                        tracing::info!(
+                            removed,
+                            "removed temporary files left by interrupted writes"
+                        );
+                    }
+                    Err(error) => tracing::warn!(%error, "could not remove stale temporary files"),
+                },
+            );
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "could not start the sweep of stale temporary files");
+        }
+    }
 }
+
+/// How old a temporary file in the blob folder must be before a sweep removes it: a write
+/// in progress touched its file seconds ago.
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// Creates the demo consortium; returns `(institution, password)` for each new profile.
 /// Existing institutions and profiles are left as they are.
 pub fn init_demo(data: &Data, password: Option<&str>) -> anyhow::Result<Vec<(String, String)>> {
-    let store: &dyn Store = &data.store;
+    let store = data.store()?;
     let mut created = Vec::new();
     if store.institution(DEMO_NETWORK)?.is_none() {
         store.put_institution(&Institution {
@@ -87,72 +339,4 @@ pub fn init_demo(data: &Data, password: Option<&str>) -> anyhow::Result<Vec<(Str
         }
     }
     Ok(created)
-}
-
-/// Opens `dir`, creating the demo consortium first when it holds no store yet (so the quick
-/// start needs no configuration). Prints the generated credentials once.
-pub fn open_or_init(dir: &Path, err: &mut impl std::io::Write) -> anyhow::Result<Data> {
-    let fresh = !exists(dir);
-    let data = open(dir)?;
-    if fresh {
-        let created = init_demo(&data, None)?;
-        writeln!(
-            err,
-            "created the demo consortium in {} (network zone {DEMO_NETWORK})",
-            dir.display()
-        )?;
-        for (code, password) in created {
-            writeln!(
-                err,
-                "  Connexion logon {code}, password {password} (shown once)"
-            )?;
-        }
-    }
-    Ok(data)
-}
-
-/// The blob store as the port.
-pub fn blobs(data: &Data) -> &dyn BlobStore {
-    &data.blobs
-}
-
-/// The AWS backend: DynamoDB `table` and S3 `bucket`, configured from the standard `AWS_*`
-/// environment (credentials, region, `AWS_ENDPOINT_URL*` for local endpoints). Large MARC
-/// goes to the same bucket under `marc/`.
-pub fn open_aws(bucket: &str, table: &str) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn BlobStore>)> {
-    let context = bibgate_store_aws::AwsContext::from_env()
-        .context("could not load the aws configuration")?;
-    let blobs = bibgate_store_aws::S3BlobStore::new(&context, bucket);
-    let store =
-        bibgate_store_aws::DynamoStore::new(&context, table).with_marc_bucket(blobs.clone());
-    Ok((Arc::new(store), Arc::new(blobs)))
-}
-
-/// How old a temporary file in the blob folder must be before a sweep removes it: a write
-/// in progress touched its file seconds ago.
-const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(3_600);
-
-/// Removes, on a background thread, the temporary files that writes interrupted by a kill
-/// left in the blob folder more than an hour ago (`FolderBlobStore::remove_stale_temporaries`),
-/// and logs how many. The long-running commands call it at start; it walks the whole folder
-/// once, so it does not hold up the start.
-pub fn sweep_stale_temporaries(blobs: &FolderBlobStore) {
-    let blobs = blobs.clone();
-    let spawned = std::thread::Builder::new()
-        .name("bibgate-sweep".into())
-        .spawn(
-            move || match blobs.remove_stale_temporaries(STALE_TEMPORARY) {
-                Ok(0) => {}
-                Ok(removed) => {
-                    tracing::info!(
-                        removed,
-                        "removed temporary files left by interrupted writes"
-                    );
-                }
-                Err(error) => tracing::warn!(%error, "could not remove stale temporary files"),
-            },
-        );
-    if let Err(error) = spawned {
-        tracing::warn!(%error, "could not start the sweep of stale temporary files");
-    }
 }

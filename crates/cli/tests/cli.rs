@@ -1,30 +1,13 @@
 //! The `bibgate` binary, end to end: output shapes and documented exit codes.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn bibgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bibgate"))
-}
-
-fn corpus(path: &str) -> PathBuf {
-    let shared = std::env::var_os("BIBGATE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    shared.join("corpus").join(path)
-}
+use crate::util::{bibgate, corpus, run_ok};
 
 #[test]
 fn inspect_json_gives_one_object_per_record_with_keys_and_verdict() {
-    let out = bibgate()
-        .args(["inspect", "--json"])
-        .arg(corpus("folio-integration-tests/FAT-1204.mrc"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        bibgate()
+            .args(["inspect", "--json"])
+            .arg(corpus("folio-integration-tests/FAT-1204.mrc")),
     );
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()

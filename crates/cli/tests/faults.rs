@@ -30,7 +30,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -40,63 +39,18 @@ use bibgate_gateway::LengthEncoding;
 use bibgate_inbox::layout::{result_key, stable_hash};
 use bibgate_marc::{Leader, Record};
 use bibgate_store::{ImportResult, MmsId, Outcome, Store};
-use bibgate_store_local::SqliteStore;
+
+use crate::util::{FAILPOINT, Scratch, bibgate_in, run_ok};
 
 const ALPHA: &str = "01DEMO_ALPHA";
 const PASSWORD: &str = "fault-Pa55word";
 const SUCCESS: &str = "The record has been processed successfully.";
-const FAILPOINT: &str = "BIBGATE_FAILPOINT";
 /// Generous: the machine running the tests may be busy building.
 const WAIT: Duration = Duration::from_secs(180);
 
 // ---------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------
-
-/// `bibgate --data-dir DIR`, never armed (a failpoint in the caller's environment is
-/// removed).
-fn bibgate(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bibgate"));
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove(FAILPOINT)
-        .env_remove("BIBGATE_DROP_CHUNK")
-        .env_remove("BIBGATE_DROP_SETTLE_MS")
-        .env("RUST_LOG", "info");
-    command
-}
-
-/// A fresh, empty folder for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("faults-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn data(&self) -> PathBuf {
-        self.0.join("data")
-    }
-
-    fn blobs(&self) -> PathBuf {
-        self.data().join("blobs")
-    }
-
-    fn store(&self) -> SqliteStore {
-        SqliteStore::open(&self.data().join("bibgate.sqlite")).unwrap()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A running `bibgate` process: its stdout and stderr lines are collected by two threads;
 /// it is killed (SIGKILL) and reaped when dropped, so that a failing test leaves nothing
@@ -191,15 +145,7 @@ impl Drop for Running {
 
 /// `bibgate init --password PASSWORD` on the scratch data directory.
 fn init(scratch: &Scratch) {
-    let out = bibgate(&scratch.data())
-        .args(["init", "--password", PASSWORD])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(bibgate_in(&scratch.data()).args(["init", "--password", PASSWORD]));
 }
 
 /// The gateway alone; returns it and its address.
@@ -209,7 +155,7 @@ fn start_gateway(scratch: &Scratch) -> (Running, String) {
 
 /// `bibgate serve` on a free loopback port with `extra` arguments; returns it and its address.
 fn start_serve(scratch: &Scratch, extra: &[&str]) -> (Running, String) {
-    let mut command = bibgate(&scratch.data());
+    let mut command = bibgate_in(&scratch.data());
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra);
@@ -226,7 +172,7 @@ fn start_serve(scratch: &Scratch, extra: &[&str]) -> (Running, String) {
 
 /// The processor alone, armed with `failpoint` when given; drop files settle after 200 ms.
 fn start_processor(scratch: &Scratch, failpoint: Option<&str>, extra: &[&str]) -> Running {
-    let mut command = bibgate(&scratch.data());
+    let mut command = bibgate_in(&scratch.data());
     command
         .args(["process", "--drop-settle-ms", "200"])
         .args(extra);
@@ -307,7 +253,7 @@ fn blob(scratch: &Scratch, key: &str) -> Option<Vec<u8>> {
 
 /// `bibgate result ID`: exit code and standard output.
 fn result_cmd(scratch: &Scratch, export_id: &str) -> (Option<i32>, String) {
-    let out = bibgate(&scratch.data())
+    let out = bibgate_in(&scratch.data())
         .args(["result", export_id])
         .output()
         .unwrap();
@@ -337,17 +283,12 @@ fn oclc_record(number: u64, version: &str, title: &str) -> Vec<u8> {
 /// Imports records with `bibgate import` (another process, never armed); returns the MMS ID
 /// of each.
 fn seed(scratch: &Scratch, records: &[Vec<u8>]) -> Vec<String> {
-    let file = scratch.0.join("seed.mrc");
+    let file = scratch.path().join("seed.mrc");
     std::fs::write(&file, records.concat()).unwrap();
-    let out = bibgate(&scratch.data())
-        .args(["import", "--institution", ALPHA, "--json"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        bibgate_in(&scratch.data())
+            .args(["import", "--institution", ALPHA, "--json"])
+            .arg(&file),
     );
     let ids: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()
@@ -454,8 +395,8 @@ fn check_reply(reply: &str, export_id: &str, result: &ImportResult) {
 
 #[test]
 fn process_needs_an_existing_store() {
-    let scratch = Scratch::new("no-store");
-    let out = bibgate(&scratch.data()).arg("process").output().unwrap();
+    let scratch = Scratch::new("faults-no-store");
+    let out = bibgate_in(&scratch.data()).arg("process").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no store in"), "{err}");
@@ -464,7 +405,7 @@ fn process_needs_an_existing_store() {
 
 #[test]
 fn process_stops_cleanly_on_sigterm() {
-    let scratch = Scratch::new("sigterm");
+    let scratch = Scratch::new("faults-sigterm");
     init(&scratch);
     let mut processor = start_processor(&scratch, None, &[]);
     processor.wait_for("bibgate processor started", WAIT);
@@ -477,7 +418,7 @@ fn process_stops_cleanly_on_sigterm() {
 /// sends it, not only on ctrl-c: after answering an export, it exits with success.
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
-    let scratch = Scratch::new("serve-sigterm");
+    let scratch = Scratch::new("faults-serve-sigterm");
     init(&scratch);
     let (server, addr) = start_serve(&scratch, &[]);
     answers_then_stops_on_sigterm(server, &addr);
@@ -498,7 +439,7 @@ fn answers_then_stops_on_sigterm(mut server: Running, addr: &str) {
 /// older than an hour when they start (in the background), and nothing else.
 #[test]
 fn serve_and_process_remove_temporary_files_left_by_kills() {
-    let scratch = Scratch::new("stale-temporaries");
+    let scratch = Scratch::new("faults-stale-temporaries");
     init(&scratch);
     let blobs = scratch.data().join("blobs");
     let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3_700);
@@ -596,7 +537,7 @@ const REVISED_TITLE: &str = "Revised title.";
 /// Exports one record (an add or a merge), kills the processor at `failpoint`, checks what
 /// the kill left, restarts the processor, and checks the end state.
 fn kill_one_export(name: &str, failpoint: &str, case: Case, restart: Restart) {
-    let scratch = Scratch::new(name);
+    let scratch = Scratch::new(&format!("faults-{name}"));
     init(&scratch);
     let prior = match case {
         Case::Add => None,
@@ -794,7 +735,7 @@ const AGAIN_TITLE: &str = "Dropped record 02, revised.";
 /// Drops a file of 12 records (chunks of 5), kills the processor at `failpoint` with
 /// `committed` records committed, restarts it, and checks the report and the store.
 fn kill_in_a_drop_file(name: &str, failpoint: &str, committed: usize) {
-    let scratch = Scratch::new(name);
+    let scratch = Scratch::new(&format!("faults-{name}"));
     init(&scratch);
     let seeded: Vec<Vec<u8>> = DROP_SEEDED
         .iter()
@@ -1021,7 +962,7 @@ fn random_kills_on_a_stream_of_exports() {
         version: 0,
         sent: BTreeMap::new(),
     };
-    let scratch = Scratch::new("stream");
+    let scratch = Scratch::new("faults-stream");
     init(&scratch);
     let (_gateway, addr) = start_gateway(&scratch);
     let chunk = ["--drop-chunk", "5"];

@@ -1,57 +1,15 @@
 //! `bibgate result`, end to end: the stored result of an imported record, and the exit
 //! codes for an unknown export and a missing store.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn bibgate(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bibgate"));
-    command.arg("--data-dir").arg(data_dir);
-    command
-}
-
-/// A fresh, empty folder for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("result-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn corpus(path: &str) -> PathBuf {
-    let shared = std::env::var_os("BIBGATE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    shared.join("corpus").join(path)
-}
+use crate::util::{Scratch, bibgate_in, corpus, run_ok};
 
 #[test]
 fn result_prints_the_stored_result_of_an_imported_record() {
-    let dir = Scratch::new("imported");
-    let out = bibgate(dir.path())
-        .args(["import", "--institution", "01DEMO_ALPHA", "--json"])
-        .arg(corpus("folio-integration-tests/FAT-1204.mrc"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let dir = Scratch::new("result-imported");
+    let out = run_ok(
+        bibgate_in(dir.path())
+            .args(["import", "--institution", "01DEMO_ALPHA", "--json"])
+            .arg(corpus("folio-integration-tests/FAT-1204.mrc")),
     );
     let first: serde_json::Value = serde_json::from_str(
         String::from_utf8(out.stdout)
@@ -64,7 +22,7 @@ fn result_prints_the_stored_result_of_an_imported_record() {
     let export_id = first["export_id"].as_str().unwrap();
     let mms_id = first["mms_id"].as_str().unwrap();
 
-    let out = bibgate(dir.path())
+    let out = bibgate_in(dir.path())
         .args(["result", export_id])
         .output()
         .unwrap();
@@ -116,17 +74,9 @@ fn result_prints_the_stored_result_of_an_imported_record() {
 
 #[test]
 fn result_of_an_unknown_export_exits_1() {
-    let dir = Scratch::new("unknown");
-    let init = bibgate(dir.path())
-        .args(["init", "--password", "secret-for-tests"])
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let out = bibgate(dir.path())
+    let dir = Scratch::new("result-unknown");
+    run_ok(bibgate_in(dir.path()).args(["init", "--password", "secret-for-tests"]));
+    let out = bibgate_in(dir.path())
         .args(["result", "01DEMO_ALPHA-1717243200123-abcd-1"])
         .output()
         .unwrap();
@@ -143,8 +93,8 @@ fn result_of_an_unknown_export_exits_1() {
 
 #[test]
 fn result_without_a_store_exits_2() {
-    let dir = Scratch::new("missing");
-    let out = bibgate(&dir.path().join("missing"))
+    let dir = Scratch::new("result-missing");
+    let out = bibgate_in(&dir.path().join("missing"))
         .args(["result", "X-1"])
         .output()
         .unwrap();

@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+use crate::data::{self, Backend, Data};
+
 /// Arguments of `bibgate bench`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -208,21 +210,21 @@ pub struct ImportArgs {
 }
 
 fn import_pass(
-    data: &crate::data::Data,
+    data: &Data,
     route: &bibgate_import::Route,
     file: &Path,
 ) -> anyhow::Result<(f64, std::collections::BTreeMap<String, usize>)> {
-    let importer = bibgate_import::Importer::new(&data.store);
-    let options = crate::import_cmd::Options {
+    let importer = bibgate_import::Importer::new(data.store()?.as_ref());
+    let options = super::import::Options {
         dry_run: false,
         json: false,
         route,
     };
     let mut counts = std::collections::BTreeMap::new();
     let started = Instant::now();
-    crate::import_cmd::import_file(
+    super::import::import_file(
         &importer,
-        crate::data::blobs(data),
+        data.blobs.as_ref(),
         file,
         &options,
         &mut std::io::sink(),
@@ -284,9 +286,9 @@ pub fn run_import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         "decode only",
         n_records as f64 / decode_seconds
     );
-    let data = crate::data::open(&scratch.join("all"))?;
-    crate::data::init_demo(&data, Some("bench-password"))?;
-    let route = bibgate_import::route(&data.store, crate::data::DEMO_INSTITUTIONS[0], None)?;
+    let data = Data::open(&Backend::Local(scratch.join("all")))?;
+    data::init_demo(&data, Some("bench-password"))?;
+    let route = bibgate_import::route(data.store()?.as_ref(), data::DEMO_INSTITUTIONS[0], None)?;
     let (seconds, counts) = import_pass(&data, &route, &file)?;
     let adds = report("import into an empty store (adds)", seconds, &counts);
     let (seconds, counts) = import_pass(&data, &route, &file)?;
@@ -296,16 +298,16 @@ pub fn run_import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         &counts,
     );
 
-    let data = crate::data::open(&scratch.join("oclc"))?;
-    crate::data::init_demo(&data, Some("bench-password"))?;
-    let route = bibgate_import::route(&data.store, crate::data::DEMO_INSTITUTIONS[0], None)?;
+    let data = Data::open(&Backend::Local(scratch.join("oclc")))?;
+    data::init_demo(&data, Some("bench-password"))?;
+    let route = bibgate_import::route(data.store()?.as_ref(), data::DEMO_INSTITUTIONS[0], None)?;
     let (seconds, counts) = import_pass(&data, &route, &subset)?;
     report("OCLC-numbered records only: adds", seconds, &counts);
     let (seconds, counts) = import_pass(&data, &route, &subset)?;
     let merges = report("OCLC-numbered records only: merges", seconds, &counts);
     println!(
         "records in the store after both passes: {}",
-        bibgate_store::Store::count_records(&data.store, crate::data::DEMO_INSTITUTIONS[0])?
+        data.store()?.count_records(data::DEMO_INSTITUTIONS[0])?
     );
     println!(
         "adds {:.2}x and merges {:.2}x the decode-only speed; targets 20,000 adds/s ({:.2}x) and 10,000 merges/s ({:.2}x); peak RSS {} KiB",

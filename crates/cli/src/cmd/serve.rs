@@ -1,41 +1,16 @@
 //! `bibgate serve` (the Connexion gateway and the processor in one process) and
-//! `bibgate send` (a Connexion client).
+//! `bibgate process` (the processor alone).
 
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
-use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig};
+use bibgate_gateway::{Config, ProcessorConfig};
 use bibgate_inbox::{ResultDelivery, Services};
-use bibgate_marc::decode::Charset;
-use bibgate_marc::iso2709::Mode;
-use bibgate_marc::{Source, iso2709};
-use bibgate_store::{BlobStore, Store};
-use clap::ValueEnum;
 
-use crate::data;
-
-/// How `bibgate send` writes field lengths.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum LengthEncodingArg {
-    /// One byte per length, like the Connexion desktop client.
-    Byte,
-    /// Decimal digits, like the Connexion browser.
-    Decimal,
-}
-
-impl LengthEncodingArg {
-    fn encoding(self) -> LengthEncoding {
-        match self {
-            LengthEncodingArg::Byte => LengthEncoding::Byte,
-            LengthEncodingArg::Decimal => LengthEncoding::Decimal,
-        }
-    }
-}
+use crate::data::{Backend, BackendArgs, BackendKind, Data};
 
 /// The line that tells where the drop folders are.
 fn write_drop_folders(
@@ -54,35 +29,35 @@ fn write_drop_folders(
     )
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A multi-threaded tokio runtime.
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("could not start the async runtime")
 }
 
-/// Where `bibgate serve` keeps records and blobs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
-    /// The data directory (SQLite + blob folder); the processor runs in this process.
-    Local,
-    /// DynamoDB + S3 (endpoints from the standard `AWS_*` variables); the import processor
-    /// is the Lambda function, so this process is the shim only.
-    Aws,
+/// Arguments of `bibgate serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:5500")]
+    listen: String,
+    /// Where records and blobs live (the data directory, or S3 + DynamoDB).
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
+    processor: ServeProcessorArgs,
+    /// An optional TLS listener.
+    #[command(flatten)]
+    tls: TlsListenArgs,
 }
 
-/// The storage options of `bibgate serve`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct BackendArgs {
-    /// Storage backend.
-    #[arg(long, value_enum, env = "BIBGATE_BACKEND", default_value = "local")]
-    pub backend: BackendKind,
-    /// S3 bucket (with --backend aws).
-    #[arg(long, env = "BIBGATE_BUCKET", required_if_eq("backend", "aws"))]
-    pub bucket: Option<String>,
-    /// DynamoDB table (with --backend aws).
-    #[arg(long, env = "BIBGATE_TABLE", required_if_eq("backend", "aws"))]
-    pub table: Option<String>,
+/// Arguments of `bibgate process`.
+#[derive(clap::Args)]
+pub struct ProcessArgs {
+    #[command(flatten)]
+    processor: ProcessorArgs,
 }
 
 /// The TLS listener of `bibgate serve` (the Connexion client speaks plain TCP: TLS is for a
@@ -193,28 +168,23 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send 
 /// SIGTERM; it finishes the pass in progress first. The gateway runs elsewhere
 /// (`bibgate serve --no-processor`). Both share the store (SQLite in WAL mode) and the blob
 /// folder; a processor killed at any point leaves work that the next one completes.
-pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode> {
+pub fn process(backend: &Backend, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
+    let args = &args.processor;
     init_tracing();
-    if !data::exists(data_dir) {
-        anyhow::bail!(
-            "no store in {:?} (run bibgate init, or pass --data-dir)",
-            data_dir.display().to_string()
-        );
-    }
-    let data::Data { store, blobs } = data::open(data_dir)?;
-    data::sweep_stale_temporaries(&blobs);
+    let data = Data::open_existing(backend)?;
+    data.sweep_stale_temporaries();
     // Shims on this data directory read the results from the same database.
-    let services = Services::new(Arc::new(store), Arc::new(blobs))
+    let services = Services::new(data.store()?.clone(), data.blobs.clone())
         .with_delivery(ResultDelivery::Store)
-        .with_policies(crate::policy_cmd::runner(data_dir, true)?.context("no policy runner")?);
-    let drop_root = data_dir.join("blobs").join("drop").display().to_string();
+        .with_policies(data.policy_runner()?);
+    let drop_root = data.drop_root();
     let config = args.config();
     runtime()?.block_on(async move {
         let stop = stop_signal()?;
         let institutions = bibgate_inbox::ensure_drop_folders(&services)
             .context("could not create the drop folders")?;
         let mut out = std::io::stdout();
-        writeln!(out, "bibgate processor started on {}", data_dir.display())?;
+        writeln!(out, "bibgate processor started on {backend}")?;
         write_drop_folders(&mut out, &drop_root, &institutions)?;
         writeln!(out, "press ctrl-c to stop")?;
         out.flush()?;
@@ -227,45 +197,34 @@ pub fn process(data_dir: &Path, args: &ProcessorArgs) -> anyhow::Result<ExitCode
 
 /// Runs the gateway (and, with the local backend, the processor unless `--no-processor`)
 /// until ctrl-c or SIGTERM.
-pub fn serve(
-    data_dir: &Path,
-    listen: &str,
-    backend: &BackendArgs,
-    processor: &ServeProcessorArgs,
-    tls: &TlsListenArgs,
-) -> anyhow::Result<ExitCode> {
+pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let ServeArgs {
+        listen,
+        processor,
+        tls,
+        ..
+    } = args;
     init_tracing();
     // Read the certificate before anything starts, so a bad file fails at once.
     let tls_server = tls.server()?;
-    let (store, blobs, drop_root): (Arc<dyn Store>, Arc<dyn BlobStore>, String) =
-        match (backend.backend, &backend.bucket, &backend.table) {
-            (BackendKind::Aws, Some(bucket), Some(table)) => {
-                let (store, blobs) = data::open_aws(bucket, table)?;
-                (store, blobs, format!("s3://{bucket}/drop"))
-            }
-            (BackendKind::Aws, _, _) => anyhow::bail!("--backend aws needs --bucket and --table"),
-            (BackendKind::Local, _, _) => {
-                let data::Data { store, blobs } =
-                    data::open_or_init(data_dir, &mut std::io::stderr())?;
-                data::sweep_stale_temporaries(&blobs);
-                let root = data_dir.join("blobs").join("drop").display().to_string();
-                (Arc::new(store), Arc::new(blobs), root)
-            }
-        };
-    let in_process = backend.backend == BackendKind::Local && !processor.no_processor;
+    let data = Data::open_or_init(backend, &mut std::io::stderr())?;
+    data.sweep_stale_temporaries();
+    let drop_root = data.drop_root();
+    let kind = backend.kind();
+    let in_process = kind == BackendKind::Local && !processor.no_processor;
     let processor_config = processor.processor.config();
     // The embedded backend's shim reads results from the database the processor writes
     // them to; with S3 + DynamoDB it polls the Lambda function's result documents.
-    let delivery = match backend.backend {
+    let delivery = match kind {
         BackendKind::Local => ResultDelivery::Store,
         BackendKind::Aws => ResultDelivery::Documents,
     };
-    let mut services = Services::new(store, blobs).with_delivery(delivery);
+    let mut services =
+        Services::new(data.store()?.clone(), data.blobs.clone()).with_delivery(delivery);
     if in_process {
         // Activations are read every couple of seconds, so a policy activated while the
         // server runs takes effect without a restart.
-        services = services
-            .with_policies(crate::policy_cmd::runner(data_dir, true)?.context("no policy runner")?);
+        services = services.with_policies(data.policy_runner()?);
     }
     runtime()?.block_on(async move {
         // Before anything is announced, so that a SIGTERM (a service manager stopping the
@@ -304,7 +263,7 @@ pub fn serve(
             )?;
         }
         write_drop_folders(&mut out, &drop_root, &institutions)?;
-        if backend.backend == BackendKind::Local && !in_process {
+        if kind == BackendKind::Local && !in_process {
             writeln!(
                 out,
                 "no processor in this process: run bibgate process on the same data directory"
@@ -326,118 +285,5 @@ pub fn serve(
             let _ = processor.await;
         }
         Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// Options of `bibgate send`.
-pub struct SendArgs<'a> {
-    /// The file of records.
-    pub file: &'a Path,
-    /// Server host.
-    pub host: &'a str,
-    /// Server port.
-    pub port: u16,
-    /// Local system logon id.
-    pub logon: &'a str,
-    /// Local system password.
-    pub password: &'a str,
-    /// Field length encoding.
-    pub encoding: LengthEncodingArg,
-    /// Per-record timeout.
-    pub timeout: Duration,
-    /// Connect with TLS.
-    pub tls: Option<bibgate_gateway::TlsClient>,
-}
-
-/// Sends each record of a file on its own connection; prints each reply.
-/// Exit code 0 when every reply is a success, 1 otherwise, 2 on a connection error.
-pub fn send(args: &SendArgs<'_>) -> anyhow::Result<ExitCode> {
-    let file = std::fs::File::open(args.file)
-        .with_context(|| format!("could not open {:?}", args.file.display().to_string()))?;
-    let source = Source::sniffed(std::io::BufReader::new(file), Mode::Lenient, Charset::Auto)
-        .with_context(|| format!("could not read {:?}", args.file.display().to_string()))?;
-    let addr = format!("{}:{}", args.host, args.port);
-    let runtime = runtime()?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut all_ok = true;
-    let mut sent = 0usize;
-    for item in source {
-        let bytes = if item.raw.is_empty() {
-            // MARCXML: send the record as ISO 2709 (UTF-8).
-            match &item.outcome {
-                Ok(parsed) => {
-                    let mut bytes = Vec::new();
-                    match iso2709::write_record(&parsed.decoded.record, &mut bytes) {
-                        Ok(()) => bytes,
-                        Err(error) => {
-                            writeln!(out, "record {}: not sent: {error}", item.index)?;
-                            all_ok = false;
-                            continue;
-                        }
-                    }
-                }
-                Err(error) => {
-                    writeln!(out, "record {}: not sent: {error}", item.index)?;
-                    all_ok = false;
-                    continue;
-                }
-            }
-        } else {
-            item.raw
-        };
-        let reply = runtime.block_on(async {
-            match &args.tls {
-                None => {
-                    bibgate_gateway::send(
-                        &addr,
-                        args.logon,
-                        args.password,
-                        &bytes,
-                        args.encoding.encoding(),
-                        args.timeout,
-                    )
-                    .await
-                }
-                Some(tls) => {
-                    bibgate_gateway::send_tls(
-                        &addr,
-                        tls,
-                        args.logon,
-                        args.password,
-                        &bytes,
-                        args.encoding.encoding(),
-                        args.timeout,
-                    )
-                    .await
-                }
-            }
-        });
-        sent += 1;
-        match reply {
-            Ok(text) => {
-                all_ok &= text.starts_with("The record has been processed successfully.");
-                writeln!(out, "record {}: {text}", item.index)?;
-            }
-            Err(bibgate_gateway::Error::Encode(error)) => {
-                all_ok = false;
-                writeln!(out, "record {}: not sent: {error}", item.index)?;
-            }
-            Err(error) => {
-                out.flush()?;
-                eprintln!("bibgate: record {}: {error}", item.index);
-                return Ok(ExitCode::from(2));
-            }
-        }
-    }
-    out.flush()?;
-    if sent == 0 && all_ok {
-        eprintln!("bibgate: no records in {}", args.file.display());
-        return Ok(ExitCode::from(1));
-    }
-    Ok(if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
     })
 }

@@ -1,12 +1,94 @@
 //! `bibgate convert`: stream records into MARCXML, MARC-in-JSON or UTF-8 ISO 2709.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
+use anyhow::Context;
 use bibgate_marc::{Item, iso2709, json, marcxml};
+
+use crate::input::ReadArgs;
+
+/// Arguments of `bibgate convert`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// ISO 2709 or MARCXML file.
+    file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    to: To,
+    /// Write here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Print records/s and peak memory on stderr at the end.
+    #[arg(long)]
+    stats: bool,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+/// `bibgate convert`: exit 1 when a record was skipped.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let Args {
+        file,
+        to,
+        output,
+        stats,
+        read,
+    } = args;
+    let to = *to;
+    let started = std::time::Instant::now();
+    let label = file.display().to_string();
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    let counts = if to == To::Parse {
+        let f = std::fs::File::open(file)
+            .with_context(|| format!("could not open {:?}", file.display().to_string()))?;
+        parse_only(f, read.mode(), &label, &mut err)?
+    } else {
+        let source = read.open(file)?;
+        match output {
+            Some(path) => {
+                let f = std::fs::File::create(path).with_context(|| {
+                    format!("could not create {:?}", path.display().to_string())
+                })?;
+                let mut out = BufWriter::with_capacity(256 * 1024, f);
+                let counts = convert(source, to, &label, &mut out, &mut err)?;
+                out.flush()?;
+                counts
+            }
+            None => {
+                let stdout = std::io::stdout();
+                let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+                let counts = convert(source, to, &label, &mut out, &mut err)?;
+                out.flush()?;
+                counts
+            }
+        }
+    };
+    if *stats {
+        let seconds = started.elapsed().as_secs_f64();
+        writeln!(
+            err,
+            "converted {} records ({} skipped, {} flagged) in {:.3} s: {:.0} records/s; peak RSS {} KiB",
+            counts.written,
+            counts.skipped,
+            counts.flagged,
+            seconds,
+            counts.written as f64 / seconds.max(1e-9),
+            super::bench::peak_rss_kib().map_or("unknown".into(), |k| k.to_string())
+        )?;
+    }
+    Ok(if counts.skipped > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum To {
+enum To {
     /// A MARCXML collection.
     Marcxml,
     /// MARC-in-JSON, one record object per line (JSON Lines).
@@ -22,7 +104,7 @@ pub enum To {
 
 /// Counts for the summary line.
 #[derive(Debug, Default)]
-pub struct Counts {
+struct Counts {
     /// Records written.
     pub written: usize,
     /// Records that could not be read or written (reported on stderr).
@@ -32,7 +114,7 @@ pub struct Counts {
 }
 
 /// Splits every ISO 2709 record into leader and fields without decoding characters.
-pub fn parse_only(
+fn parse_only(
     input: impl std::io::Read,
     mode: iso2709::Mode,
     label: &str,
@@ -58,7 +140,7 @@ pub fn parse_only(
 }
 
 /// Converts every item, writing records to `out` and reports to `err`.
-pub fn run(
+fn convert(
     items: impl Iterator<Item = Item>,
     to: To,
     label: &str,

@@ -1,8 +1,10 @@
 //! `bibgate import` and `bibgate explain`.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use bibgate_engine::Outcome as Decided;
@@ -14,14 +16,119 @@ use bibgate_store::{BlobStore, ImportResult};
 use indicatif::ProgressBar;
 use serde_json::json;
 
+use super::{ZoneArg, now_unix};
+use crate::data::Data;
+
 /// Records decided and committed together (one durable transaction).
 const CHUNK: usize = 2_000;
 
-/// Current time in Unix seconds.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// Arguments of `bibgate import`.
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// ISO 2709 or MARCXML files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The sending institution.
+    #[arg(long)]
+    institution: String,
+    /// Decide in this zone instead of the profile's.
+    #[arg(long, value_enum)]
+    zone: Option<ZoneArg>,
+    /// Decide and report, store nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// One JSON object per record and line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `bibgate explain`.
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    /// ISO 2709 or MARCXML file.
+    file: PathBuf,
+    /// The sending institution.
+    #[arg(long)]
+    institution: String,
+    /// Decide in this zone instead of the profile's.
+    #[arg(long, value_enum)]
+    zone: Option<ZoneArg>,
+}
+
+/// The importer over the record store, with the merge-policy runner when there is one.
+fn importer<'a>(
+    data: &'a Data,
+    policies: Option<&'a Arc<bibgate_plugin_host::WasmPolicyRunner>>,
+) -> anyhow::Result<Importer<'a>> {
+    Ok(Importer::with_policies(
+        data.store()?.as_ref(),
+        policies.map(|r| r.as_ref() as &dyn bibgate_import::PolicyRunner),
+    ))
+}
+
+/// `bibgate import`: exit 1 when a record failed.
+pub fn run_import(data: &Data, args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let route = bibgate_import::route(
+        data.store()?.as_ref(),
+        &args.institution,
+        args.zone.map(ZoneArg::target),
+    )?;
+    let policies = data.published_policy_runner()?;
+    let importer = importer(data, policies.as_ref())?;
+    let options = Options {
+        dry_run: args.dry_run,
+        json: args.json,
+        route: &route,
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut counts = BTreeMap::new();
+    let started = std::time::Instant::now();
+    for file in &args.files {
+        import_file(
+            &importer,
+            data.blobs.as_ref(),
+            file,
+            &options,
+            &mut out,
+            &mut counts,
+        )?;
+    }
+    out.flush()?;
+    let total: usize = counts.values().sum();
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    eprintln!(
+        "{total} records{} into {} in {:.2} s: {}",
+        if args.dry_run {
+            " decided (dry run)"
+        } else {
+            " imported"
+        },
+        route.zone.code,
+        started.elapsed().as_secs_f64(),
+        summary.join(", ")
+    );
+    Ok(if counts.get("failed").copied().unwrap_or(0) > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `bibgate explain`: writes nothing.
+pub fn run_explain(data: &Data, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let route = bibgate_import::route(
+        data.store()?.as_ref(),
+        &args.institution,
+        args.zone.map(ZoneArg::target),
+    )?;
+    let policies = data.published_policy_runner()?;
+    let importer = importer(data, policies.as_ref())?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    explain_file(&importer, &route, &args.file, &mut out)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One line of output for a record.
@@ -195,7 +302,7 @@ pub fn import_file(
 }
 
 /// Prints the decision and trace for every record of a file; writes nothing.
-pub fn explain_file(
+fn explain_file(
     importer: &Importer<'_>,
     route: &Route,
     path: &Path,

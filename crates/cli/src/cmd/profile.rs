@@ -1,236 +1,183 @@
-//! `bibgate record`, `bibgate editor` and `bibgate profile`.
+//! `bibgate profile`: manage integration profiles.
 
 use std::io::Write;
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use bibgate_marc::{Field, Record};
-use bibgate_store::{Commit, EditorLock, MmsId, Profile, Store, StoredRecord, TargetZone};
+use bibgate_store::{Profile, Store, TargetZone};
 
-use crate::import_cmd::now_unix;
+use super::{ZoneArg, now_unix};
+use crate::data::Data;
 
-/// The zone an institution's `--zone` option names.
-pub fn zone_of(store: &dyn Store, institution: &str, zone: TargetZone) -> anyhow::Result<String> {
-    let home = store.institution(institution)?.with_context(|| {
-        format!("institution {institution:?} does not exist (bibgate init creates the demo ones)")
-    })?;
-    Ok(match zone {
-        TargetZone::Institution => home.code,
-        TargetZone::Network => home
-            .network
-            .with_context(|| format!("institution {institution:?} belongs to no network zone"))?,
-    })
+/// `bibgate profile` subcommands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Add a Connexion integration profile.
+    Add {
+        /// The institution.
+        #[arg(long)]
+        institution: String,
+        /// The password (generated and printed once when absent).
+        #[arg(long)]
+        password: Option<String>,
+        /// Target zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+        /// Profile id (default `<institution>-connexion`, or a numbered one if taken).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List profiles.
+    List,
+    /// Show one profile.
+    Show {
+        /// The profile id.
+        id: String,
+    },
+    /// Change one setting (`KEY VALUE`), or rotate the password (`--password NEW`).
+    Set {
+        /// The profile id.
+        id: String,
+        /// The setting (logon-id, password, target-zone, check-brief-level, check-005,
+        /// skip-cz, lock-timeout, serial-match, nonserial-match, brief-levels, merge-rules).
+        #[arg(requires = "value", conflicts_with = "password")]
+        key: Option<String>,
+        /// Its new value.
+        value: Option<String>,
+        /// A new password (`-`: read it from the first line of standard input, so it stays
+        /// out of the shell history and the process list).
+        #[arg(long)]
+        password: Option<String>,
+        /// With a new password: how long the previous password is still accepted, so the
+        /// Connexion clients can be updated one by one (`7d`, `12h`, `30m`, `90s`; `0` ends
+        /// it at once).
+        #[arg(long, default_value = "7d")]
+        keep_previous_for: String,
+    },
+    /// Delete a profile.
+    Delete {
+        /// The profile id.
+        id: String,
+    },
 }
 
-/// Writes a record in the usual line display (`=245  10$aTitle`).
-pub fn write_record(out: &mut impl Write, record: &Record) -> std::io::Result<()> {
-    writeln!(out, "=LDR  {}", record.leader.as_text())?;
-    for field in &record.fields {
-        match field {
-            Field::Control { tag, value } => writeln!(out, "={tag}  {value}")?,
-            Field::Data {
-                tag,
-                ind1,
-                ind2,
-                subfields,
-            } => {
-                let ind = |b: u8| if b == b' ' { '\\' } else { char::from(b) };
-                write!(out, "={tag}  {}{}", ind(*ind1), ind(*ind2))?;
-                for subfield in subfields {
-                    write!(out, "${}{}", char::from(subfield.code), subfield.value)?;
-                }
-                writeln!(out)?;
+/// Runs a `profile` subcommand.
+pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
+    let store = data.store()?.as_ref();
+    let mut out = std::io::stdout();
+    match command {
+        Command::Add {
+            institution,
+            password,
+            zone,
+            id,
+        } => add(store, &institution, password, zone, id, &mut out)?,
+        Command::List => {
+            for profile in all_profiles(store)? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}",
+                    profile.id,
+                    profile.institution,
+                    profile.kind,
+                    profile.target_zone.as_str()
+                )?;
             }
         }
+        Command::Show { id } => {
+            let profile = all_profiles(store)?
+                .into_iter()
+                .find(|p| p.id == id)
+                .with_context(|| format!("profile {id:?} does not exist"))?;
+            profile_show(&profile, &mut out)?;
+        }
+        Command::Set {
+            id,
+            key,
+            value,
+            password,
+            keep_previous_for,
+        } => {
+            let keep = parse_duration(&keep_previous_for)?;
+            let profile = match (password, key, value) {
+                (Some(password), _, _) => {
+                    let password = password_argument(&password)?;
+                    profile_rotate_password(store, &id, &password, keep)?
+                }
+                (None, Some(key), Some(value)) if key == "password" => {
+                    let password = password_argument(&value)?;
+                    profile_rotate_password(store, &id, &password, keep)?
+                }
+                (None, Some(key), Some(value)) => profile_set(store, &id, &key, &value)?,
+                _ => bail!("give a setting and its value (KEY VALUE), or --password NEW"),
+            };
+            profile_show(&profile, &mut out)?;
+        }
+        Command::Delete { id } => {
+            if !store.delete_profile(&id)? {
+                bail!("profile {id:?} does not exist");
+            }
+            writeln!(out, "profile {id} deleted")?;
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-fn stored(store: &dyn Store, zone: &str, mms_id: &MmsId) -> anyhow::Result<StoredRecord> {
-    store
-        .record(zone, mms_id)?
-        .with_context(|| format!("record {mms_id} does not exist in zone {zone}"))
-}
-
-/// `bibgate record show`.
-pub fn record_show(
+/// `bibgate profile add`.
+fn add(
     store: &dyn Store,
-    zone: &str,
-    mms_id: &MmsId,
+    institution: &str,
+    password: Option<String>,
+    zone: ZoneArg,
+    id: Option<String>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let record = stored(store, zone, mms_id)?;
-    writeln!(
-        out,
-        "MMS ID {} in {zone}: revision {}, brief level {:02}, originating version {}",
-        record.mms_id,
-        record.revision,
-        record.brief_level,
-        record.originating_version.as_deref().unwrap_or("none")
-    )?;
-    write_record(out, &bibgate_import::read_stored(&record)?)?;
-    Ok(())
-}
-
-/// `bibgate record history`.
-pub fn record_history(
-    store: &dyn Store,
-    zone: &str,
-    mms_id: &MmsId,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let current = stored(store, zone, mms_id)?;
-    for version in store.versions(zone, mms_id)? {
+    if store.institution(institution)?.is_none() {
+        bail!("institution {institution:?} does not exist");
+    }
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(bibgate_import::auth::generate_password);
+    let hash = bibgate_import::auth::hash_password(&password).map_err(anyhow::Error::msg)?;
+    let mut profile = bibgate_import::default_profile(institution, hash, zone.target());
+    let taken = all_profiles(store)?;
+    profile.id = match id {
+        Some(id) => id,
+        None => (1..)
+            .map(|n| {
+                if n == 1 {
+                    profile.id.clone()
+                } else {
+                    format!("{}-{n}", profile.id)
+                }
+            })
+            .find(|candidate| taken.iter().all(|p| &p.id != candidate))
+            .unwrap_or_default(),
+    };
+    if taken.iter().any(|p| p.id == profile.id) {
+        bail!("profile {:?} already exists", profile.id);
+    }
+    store.put_profile(&profile)?;
+    writeln!(out, "profile {} added for {institution}", profile.id)?;
+    if generated {
+        writeln!(out, "  password {password} (shown once)")?;
+    }
+    if store
+        .profiles(institution)?
+        .iter()
+        .filter(|p| p.kind == bibgate_import::CONNEXION)
+        .count()
+        > 1
+    {
         writeln!(
             out,
-            "revision {}: replaced at {} by {} ({}); originating version {}",
-            version.revision,
-            bibgate_engine::messages::utc_minutes(version.replaced_unix),
-            version.replaced_by,
-            version.reason,
-            version.originating_version.as_deref().unwrap_or("none")
+            "  warning: {institution} now has more than one Connexion profile; its exports will fail with \"No integration profile found for institution {institution}\" until one is deleted"
         )?;
-    }
-    writeln!(
-        out,
-        "revision {} (current): saved at {}",
-        current.revision,
-        bibgate_engine::messages::utc_minutes(current.updated_unix)
-    )?;
-    Ok(())
-}
-
-/// `bibgate record restore`: a prior revision becomes current; the current one is kept.
-pub fn record_restore(
-    store: &dyn Store,
-    zone: &str,
-    mms_id: &MmsId,
-    revision: u64,
-    user: &str,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let current = stored(store, zone, mms_id)?;
-    let version = store
-        .versions(zone, mms_id)?
-        .into_iter()
-        .find(|v| v.revision == revision)
-        .with_context(|| {
-            format!("record {mms_id} has no prior revision {revision} (see bibgate record history)")
-        })?;
-    let record = bibgate_import::read_stored(&StoredRecord {
-        marc: version.marc.clone(),
-        ..current.clone()
-    })?;
-    let keys = bibgate_matching::oclc_keys(&record)
-        .keys
-        .iter()
-        .map(|k| bibgate_store::IndexKey {
-            number: k.number.get(),
-            active: k.provenance.is_active(),
-        })
-        .collect();
-    let now = now_unix();
-    store.commit(&Commit::Replace {
-        expected_revision: current.revision,
-        record: StoredRecord {
-            marc: version.marc,
-            revision: current.revision + 1,
-            originating_version: version.originating_version,
-            brief_level: version.brief_level,
-            updated_unix: now,
-            keys,
-            ..current.clone()
-        },
-        replaced_by: format!("user:{user}"),
-        reason: format!("restore of revision {revision}"),
-    })?;
-    writeln!(
-        out,
-        "record {mms_id}: revision {revision} restored as revision {}; revision {} kept in the history",
-        current.revision + 1,
-        current.revision
-    )?;
-    Ok(())
-}
-
-/// What `bibgate editor` does.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum EditorAction {
-    /// Open the record in the metadata editor (locks it).
-    Open,
-    /// Leave the editor without releasing (the lock expires after the profile's timeout).
-    Leave,
-    /// Release the record.
-    Release,
-}
-
-/// `bibgate editor`.
-pub fn editor(
-    store: &dyn Store,
-    action: EditorAction,
-    zone: &str,
-    mms_id: &MmsId,
-    institution: &str,
-    user: &str,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    stored(store, zone, mms_id)?;
-    let now = now_unix();
-    match action {
-        EditorAction::Open => {
-            if let Some(lock) = store.lock(zone, mms_id)?
-                && lock.left_unix.is_none()
-                && (lock.institution != institution || lock.user != user)
-            {
-                bail!(
-                    "record {mms_id} is open in the editor by {} ({})",
-                    lock.institution,
-                    lock.user
-                );
-            }
-            store.put_lock(&EditorLock {
-                zone: zone.into(),
-                mms_id: mms_id.clone(),
-                institution: institution.into(),
-                user: user.into(),
-                since_unix: now,
-                left_unix: None,
-            })?;
-            writeln!(
-                out,
-                "record {mms_id} opened in the editor by {institution} ({user}); it is locked until released"
-            )?;
-        }
-        EditorAction::Leave => {
-            let lock = store
-                .lock(zone, mms_id)?
-                .with_context(|| format!("record {mms_id} is not open in the editor"))?;
-            store.put_lock(&EditorLock {
-                left_unix: Some(now),
-                ..lock
-            })?;
-            writeln!(
-                out,
-                "left the editor without releasing {mms_id}; the lock expires after the profile's timeout"
-            )?;
-        }
-        EditorAction::Release => {
-            let released = store.release_lock(zone, mms_id)?;
-            writeln!(
-                out,
-                "{}",
-                if released {
-                    format!("record {mms_id} released")
-                } else {
-                    format!("record {mms_id} was not locked")
-                }
-            )?;
-        }
     }
     Ok(())
 }
 
 /// Prints a profile, without its password hash.
-pub fn profile_show(profile: &Profile, out: &mut impl Write) -> std::io::Result<()> {
+fn profile_show(profile: &Profile, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "profile {} (institution {}, {})",
@@ -265,7 +212,7 @@ pub fn profile_show(profile: &Profile, out: &mut impl Write) -> std::io::Result<
 }
 
 /// Every profile of every institution.
-pub fn all_profiles(store: &dyn Store) -> anyhow::Result<Vec<Profile>> {
+fn all_profiles(store: &dyn Store) -> anyhow::Result<Vec<Profile>> {
     let mut profiles = Vec::new();
     for institution in store.institutions()? {
         profiles.extend(store.profiles(&institution.code)?);
@@ -282,7 +229,12 @@ fn parse_bool(value: &str) -> anyhow::Result<bool> {
 }
 
 /// `bibgate profile set ID KEY VALUE`: changes one setting, checked before it is stored.
-pub fn profile_set(store: &dyn Store, id: &str, key: &str, value: &str) -> anyhow::Result<Profile> {
+pub(crate) fn profile_set(
+    store: &dyn Store,
+    id: &str,
+    key: &str,
+    value: &str,
+) -> anyhow::Result<Profile> {
     let mut profile = all_profiles(store)?
         .into_iter()
         .find(|p| p.id == id)
@@ -322,7 +274,7 @@ pub fn profile_set(store: &dyn Store, id: &str, key: &str, value: &str) -> anyho
 }
 
 /// A duration for the command line: `7d`, `12h`, `30m`, `90s` or plain seconds; in seconds.
-pub fn parse_duration(text: &str) -> anyhow::Result<i64> {
+fn parse_duration(text: &str) -> anyhow::Result<i64> {
     let text = text.trim();
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
@@ -344,7 +296,7 @@ pub fn parse_duration(text: &str) -> anyhow::Result<i64> {
 }
 
 /// A password given on the command line; `-` reads the first line of standard input.
-pub fn password_argument(value: &str) -> anyhow::Result<String> {
+fn password_argument(value: &str) -> anyhow::Result<String> {
     if value != "-" {
         return Ok(value.to_string());
     }
@@ -362,7 +314,7 @@ pub fn password_argument(value: &str) -> anyhow::Result<String> {
 /// `bibgate profile set ID --password NEW [--keep-previous-for DURATION]`: the new password
 /// is accepted at once; the previous one stays accepted for `keep_previous_seconds` (so the
 /// running gateway accepts both without a restart; 0 ends the previous one at once).
-pub fn profile_rotate_password(
+fn profile_rotate_password(
     store: &dyn Store,
     id: &str,
     password: &str,

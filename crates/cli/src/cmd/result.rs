@@ -2,33 +2,32 @@
 //! in the gateway's "Import pending" reply, or `<batch>#<index>` for a record of a file).
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use bibgate_store::{ImportResult, Store};
 
-use crate::data;
+use crate::data::Data;
 
-/// `bibgate result`: opens the data directory (which must hold a store) and prints the
-/// result of `export_id` on standard output.
-pub fn run(data_dir: &Path, export_id: &str) -> anyhow::Result<ExitCode> {
-    if !data::exists(data_dir) {
-        anyhow::bail!(
-            "no store in {:?} (run bibgate init, or pass --data-dir)",
-            data_dir.display().to_string()
-        );
-    }
-    let data = data::open(data_dir)?;
+/// Arguments of `bibgate result`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The export id (from the gateway's reply or log, or `<batch>#<index>`).
+    export_id: String,
+}
+
+/// `bibgate result`: prints the result of the export on standard output.
+pub fn run(data: &Data, args: &Args) -> anyhow::Result<ExitCode> {
+    let store = data.store()?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let code = show(&data.store, export_id, &mut out)?;
+    let code = show(store.as_ref(), &args.export_id, &mut out)?;
     out.flush()?;
     Ok(code)
 }
 
 /// Prints the stored result of `export_id`: exit 0 when there is one, 1 (with a note on
 /// stderr) when there is none yet.
-pub fn show(store: &dyn Store, export_id: &str, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+fn show(store: &dyn Store, export_id: &str, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     match store.result(export_id)? {
         Some(result) => {
             write_result(&result, out)?;
@@ -42,7 +41,7 @@ pub fn show(store: &dyn Store, export_id: &str, out: &mut impl Write) -> anyhow:
 }
 
 /// The result as text: one `name: value` line per fact, then the trace, indented.
-pub fn write_result(result: &ImportResult, out: &mut impl Write) -> std::io::Result<()> {
+fn write_result(result: &ImportResult, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "export: {}", result.export_id)?;
     writeln!(out, "host message: {}", result.host_message)?;
     writeln!(out, "outcome: {}", result.outcome.as_str())?;

@@ -1,14 +1,65 @@
 //! `bibgate inspect`: what Bibgate sees in each record.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use bibgate_marc::Item;
 use bibgate_marc::check::Severity;
 use bibgate_matching::{BriefLevelTable, facts, oclc_keys};
 use serde_json::{Value, json};
 
+use crate::input::ReadArgs;
+
+/// Arguments of `bibgate inspect`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// ISO 2709 or MARCXML files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// One JSON object per record and line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+/// `bibgate inspect`: exit 1 when a record could not be read.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let Args { files, json, read } = args;
+    let brief_levels = BriefLevelTable::carli();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut failed = false;
+    for path in files {
+        let source = read.open(path)?;
+        if files.len() > 1 && !json {
+            writeln!(out, "== {}", path.display())?;
+        }
+        for item in source {
+            failed |= item.outcome.is_err();
+            let mut value = describe(&item, &brief_levels);
+            if *json {
+                if files.len() > 1 {
+                    value["file"] = serde_json::json!(path.display().to_string());
+                }
+                serde_json::to_writer(&mut out, &value)?;
+                writeln!(out)?;
+            } else {
+                write_text(&mut out, &value)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// Describes one record as a JSON object.
-pub fn describe(item: &Item, brief_levels: &BriefLevelTable) -> Value {
+fn describe(item: &Item, brief_levels: &BriefLevelTable) -> Value {
     let parsed = match &item.outcome {
         Err(error) => {
             return json!({
@@ -62,7 +113,7 @@ pub fn describe(item: &Item, brief_levels: &BriefLevelTable) -> Value {
 }
 
 /// Writes the human form of [`describe`]'s object.
-pub fn write_text(out: &mut impl Write, value: &Value) -> std::io::Result<()> {
+fn write_text(out: &mut impl Write, value: &Value) -> std::io::Result<()> {
     let index = &value["index"];
     if value["readable"] == json!(false) {
         return writeln!(

@@ -1,0 +1,59 @@
+//! One module per command group, each with its clap arguments and its `run` function.
+//! Also the few things several commands share: the `--zone` argument and the clock.
+
+pub mod bench;
+pub mod convert;
+pub mod demo;
+pub mod editor;
+pub mod import;
+pub mod init;
+pub mod inspect;
+pub mod policy;
+pub mod profile;
+pub mod record;
+pub mod result;
+pub mod send;
+pub mod serve;
+
+use anyhow::Context;
+use bibgate_store::{Store, TargetZone};
+use clap::ValueEnum;
+
+/// The `--zone` argument.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ZoneArg {
+    /// The institution zone.
+    Iz,
+    /// The network zone.
+    Nz,
+}
+
+impl ZoneArg {
+    /// The zone the argument names.
+    pub fn target(self) -> TargetZone {
+        match self {
+            ZoneArg::Iz => TargetZone::Institution,
+            ZoneArg::Nz => TargetZone::Network,
+        }
+    }
+}
+
+/// The zone an institution's `--zone` option names.
+pub fn zone_of(store: &dyn Store, institution: &str, zone: TargetZone) -> anyhow::Result<String> {
+    let home = store.institution(institution)?.with_context(|| {
+        format!("institution {institution:?} does not exist (bibgate init creates the demo ones)")
+    })?;
+    Ok(match zone {
+        TargetZone::Institution => home.code,
+        TargetZone::Network => home
+            .network
+            .with_context(|| format!("institution {institution:?} belongs to no network zone"))?,
+    })
+}
+
+/// Current time in Unix seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,14 @@
+//! The `bibgate` binary, end to end, as one test binary (`cargo test -p bibgate-cli --test
+//! tests`; a module's tests alone with a filter, e.g. `-- faults::`).
+//!
+//! - `cli`: output shapes and documented exit codes of `inspect` and `convert`.
+//! - `result`: `bibgate result` on an imported record, an unknown export and a missing store.
+//! - `faults`: the processor killed at each step of an import and restarted (Unix only).
+//! - `demo`: `bibgate demo` from a folder outside the repository, no shared corpus.
+//! - `util`: the helpers they share.
+
+mod cli;
+mod demo;
+mod faults;
+mod result;
+mod util;
