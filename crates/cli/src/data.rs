@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use bibgate_plugin_host::{PolicyEngine, WasmPolicyRunner};
+use bibgate_plugin_host::{WasmEngine, WasmPolicyRunner};
 use bibgate_store::{BlobStore, Institution, PolicyStore, Store, TargetZone, ZoneKind};
 use bibgate_store_local::{FolderBlobStore, SqlitePolicyStore, SqliteStore};
 use clap::ValueEnum;
@@ -245,7 +245,7 @@ impl Data {
     pub fn policy_runner(&self) -> anyhow::Result<Arc<WasmPolicyRunner>> {
         let policies = self.policy_store()?;
         once(&self.runner, || {
-            let engine = Arc::new(PolicyEngine::new()?);
+            let engine = Arc::new(WasmEngine::new()?);
             Ok(Arc::new(WasmPolicyRunner::new(engine, policies.clone())))
         })
         .cloned()

@@ -106,7 +106,7 @@ impl MatchMethod {
 
 /// The profile settings the decision reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
+pub struct ImportRules {
     /// Leader/17 to brief level for the incoming record (CARLI by default).
     pub brief_levels: BriefLevelTable,
     /// "Do not override/merge a record with lower brief version" (default on).
@@ -126,10 +126,10 @@ pub struct Policy {
     pub nonserial_match: MatchMethod,
 }
 
-impl Default for Policy {
+impl Default for ImportRules {
     /// CARLI's standard institution-zone profile (domain.md §1.2).
     fn default() -> Self {
-        Policy {
+        ImportRules {
             brief_levels: BriefLevelTable::carli(),
             check_brief_level: true,
             check_005: true,
@@ -156,7 +156,7 @@ pub struct Incoming<'a> {
 pub enum Outcome {
     /// Store the incoming record as a new record.
     Add {
-        /// Its brief level under the policy's table, to store with it.
+        /// Its brief level under the import rules' brief-level table, to store with it.
         brief_level: BriefLevel,
         /// Its 005, to store as the originating version (`None` when missing or malformed).
         originating_version: Option<Version005>,
@@ -167,7 +167,7 @@ pub enum Outcome {
         mms_id: String,
         /// The merged record.
         merged: Record,
-        /// The merged record's brief level under the policy's table, to store with it.
+        /// The merged record's brief level under the import rules' brief-level table, to store with it.
         brief_level: BriefLevel,
         /// The incoming 005, to store as the new originating version (`None` when missing or
         /// malformed: the version last imported is then unknown).
@@ -361,15 +361,15 @@ struct Matched<'a> {
 pub fn decide(
     incoming: &Incoming<'_>,
     candidates: &[Candidate],
-    policy: &Policy,
+    rules: &ImportRules,
     now_unix: i64,
 ) -> Decision {
     let mut trace = Vec::new();
     let serial = facts::is_serial(incoming.record);
     let method = if serial {
-        policy.serial_match
+        rules.serial_match
     } else {
-        policy.nonserial_match
+        rules.nonserial_match
     };
     let all_keys = oclc_keys(incoming.record);
 
@@ -404,7 +404,7 @@ pub fn decide(
     ));
     let keys = keys_for_method(all_keys.clone(), method, &mut trace);
     let incoming_005 = read_incoming_005(incoming.record);
-    let incoming_level = policy.brief_levels.record_level(incoming.record);
+    let incoming_level = rules.brief_levels.record_level(incoming.record);
     let add = |mut trace: Vec<String>, keys: OclcKeys, line: String| {
         trace.push(line);
         Decision {
@@ -469,16 +469,16 @@ pub fn decide(
         candidate,
         incoming_level,
         &incoming_005,
-        policy,
+        rules,
         now_unix,
         &mut trace,
     ) {
         return reject(rejection, trace, keys);
     }
 
-    let (merged, merge_trace) = merge(&candidate.record, incoming.record, &policy.merge);
+    let (merged, merge_trace) = merge(&candidate.record, incoming.record, &rules.merge);
     trace.extend(merge_trace);
-    let brief_level = policy.brief_levels.record_level(&merged);
+    let brief_level = rules.brief_levels.record_level(&merged);
     let originating_version = incoming_005.version();
     trace.push(match originating_version {
         Some(version) => format!(
@@ -660,14 +660,14 @@ fn check_single(
     candidate: &Candidate,
     incoming_level: BriefLevel,
     incoming_005: &Incoming005,
-    policy: &Policy,
+    rules: &ImportRules,
     now_unix: i64,
     trace: &mut Vec<String>,
 ) -> Result<(), Rejection> {
     let mms_id = &candidate.mms_id;
 
     // Community Zone.
-    match (candidate.linked_to_community_zone, policy.skip_community_zone) {
+    match (candidate.linked_to_community_zone, rules.skip_community_zone) {
         (false, _) => trace.push("community zone: not linked".to_owned()),
         (true, true) => {
             trace.push(format!(
@@ -692,8 +692,8 @@ fn check_single(
                 lock.user,
                 messages::utc_minutes(lock.since_unix)
             );
-            let held = lock.is_held(now_unix, policy.lock_timeout_seconds);
-            match (lock.left_unix, lock.expires_unix(policy.lock_timeout_seconds)) {
+            let held = lock.is_held(now_unix, rules.lock_timeout_seconds);
+            match (lock.left_unix, lock.expires_unix(rules.lock_timeout_seconds)) {
                 (Some(left), Some(expires)) if held => trace.push(format!(
                     "lock: held by {holder}; left the editor at {} without releasing, expires at {}: blocked",
                     messages::utc_minutes(left),
@@ -703,7 +703,7 @@ fn check_single(
                     "lock: by {holder}; left the editor at {}, expired at {} (timeout {} s): free",
                     messages::utc_minutes(left),
                     messages::utc_minutes(expires),
-                    policy.lock_timeout_seconds
+                    rules.lock_timeout_seconds
                 )),
                 _ => trace.push(format!(
                     "lock: held by {holder}, still in the editor (holds until released): blocked"
@@ -720,7 +720,7 @@ fn check_single(
 
     // Brief level.
     let existing_level = candidate.brief_level;
-    if policy.check_brief_level {
+    if rules.check_brief_level {
         if existing_level > incoming_level {
             trace.push(format!(
                 "brief level: existing {existing_level}, incoming {incoming_level}: existing is higher, blocked"
@@ -755,7 +755,7 @@ fn check_single(
             "005 warning: incoming {version} is in the future (now {now}); accepted as is"
         ));
     }
-    if !policy.check_005 {
+    if !rules.check_005 {
         let incoming_text = match incoming_005 {
             Incoming005::Valid(version, _) => version.to_string(),
             Incoming005::Missing => "none".to_owned(),

@@ -3,7 +3,7 @@
 //!
 //! The caller (the import use case) parses the incoming record, checks it, looks its OCLC
 //! numbers up in the target zone's index, and hands everything to [`decide`] together with the
-//! profile's [`Policy`] and the current time. The engine answers with a [`Decision`]: the
+//! profile's [`ImportRules`] and the current time. The engine answers with a [`Decision`]: the
 //! [`Outcome`] (add, merge with the merged record, or reject), a stable [`ReasonCode`], a trace
 //! of one human-readable line per step, and the Alma host message for Connexion
 //! ([`Decision::host_message`]).
@@ -12,7 +12,7 @@
 //!
 //! - Inputs: [`Incoming`] (record + MARCXML verdict), [`Candidate`] (an existing record that
 //!   shares a key, with its stored brief level, originating version, [`EditorLock`], Community
-//!   Zone link and [`Hit`]s), [`Policy`] (brief-level table, the two "do not override" switches,
+//!   Zone link and [`Hit`]s), [`ImportRules`] (brief-level table, the two "do not override" switches,
 //!   lock timeout, Community Zone skip, [`MatchMethod`] for serials and non-serials,
 //!   [`merge::MergeRules`]).
 //! - Output: [`Decision`], [`Outcome`], [`Rejection`], [`ReasonCode`].
@@ -35,20 +35,20 @@
 //!    once); under the active-only method, candidates hit only through cancelled numbers are
 //!    dropped. None → `ADDED`; two or more → `MULTI_MATCH`.
 //! 4. **The single match**, in this order:
-//!    1. Community Zone link (when [`Policy::skip_community_zone`]) → `CZ_LINKED`: Alma's
+//!    1. Community Zone link (when [`ImportRules::skip_community_zone`]) → `CZ_LINKED`: Alma's
 //!       Connexion profile skips CZ-linked records outright, so nothing else about them matters.
 //!    2. Editor lock still held (user still in the editor, or left less than
-//!       [`Policy::lock_timeout_seconds`] ago; an expired lock is free) → `NOT_ADDED_LOCKED`.
-//!    3. Brief level (when [`Policy::check_brief_level`]): the match's stored level is higher
-//!       than the incoming record's level (Leader/17 through [`Policy::brief_levels`]) →
+//!       [`ImportRules::lock_timeout_seconds`] ago; an expired lock is free) → `NOT_ADDED_LOCKED`.
+//!    3. Brief level (when [`ImportRules::check_brief_level`]): the match's stored level is higher
+//!       than the incoming record's level (Leader/17 through [`ImportRules::brief_levels`]) →
 //!       `NOT_ADDED_BRIEF`; equal levels do not block.
-//!    4. 005 (when [`Policy::check_005`]): the incoming 005 is older than the match's
+//!    4. 005 (when [`ImportRules::check_005`]): the incoming 005 is older than the match's
 //!       originating version (the 005 received at its last import, never its local 005) →
 //!       `NOT_ADDED_OLD`. Missing on either side or a malformed incoming 005: cannot compare,
 //!       allowed, and the trace says so; identical: allowed; an incoming 005 more than a day in
 //!       the future: allowed with a trace warning.
 //!
-//!    Otherwise → `MERGED`, by [`Policy::merge`].
+//!    Otherwise → `MERGED`, by [`ImportRules::merge`].
 //!
 //!    Lock, brief, old is the order of Alma's reasons in CARLI's "OCLC Gateway Export Errors"
 //!    table; Alma documents no order, so this is our reading of that table. It also runs from
@@ -65,7 +65,7 @@
 //! - Logon and profile errors are not produced here; the gateway answers those.
 //!
 //! ```
-//! use bibgate_engine::{decide, Incoming, Outcome, Policy, ReasonCode};
+//! use bibgate_engine::{decide, Incoming, Outcome, ImportRules, ReasonCode};
 //! use bibgate_marc::{check::check_record, Record};
 //!
 //! let mut record = Record::default();
@@ -73,7 +73,7 @@
 //! record.push_data("245", b'1', b'0', &[(b'a', "A title.")]);
 //! let verdict = check_record(&record);
 //! let incoming = Incoming { record: &record, verdict: &verdict };
-//! let decision = decide(&incoming, &[], &Policy::default(), 1_700_000_000);
+//! let decision = decide(&incoming, &[], &ImportRules::default(), 1_700_000_000);
 //! assert!(matches!(decision.outcome, Outcome::Add { .. }));
 //! assert_eq!(decision.reason, ReasonCode::Added);
 //! assert_eq!(
@@ -93,8 +93,8 @@ pub mod merge;
 pub mod messages;
 
 pub use decide::{
-    Candidate, Decision, EditorLock, FUTURE_005_TOLERANCE_SECONDS, Hit, Incoming, MatchMethod,
-    Outcome, Policy, ReasonCode, Rejection, decide,
+    Candidate, Decision, EditorLock, FUTURE_005_TOLERANCE_SECONDS, Hit, ImportRules, Incoming,
+    MatchMethod, Outcome, ReasonCode, Rejection, decide,
 };
 pub use error::BadRules;
 pub use merge::{Action, Condition, MergeRule, MergeRules, TagPattern, merge};

@@ -9,7 +9,7 @@
 //! 1. copy them all to `received/` ([`export::take_exports`]: on the folder store, links
 //!    and one folder sync per institution);
 //! 2. group them by institution (one route each) and decide each group with one batch
-//!    import ([`export::decide_batch`], one durable transaction), in inbox order (the order
+//!    import ([`export::import_exports`], one durable transaction), in inbox order (the order
 //!    of the export ids: receive time first), on up to [`ProcessorConfig::workers`] threads.
 //!    Once a group is committed, each export's stored result is handed to the shim's
 //!    connections waiting for it ([`bibgate_inbox::ResultSignals`]): an in-process shim
@@ -319,7 +319,7 @@ impl Processor {
             self.config.workers,
             |services, (institution, exports): (String, Vec<(Taken, u32)>)| {
                 let (exports, attempts): (Vec<Taken>, Vec<u32>) = exports.into_iter().unzip();
-                let outcomes = export::decide_batch(services, &institution, &exports);
+                let outcomes = export::import_exports(services, &institution, &exports);
                 exports
                     .into_iter()
                     .zip(attempts)

@@ -9,7 +9,7 @@
 //! state, so two imports of one new OCLC number end as one add and one merge.
 //!
 //! - [`route`], [`authenticate`]: from an institution (or a Connexion logon) to the profile,
-//!   target zone and [`Policy`].
+//!   target zone and [`ImportRules`].
 //! - [`Importer`]: [`Importer::import`], [`Importer::import_batch`], [`Importer::explain`].
 //! - [`auth`]: argon2id password hashes.
 //!
@@ -28,7 +28,7 @@ pub mod policy;
 
 use std::collections::BTreeMap;
 
-use bibgate_engine::{Candidate, Decision, Hit, Incoming, MatchMethod, Outcome, Policy};
+use bibgate_engine::{Candidate, Decision, Hit, ImportRules, Incoming, MatchMethod, Outcome};
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::{self, Mode};
 use bibgate_marc::{Parsed, Record};
@@ -57,7 +57,7 @@ pub struct Route {
     /// The zone decided in (the institution itself, or its network zone).
     pub zone: Institution,
     /// The profile's rules.
-    pub policy: Policy,
+    pub rules: ImportRules,
 }
 
 fn bad(profile: &Profile, setting: &'static str, message: String) -> Error {
@@ -80,8 +80,8 @@ fn match_method(profile: &Profile, setting: &'static str, text: &str) -> Result<
     }
 }
 
-/// The engine policy a profile describes.
-pub fn policy(profile: &Profile) -> Result<Policy> {
+/// The import rules a profile describes.
+pub fn import_rules(profile: &Profile) -> Result<ImportRules> {
     let brief_levels = if profile.brief_levels.trim().is_empty() {
         BriefLevelTable::carli()
     } else {
@@ -94,7 +94,7 @@ pub fn policy(profile: &Profile) -> Result<Policy> {
         bibgate_engine::MergeRules::parse(&profile.merge_rules)
             .map_err(|e| bad(profile, "merge rules", e.to_string()))?
     };
-    Ok(Policy {
+    Ok(ImportRules {
         brief_levels,
         check_brief_level: profile.check_brief_level,
         check_005: profile.check_005,
@@ -168,12 +168,12 @@ pub fn route(store: &dyn Store, institution: &str, zone: Option<TargetZone>) -> 
                 .ok_or_else(|| Error::UnknownInstitution(network.clone()))?
         }
     };
-    let policy = policy(&profile)?;
+    let rules = import_rules(&profile)?;
     Ok(Route {
         institution: home,
         profile,
         zone,
-        policy,
+        rules,
     })
 }
 
@@ -622,17 +622,13 @@ impl<'a> Importer<'a> {
             record,
             verdict: &parsed.verdict,
         };
-        let mut decision = bibgate_engine::decide(
-            &incoming,
-            &candidates,
-            &route.policy,
-            received.received_unix,
-        );
+        let mut decision =
+            bibgate_engine::decide(&incoming, &candidates, &route.rules, received.received_unix);
         let (mut policy, mut policy_reject) = (None, None);
         if let Some(runner) = self.policies {
             let cx = policy::Context {
                 institution: &route.institution.code,
-                policy: &route.policy,
+                rules: &route.rules,
                 incoming,
                 candidates: &candidates,
                 marcs: &marcs,

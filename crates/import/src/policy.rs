@@ -20,7 +20,7 @@
 //! - This crate does not depend on wasmtime; runners implement the trait elsewhere.
 
 use bibgate_engine::{
-    Action, Candidate, Condition, Decision, Incoming, MergeRule, MergeRules, Outcome, Policy,
+    Action, Candidate, Condition, Decision, ImportRules, Incoming, MergeRule, MergeRules, Outcome,
     ReasonCode, TagPattern,
 };
 use bibgate_marc::Record;
@@ -196,15 +196,10 @@ pub struct PolicyFailure {
     pub message: String,
 }
 
-/// What an institution wants when its policy fails.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum OnError {
-    /// Apply the engine's default outcome and flag the record ([`POLICY_FAILED`]).
-    #[default]
-    ApplyDefault,
-    /// Reject the record with [`POLICY_HOLD`], for staff to review and send again.
-    Hold,
-}
+/// What an institution wants when its policy fails (stored with its activation):
+/// `Default` applies the engine's outcome and flags the record ([`POLICY_FAILED`]), `Hold`
+/// rejects it with [`POLICY_HOLD`], for staff to review and send again.
+pub use bibgate_store::policy::OnError;
 
 /// One run of an institution's policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,7 +298,7 @@ fn matched_on(candidate: &Candidate) -> Vec<String> {
 /// Everything [`apply`] needs besides the runner.
 pub(crate) struct Context<'a> {
     pub institution: &'a str,
-    pub policy: &'a Policy,
+    pub rules: &'a ImportRules,
     pub incoming: Incoming<'a>,
     pub candidates: &'a [Candidate],
     /// The stored bytes of each candidate, in the same order.
@@ -395,7 +390,7 @@ pub(crate) fn apply(runner: &dyn PolicyRunner, cx: &Context<'_>, default: Decisi
             let mut decision = default;
             let what = format!("{}: {}", failure.kind.as_str(), clip(&failure.message));
             match run.on_error {
-                OnError::ApplyDefault => {
+                OnError::Default => {
                     decision.trace.push(format!(
                         "{POLICY_FAILED}: policy {label} failed ({what}); the default decision applies"
                     ));
@@ -462,7 +457,7 @@ fn resolve(
     match outcome {
         PolicyOutcome::KeepDefault => Ok((default.clone(), None)),
         PolicyOutcome::Add => {
-            let brief_level = cx.policy.brief_levels.record_level(cx.incoming.record);
+            let brief_level = cx.rules.brief_levels.record_level(cx.incoming.record);
             let mut decision = default.clone();
             decision.outcome = Outcome::Add {
                 brief_level,
@@ -491,19 +486,18 @@ fn resolve(
             ))
         }
         PolicyOutcome::Rerun(settings) => {
-            let mut policy = cx.policy.clone();
+            let mut rules = cx.rules.clone();
             if let Some(check) = settings.check_005 {
-                policy.check_005 = check;
+                rules.check_005 = check;
             }
             if let Some(check) = settings.check_brief_level {
-                policy.check_brief_level = check;
+                rules.check_brief_level = check;
             }
             if !settings.brief_levels.is_empty() {
-                policy.brief_levels = brief_table(&policy.brief_levels, &settings.brief_levels)
+                rules.brief_levels = brief_table(&rules.brief_levels, &settings.brief_levels)
                     .map_err(|e| garbage(format!("brief-level overrides: {e}")))?;
             }
-            let decision =
-                bibgate_engine::decide(&cx.incoming, cx.candidates, &policy, cx.now_unix);
+            let decision = bibgate_engine::decide(&cx.incoming, cx.candidates, &rules, cx.now_unix);
             Ok((decision, None))
         }
         PolicyOutcome::Merge { target, ops } => {
@@ -519,20 +513,20 @@ fn resolve(
             if candidate
                 .lock
                 .as_ref()
-                .is_some_and(|l| l.is_held(cx.now_unix, cx.policy.lock_timeout_seconds))
+                .is_some_and(|l| l.is_held(cx.now_unix, cx.rules.lock_timeout_seconds))
             {
                 return Err(garbage(format!(
                     "merge into {}, which is locked in the editor",
                     candidate.mms_id
                 )));
             }
-            if cx.policy.skip_community_zone && candidate.linked_to_community_zone {
+            if cx.rules.skip_community_zone && candidate.linked_to_community_zone {
                 return Err(garbage(format!(
                     "merge into {}, which is linked to the Community Zone",
                     candidate.mms_id
                 )));
             }
-            let mut rules = Vec::with_capacity(ops.len() + cx.policy.merge.rules.len());
+            let mut rules = Vec::with_capacity(ops.len() + cx.rules.merge.rules.len());
             let mut removes = Vec::new();
             for op in ops {
                 let (selector, action) = match op {
@@ -550,10 +544,10 @@ fn resolve(
                     action,
                 });
             }
-            rules.extend(cx.policy.merge.rules.iter().cloned());
+            rules.extend(cx.rules.merge.rules.iter().cloned());
             let rules = MergeRules {
                 rules,
-                default_action: cx.policy.merge.default_action,
+                default_action: cx.rules.merge.default_action,
             };
             let (mut merged, mut trace) =
                 bibgate_engine::merge(&candidate.record, cx.incoming.record, &rules);
@@ -569,7 +563,7 @@ fn resolve(
                     before - merged.fields.len()
                 ));
             }
-            let brief_level = cx.policy.brief_levels.record_level(&merged);
+            let brief_level = cx.rules.brief_levels.record_level(&merged);
             trace.push(format!(
                 "merged into {}; brief level {brief_level}",
                 candidate.mms_id
@@ -647,13 +641,13 @@ impl Decided {
 pub fn decide_with_policy(
     runner: Option<&dyn PolicyRunner>,
     institution: &str,
-    policy: &Policy,
+    rules: &ImportRules,
     incoming: Incoming<'_>,
     candidates: &[Candidate],
     marcs: &[&[u8]],
     now_unix: i64,
 ) -> Decided {
-    let default = bibgate_engine::decide(&incoming, candidates, policy, now_unix);
+    let default = bibgate_engine::decide(&incoming, candidates, rules, now_unix);
     let Some(runner) = runner else {
         return Decided {
             decision: default,
@@ -663,7 +657,7 @@ pub fn decide_with_policy(
     };
     let cx = Context {
         institution,
-        policy,
+        rules,
         incoming,
         candidates,
         marcs,

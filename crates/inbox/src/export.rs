@@ -4,8 +4,8 @@
 //! 1. Copy the bytes to `received/<institution>/<export-id>.mrc` (if not there yet) —
 //!    [`take_export`], or [`take_exports`] for many with one
 //!    `BlobStore::copy_if_absent_many` (on the folder store: hard links, one folder sync).
-//! 2. Take the stored result of an export imported already, or import it — [`decide`], or
-//!    [`decide_batch`] for one institution's exports with one [`Importer::import_batch`]
+//! 2. Take the stored result of an export imported already, or import it — [`import_export`], or
+//!    [`import_exports`] for one institution's exports with one [`Importer::import_batch`]
 //!    (one MMS-ID allocation, one durable transaction; records that conflict are decided
 //!    again one by one, in order). When the batch as a whole fails, its exports are
 //!    imported one by one, so one bad export cannot hold the others back. [`settle`] turns
@@ -291,7 +291,12 @@ pub fn process_export(
         // Taken by another processor meanwhile.
         return Ok(());
     };
-    let doc = settle(services, &export, attempts, decide(services, &export))?;
+    let doc = settle(
+        services,
+        &export,
+        attempts,
+        import_export(services, &export),
+    )?;
     finish_export(services, &export, &doc)
 }
 
@@ -318,7 +323,7 @@ fn received_of(export: &Taken) -> Received {
 }
 
 /// Step 2 for one export: its stored result, or a new import.
-pub fn decide(services: &Services, export: &Taken) -> Result<ResultDoc> {
+pub fn import_export(services: &Services, export: &Taken) -> Result<ResultDoc> {
     let store = &*services.store;
     if let Some(existing) = store.result(&export.export_id)? {
         return Ok(ResultDoc::from_result(&existing));
@@ -336,8 +341,8 @@ pub fn decide(services: &Services, export: &Taken) -> Result<ResultDoc> {
 /// Step 2 for exports of one institution: the stored results of those imported already,
 /// one [`Importer::import_batch`] for the others. The outcomes are in the order of
 /// `exports`. When the batch fails as a whole, each of its exports is decided on its own
-/// ([`decide`]), so that one export's error stays its own.
-pub fn decide_batch(
+/// ([`import_export`]), so that one export's error stays its own.
+pub fn import_exports(
     services: &Services,
     institution: &str,
     exports: &[Taken],
@@ -388,7 +393,7 @@ pub fn decide_batch(
                 }
                 for &i in &fresh {
                     if let (Some(slot), Some(export)) = (outcomes.get_mut(i), exports.get(i)) {
-                        *slot = Some(decide(services, export));
+                        *slot = Some(import_export(services, export));
                     }
                 }
             }

@@ -144,12 +144,12 @@ impl LoadedPolicy {
     }
 }
 
-/// The result of [`PolicyEngine::admit`].
+/// The result of [`WasmEngine::admit`].
 #[derive(Debug)]
 pub struct Admitted {
     /// The loaded policy.
     pub policy: LoadedPolicy,
-    /// Its precompiled code for this engine (store it with [`PolicyEngine::compatibility`]).
+    /// Its precompiled code for this engine (store it with [`WasmEngine::compatibility`]).
     pub precompiled: Vec<u8>,
 }
 
@@ -165,16 +165,16 @@ pub struct Run {
 }
 
 /// The process's wasmtime engine for policies.
-pub struct PolicyEngine {
+pub struct WasmEngine {
     engine: Engine,
     linker: Linker<HostState>,
     compatibility: String,
     _ticker: Ticker,
 }
 
-impl std::fmt::Debug for PolicyEngine {
+impl std::fmt::Debug for WasmEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PolicyEngine")
+        f.debug_struct("WasmEngine")
             .field("compatibility", &self.compatibility)
             .finish_non_exhaustive()
     }
@@ -220,9 +220,9 @@ fn engine_error(e: impl std::fmt::Display) -> Error {
     Error::Engine(e.to_string())
 }
 
-impl PolicyEngine {
+impl WasmEngine {
     /// The engine, its linker (our type-only interface, no functions) and the epoch ticker.
-    pub fn new() -> Result<PolicyEngine> {
+    pub fn new() -> Result<WasmEngine> {
         let mut config = Config::new();
         config
             .consume_fuel(true)
@@ -254,7 +254,7 @@ impl PolicyEngine {
                 })
                 .map_err(engine_error)?
         };
-        Ok(PolicyEngine {
+        Ok(WasmEngine {
             engine,
             linker,
             compatibility,
@@ -350,8 +350,8 @@ impl PolicyEngine {
         Ok(LoadedPolicy { pre, sha256 })
     }
 
-    /// Loads precompiled code written by [`PolicyEngine::admit`] of an engine with the same
-    /// [`PolicyEngine::compatibility`], for the component whose digest is `sha256`.
+    /// Loads precompiled code written by [`WasmEngine::admit`] of an engine with the same
+    /// [`WasmEngine::compatibility`], for the component whose digest is `sha256`.
     ///
     /// Only call this with bytes this host produced and stored itself (the policy store's
     /// derived artifacts, written after admission): wasmtime trusts precompiled code.

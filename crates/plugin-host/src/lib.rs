@@ -3,9 +3,9 @@
 //!
 //! # Main types
 //!
-//! - [`PolicyEngine`]: one wasmtime engine per process (fuel, epoch interruption with one
+//! - [`WasmEngine`]: one wasmtime engine per process (fuel, epoch interruption with one
 //!   ticker thread, NaN canonicalization, memory reservation reduced to the cap),
-//!   [`PolicyEngine::admit`] (admission checks), precompilation, [`PolicyEngine::run`] (a
+//!   [`WasmEngine::admit`] (admission checks), precompilation, [`WasmEngine::run`] (a
 //!   fresh store per decision with fuel, an epoch deadline and a memory limiter).
 //! - [`componentize`]: a `wasm32-unknown-unknown` core module with wit-bindgen's embedded
 //!   type section → a component, in process (no tool download, no WASI).
@@ -19,7 +19,7 @@
 //! - The only crate in the workspace depending on wasmtime.
 //! - A policy imports nothing but our own package's types: no functions, no WASI.
 //! - A policy that traps, loops, exhausts memory or answers garbage never fails the caller:
-//!   [`PolicyEngine::run`] returns a [`bibgate_import::policy::PolicyFailure`].
+//!   [`WasmEngine::run`] returns a [`bibgate_import::policy::PolicyFailure`].
 //! - Precompiled code is only ever deserialized from artifacts this host wrote into the
 //!   policy store (see `engine.rs` for the one `unsafe` block).
 //! - Same component + same input ⇒ same outcome and same fuel (no clock, no randomness, NaN
@@ -36,7 +36,7 @@ mod runner;
 
 pub use engine::{
     ABI, Admitted, DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, Limits, LoadedPolicy, MAX_COMPONENT_BYTES,
-    MAX_FUEL, MAX_MEMORY_BYTES, PolicyEngine, Run, componentize, sha256_hex,
+    MAX_FUEL, MAX_MEMORY_BYTES, Run, WasmEngine, componentize, sha256_hex,
 };
 pub use error::{Error, Result};
 pub use runner::{

@@ -10,7 +10,7 @@ use bibgate_store::PolicyStore;
 use bibgate_store::policy::{Activation, PolicyManifest};
 use tracing::warn;
 
-use crate::engine::{ABI, Limits, LoadedPolicy, PolicyEngine, sha256_hex};
+use crate::engine::{ABI, Limits, LoadedPolicy, WasmEngine, sha256_hex};
 use crate::error::{Error, Result};
 
 /// How long an institution's active pointer is trusted before it is read again.
@@ -38,7 +38,7 @@ pub struct PublishRequest {
 /// Admits `component` (refusing it when it breaks a rule), precompiles it for `engine`
 /// and publishes both. Idempotent: the same bytes give the same manifest.
 pub fn publish(
-    engine: &PolicyEngine,
+    engine: &WasmEngine,
     store: &dyn PolicyStore,
     component: &[u8],
     request: &PublishRequest,
@@ -78,7 +78,7 @@ type Pointer = (Instant, Option<Arc<Active>>);
 
 /// Runs institutions' active policies from a [`PolicyStore`] (see the crate docs).
 pub struct WasmPolicyRunner {
-    engine: Arc<PolicyEngine>,
+    engine: Arc<WasmEngine>,
     store: Arc<dyn PolicyStore>,
     ttl: Duration,
     pointers: Mutex<HashMap<String, Pointer>>,
@@ -95,13 +95,13 @@ impl std::fmt::Debug for WasmPolicyRunner {
 
 impl WasmPolicyRunner {
     /// A runner over `store`, re-reading active pointers every [`DEFAULT_POINTER_TTL`].
-    pub fn new(engine: Arc<PolicyEngine>, store: Arc<dyn PolicyStore>) -> WasmPolicyRunner {
+    pub fn new(engine: Arc<WasmEngine>, store: Arc<dyn PolicyStore>) -> WasmPolicyRunner {
         WasmPolicyRunner::with_ttl(engine, store, DEFAULT_POINTER_TTL)
     }
 
     /// The same with another TTL.
     pub fn with_ttl(
-        engine: Arc<PolicyEngine>,
+        engine: Arc<WasmEngine>,
         store: Arc<dyn PolicyStore>,
         ttl: Duration,
     ) -> WasmPolicyRunner {
@@ -115,7 +115,7 @@ impl WasmPolicyRunner {
     }
 
     /// The engine.
-    pub fn engine(&self) -> &PolicyEngine {
+    pub fn engine(&self) -> &WasmEngine {
         &self.engine
     }
 
@@ -223,13 +223,6 @@ impl WasmPolicyRunner {
     }
 }
 
-fn on_error(setting: bibgate_store::policy::OnError) -> OnError {
-    match setting {
-        bibgate_store::policy::OnError::Default => OnError::ApplyDefault,
-        bibgate_store::policy::OnError::Hold => OnError::Hold,
-    }
-}
-
 impl PolicyRunner for WasmPolicyRunner {
     fn is_active(&self, institution: &str) -> bool {
         self.active(institution).is_some()
@@ -238,7 +231,7 @@ impl PolicyRunner for WasmPolicyRunner {
     fn decide(&self, institution: &str, input: &PolicyInput) -> Option<PolicyRun> {
         let active = self.active(institution)?;
         let label = active.activation.label();
-        let on_error = on_error(active.activation.on_error);
+        let on_error = active.activation.on_error;
         let (fuel, result) = match &active.policy {
             Ok(policy) => {
                 let run = self
@@ -266,7 +259,7 @@ impl PolicyRunner for WasmPolicyRunner {
 /// A runner for one loaded policy with fixed config, for every institution (fixtures,
 /// `bibgate policy run|test|diff|bench`). Remembers the fuel of its last run.
 pub struct SinglePolicyRunner {
-    engine: Arc<PolicyEngine>,
+    engine: Arc<WasmEngine>,
     policy: LoadedPolicy,
     config: Vec<(String, bibgate_store::policy::ConfigValue)>,
     limits: Limits,
@@ -286,7 +279,7 @@ impl std::fmt::Debug for SinglePolicyRunner {
 impl SinglePolicyRunner {
     /// Runs `policy` with `config` and `limits`; failures apply the default outcome.
     pub fn new(
-        engine: Arc<PolicyEngine>,
+        engine: Arc<WasmEngine>,
         policy: LoadedPolicy,
         config: Vec<(String, bibgate_store::policy::ConfigValue)>,
         limits: Limits,
@@ -298,7 +291,7 @@ impl SinglePolicyRunner {
             config,
             limits,
             label,
-            on_error: OnError::ApplyDefault,
+            on_error: OnError::Default,
             last: Mutex::new(None),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use bibgate_plugin_host::{PolicyEngine, componentize};
+use bibgate_plugin_host::{WasmEngine, componentize};
 
 #[test]
 fn fuzz_crashes_are_refused_with_an_error() {
@@ -19,7 +19,7 @@ fn fuzz_crashes_are_refused_with_an_error() {
         .collect();
     inputs.sort();
     assert!(!inputs.is_empty(), "no fuzz-crash-* fixtures in {dir:?}");
-    let engine = PolicyEngine::new().unwrap();
+    let engine = WasmEngine::new().unwrap();
     for path in inputs {
         let bytes = std::fs::read(&path).unwrap();
         let componentized = componentize(&bytes);

@@ -11,7 +11,7 @@ use bibgate_marc::Record;
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::{self, Mode};
 use bibgate_plugin_host::{
-    Error, Limits, PolicyEngine, PublishRequest, WasmPolicyRunner, componentize, publish,
+    Error, Limits, PublishRequest, WasmEngine, WasmPolicyRunner, componentize, publish,
 };
 use bibgate_store::policy::{ConfigValue, NewActivation, OnError};
 use bibgate_store::{BlobStore, ImportResult, MmsId, Outcome, PolicyStore, Store};
@@ -49,10 +49,10 @@ fn component(crate_suffix: &str) -> Vec<u8> {
     componentize(&core).unwrap()
 }
 
-fn engine() -> Arc<PolicyEngine> {
-    static ENGINE: OnceLock<Arc<PolicyEngine>> = OnceLock::new();
+fn engine() -> Arc<WasmEngine> {
+    static ENGINE: OnceLock<Arc<WasmEngine>> = OnceLock::new();
     ENGINE
-        .get_or_init(|| Arc::new(PolicyEngine::new().unwrap()))
+        .get_or_init(|| Arc::new(WasmEngine::new().unwrap()))
         .clone()
 }
 

@@ -268,7 +268,7 @@ pub(crate) fn profile_set(
             "{other:?} is not a profile setting (logon-id, password, target-zone, check-brief-level, check-005, skip-cz, lock-timeout, serial-match, nonserial-match, brief-levels, merge-rules)"
         ),
     }
-    bibgate_import::policy(&profile)?;
+    bibgate_import::import_rules(&profile)?;
     store.put_profile(&profile)?;
     Ok(profile)
 }

@@ -73,7 +73,7 @@ fn candidate(mms_id: &str, oclc: &[(u8, u64)]) -> Candidate {
     }
 }
 
-fn run(record: &Record, candidates: &[Candidate], policy: &Policy) -> Decision {
+fn run(record: &Record, candidates: &[Candidate], policy: &ImportRules) -> Decision {
     let verdict = check_record(record);
     decide(
         &Incoming {
@@ -124,7 +124,7 @@ fn lock(left_unix: Option<i64>) -> EditorLock {
 #[test]
 fn carli_add_when_nothing_matches() {
     let record = oclc_record(12345, b' ', Some("20240101120000.0"));
-    let decision = run(&record, &[], &Policy::default());
+    let decision = run(&record, &[], &ImportRules::default());
     assert_eq!(
         decision.outcome,
         Outcome::Add {
@@ -147,7 +147,7 @@ fn carli_merge_when_one_record_matches() {
     let record = oclc_record(12345, b' ', Some("20240101120000.0"));
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.originating_version = Some(version("20230101000000.0"));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
     assert_eq!(decision.reason, ReasonCode::Merged);
     assert_eq!(decision.reason.code(), "MERGED");
@@ -179,7 +179,7 @@ fn carli_multi_match() {
         candidate(MMS_A, &[(b'a', 12345)]),
         candidate(MMS_B, &[(b'z', 12345)]),
     ];
-    let decision = run(&record, &candidates, &Policy::default());
+    let decision = run(&record, &candidates, &ImportRules::default());
     assert_eq!(
         decision.outcome,
         Outcome::Reject(Rejection::MultiMatch {
@@ -206,7 +206,7 @@ fn carli_not_added_brief() {
     let decision = run(
         &record,
         &[candidate(MMS_A, &[(b'a', 12345)])],
-        &Policy::default(),
+        &ImportRules::default(),
     );
     assert_eq!(
         decision.outcome,
@@ -232,7 +232,7 @@ fn carli_not_added_locked() {
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     // Opened 2024-06-01 10:00 UTC, left 10 minutes ago without releasing.
     existing.lock = Some(lock(Some(NOW - 600)));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(decision.reason, ReasonCode::NotAddedLocked);
     assert_eq!(decision.reason.code(), "NOT_ADDED_LOCKED");
     assert!(matches!(
@@ -252,7 +252,7 @@ fn carli_not_added_old() {
     let record = oclc_record(12345, b' ', Some("20220101000000.0"));
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.originating_version = Some(version("20230101000000.0"));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(
         decision.outcome,
         Outcome::Reject(Rejection::Old {
@@ -281,7 +281,7 @@ fn carli_conversion_failure_field_too_long() {
     let decision = run(
         &record,
         &[candidate(MMS_A, &[(b'a', 12345)])],
-        &Policy::default(),
+        &ImportRules::default(),
     );
     assert_eq!(
         decision.reason,
@@ -315,7 +315,7 @@ fn edge13_incoming_only_035z_matches_existing_035a() {
     let decision = run(
         &record,
         &[candidate(MMS_A, &[(b'a', 777)])],
-        &Policy::default(),
+        &ImportRules::default(),
     );
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(&decision, &format!("key 777 (035 $z) -> {MMS_A} (active)"));
@@ -335,7 +335,7 @@ fn edge14_019_with_several_a_hitting_several_records_is_multi_match() {
         candidate(MMS_B, &[(b'a', 202)]),
         candidate(MMS_C, &[(b'a', 203)]),
     ];
-    let decision = run(&record, &candidates, &Policy::default());
+    let decision = run(&record, &candidates, &ImportRules::default());
     assert_eq!(decision.reason, ReasonCode::MultiMatch);
     assert_eq!(
         decision.host_message(None),
@@ -352,7 +352,11 @@ fn edge15_existing_with_two_oclc_numbers_is_one_record() {
     record.push_data("019", b' ', b' ', &[(b'a', "600")]);
     let existing = candidate(MMS_A, &[(b'a', 500), (b'a', 600)]);
     // The index returns the record once per key it was found by.
-    let decision = run(&record, &[existing.clone(), existing], &Policy::default());
+    let decision = run(
+        &record,
+        &[existing.clone(), existing],
+        &ImportRules::default(),
+    );
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(&decision, "given twice; counted once");
     assert_traced(&decision, "2 keys hit the same record; counted once");
@@ -375,7 +379,7 @@ fn edge16_dollar_a_and_dollar_z_hitting_one_record_count_once() {
             existing_active: false,
         },
     ];
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(
         &decision,
@@ -389,7 +393,7 @@ fn edge17_no_oclc_number_is_added() {
     let mut record = Record::default();
     record.push_data("035", b' ', b' ', &[(b'a', "(DLC)2001012345")]);
     record.push_data("245", b'1', b'0', &[(b'a', "Local title.")]);
-    let decision = run(&record, &[], &Policy::default());
+    let decision = run(&record, &[], &ImportRules::default());
     assert!(matches!(decision.outcome, Outcome::Add { .. }));
     assert_eq!(decision.reason, ReasonCode::Added);
     assert!(decision.keys.is_empty());
@@ -406,7 +410,7 @@ fn edge17_candidates_without_incoming_keys_are_ignored() {
     let decision = run(
         &record,
         &[candidate(MMS_A, &[(b'a', 1)])],
-        &Policy::default(),
+        &ImportRules::default(),
     );
     assert_eq!(decision.reason, ReasonCode::Added);
     assert_traced(
@@ -420,7 +424,7 @@ fn edge19_equal_brief_level_allows() {
     let record = oclc_record(12345, b'4', None);
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.brief_level = level(7);
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(&decision, "brief level: existing 07, incoming 07: allowed");
 }
@@ -430,7 +434,7 @@ fn edge19_higher_incoming_brief_level_allows() {
     let record = oclc_record(12345, b' ', None);
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.brief_level = level(3);
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
 }
 
@@ -448,7 +452,7 @@ fn edge20_obsolete_and_fill_encoding_levels_map_through_the_table() {
         let record = oclc_record(12345, code, None);
         let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
         existing.brief_level = level(7);
-        let decision = run(&record, &[existing], &Policy::default());
+        let decision = run(&record, &[existing], &ImportRules::default());
         let line = format!("brief level: existing 07, incoming {expected:02}");
         assert_traced(&decision, &line);
         assert_eq!(
@@ -460,9 +464,9 @@ fn edge20_obsolete_and_fill_encoding_levels_map_through_the_table() {
         );
     }
     // The CSU table gives I 09 and K 06: same record, different level.
-    let policy = Policy {
+    let policy = ImportRules {
         brief_levels: BriefLevelTable::csu(),
-        ..Policy::default()
+        ..ImportRules::default()
     };
     let record = oclc_record(12345, b'K', None);
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
@@ -476,7 +480,7 @@ fn edge21_missing_incoming_005_allows_and_traces() {
     let record = oclc_record(12345, b' ', None);
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.originating_version = Some(version("20230101000000.0"));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(
         &decision,
@@ -497,7 +501,7 @@ fn edge21_missing_originating_version_allows_and_traces() {
     let decision = run(
         &record,
         &[candidate(MMS_A, &[(b'a', 12345)])],
-        &Policy::default(),
+        &ImportRules::default(),
     );
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(
@@ -513,7 +517,7 @@ fn edge21_the_existing_local_005_is_not_the_originating_version() {
     let record = oclc_record(12345, b' ', Some("20210101000000.0"));
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.originating_version = Some(version("20200101000000.0"));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
 }
 
@@ -529,7 +533,7 @@ fn edge22_malformed_incoming_005_allows_and_traces() {
         let record = oclc_record(12345, b' ', Some(bad));
         let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
         existing.originating_version = Some(version("20230101000000.0"));
-        let decision = run(&record, &[existing], &Policy::default());
+        let decision = run(&record, &[existing], &ImportRules::default());
         assert_eq!(merged_into(&decision), MMS_A, "005 {bad:?}");
         assert_traced(&decision, "005: incoming malformed (");
         assert_traced(&decision, "cannot compare, allowed");
@@ -541,7 +545,7 @@ fn edge22_fourteen_character_005_is_read_as_tenths_zero() {
     let record = oclc_record(12345, b' ', Some("20220101000000"));
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.originating_version = Some(version("20230101000000.0"));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(decision.reason, ReasonCode::NotAddedOld);
     assert_traced(&decision, "005 note: 005 has no tenths of a second");
 }
@@ -551,7 +555,7 @@ fn edge23_future_incoming_005_allows_with_a_warning() {
     let record = oclc_record(12345, b' ', Some("20300101000000.0"));
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.originating_version = Some(version("20230101000000.0"));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(
         &decision,
@@ -566,7 +570,7 @@ fn edge23_a_few_hours_ahead_is_not_the_future() {
     let decision = run(
         &record,
         &[candidate(MMS_A, &[(b'a', 12345)])],
-        &Policy::default(),
+        &ImportRules::default(),
     );
     assert_eq!(merged_into(&decision), MMS_A);
     assert!(!traced(&decision, "005 warning"));
@@ -577,7 +581,7 @@ fn edge23_older_by_a_tenth_of_a_second_blocks() {
     let record = oclc_record(12345, b' ', Some("20230101000000.0"));
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.originating_version = Some(version("20230101000000.1"));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(decision.reason, ReasonCode::NotAddedOld);
 }
 
@@ -586,7 +590,7 @@ fn edge23_identical_005_allows() {
     let record = oclc_record(12345, b' ', Some("20230101000000.0"));
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.originating_version = Some(version("20230101000000.0"));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(&decision, ": identical, allowed");
 }
@@ -597,7 +601,7 @@ fn edge24_expired_lock_is_free() {
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     // Left 2 hours ago; the timeout is 1 hour.
     existing.lock = Some(lock(Some(NOW - 7_200)));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(
         &decision,
@@ -610,10 +614,14 @@ fn edge24_lock_expires_exactly_at_the_timeout() {
     let record = oclc_record(12345, b' ', None);
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.lock = Some(lock(Some(NOW - 3_600)));
-    let decision = run(&record, std::slice::from_ref(&existing), &Policy::default());
+    let decision = run(
+        &record,
+        std::slice::from_ref(&existing),
+        &ImportRules::default(),
+    );
     assert_eq!(merged_into(&decision), MMS_A);
     existing.lock = Some(lock(Some(NOW - 3_599)));
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(decision.reason, ReasonCode::NotAddedLocked);
 }
 
@@ -624,7 +632,7 @@ fn edge24_lock_held_in_the_editor_blocks_regardless_of_age() {
     let mut old_lock = lock(None);
     old_lock.since_unix = NOW - 30 * 86_400;
     existing.lock = Some(old_lock);
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(decision.reason, ReasonCode::NotAddedLocked);
     assert_traced(
         &decision,
@@ -642,9 +650,9 @@ fn edge24_custom_lock_timeout() {
     let record = oclc_record(12345, b' ', None);
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.lock = Some(lock(Some(NOW - 7_200)));
-    let policy = Policy {
+    let policy = ImportRules {
         lock_timeout_seconds: 4 * 3_600,
-        ..Policy::default()
+        ..ImportRules::default()
     };
     let decision = run(&record, &[existing], &policy);
     assert_eq!(decision.reason, ReasonCode::NotAddedLocked);
@@ -655,7 +663,11 @@ fn edge25_community_zone_linked_match_is_rejected() {
     let record = oclc_record(12345, b' ', None);
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.linked_to_community_zone = true;
-    let decision = run(&record, std::slice::from_ref(&existing), &Policy::default());
+    let decision = run(
+        &record,
+        std::slice::from_ref(&existing),
+        &ImportRules::default(),
+    );
     assert_eq!(
         decision.outcome,
         Outcome::Reject(Rejection::CommunityZoneLinked {
@@ -669,9 +681,9 @@ fn edge25_community_zone_linked_match_is_rejected() {
             "Import Failed - the matching record {MMS_A} is linked to the Community Zone and cannot be overlaid."
         )
     );
-    let policy = Policy {
+    let policy = ImportRules {
         skip_community_zone: false,
-        ..Policy::default()
+        ..ImportRules::default()
     };
     let decision = run(&record, &[existing], &policy);
     assert_eq!(merged_into(&decision), MMS_A);
@@ -688,9 +700,9 @@ fn serial_with_019(number: u64, cancelled: u64) -> Record {
 
 #[test]
 fn edge29_serial_and_non_serial_use_their_own_match_method() {
-    let policy = Policy {
+    let policy = ImportRules {
         serial_match: MatchMethod::UniqueOclcActiveOnly,
-        ..Policy::default()
+        ..ImportRules::default()
     };
     let existing = candidate(MMS_A, &[(b'a', 4242)]);
 
@@ -723,9 +735,9 @@ fn edge29_serial_and_non_serial_use_their_own_match_method() {
 
 #[test]
 fn edge29_active_only_ignores_hits_on_existing_cancelled_numbers() {
-    let policy = Policy {
+    let policy = ImportRules {
         nonserial_match: MatchMethod::UniqueOclcActiveOnly,
-        ..Policy::default()
+        ..ImportRules::default()
     };
     let record = oclc_record(12345, b' ', None);
     let candidates = [
@@ -739,7 +751,7 @@ fn edge29_active_only_ignores_hits_on_existing_cancelled_numbers() {
         &format!("{MMS_B}: hit only through cancelled numbers; not a match"),
     );
     // The default method sees both.
-    let decision = run(&record, &candidates, &Policy::default());
+    let decision = run(&record, &candidates, &ImportRules::default());
     assert_eq!(decision.reason, ReasonCode::MultiMatch);
 }
 
@@ -760,7 +772,7 @@ fn blocked_every_way() -> (Record, Candidate) {
 #[test]
 fn order_locked_and_old_and_briefer_reports_locked() {
     let (record, existing) = blocked_every_way();
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(decision.reason, ReasonCode::NotAddedLocked);
     assert!(!traced(&decision, "brief level:"));
 }
@@ -769,7 +781,7 @@ fn order_locked_and_old_and_briefer_reports_locked() {
 fn order_old_and_briefer_reports_brief() {
     let (record, mut existing) = blocked_every_way();
     existing.lock = None;
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(decision.reason, ReasonCode::NotAddedBrief);
     assert!(!traced(&decision, "005:"));
 }
@@ -778,7 +790,7 @@ fn order_old_and_briefer_reports_brief() {
 fn order_community_zone_comes_before_the_lock() {
     let (record, mut existing) = blocked_every_way();
     existing.linked_to_community_zone = true;
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(decision.reason, ReasonCode::CommunityZoneLinked);
 }
 
@@ -790,7 +802,7 @@ fn order_conversion_comes_before_matching() {
         candidate(MMS_A, &[(b'a', 12345)]),
         candidate(MMS_B, &[(b'a', 12345)]),
     ];
-    let decision = run(&record, &candidates, &Policy::default());
+    let decision = run(&record, &candidates, &ImportRules::default());
     assert_eq!(
         decision.reason,
         ReasonCode::ConversionFailed("XML_FORBIDDEN_CHARACTER".to_owned())
@@ -808,7 +820,7 @@ fn order_multi_match_comes_before_the_blocking_checks() {
     let decision = run(
         &record,
         &[existing, candidate(MMS_B, &[(b'a', 12345)])],
-        &Policy::default(),
+        &ImportRules::default(),
     );
     assert_eq!(decision.reason, ReasonCode::MultiMatch);
 }
@@ -819,7 +831,7 @@ fn order_trace_runs_step_by_step() {
     let decision = run(
         &record,
         &[candidate(MMS_A, &[(b'a', 12345)])],
-        &Policy::default(),
+        &ImportRules::default(),
     );
     let position = |needle: &str| {
         decision
@@ -850,7 +862,7 @@ fn order_trace_runs_step_by_step() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Policy switches
+// ImportRules switches
 // ---------------------------------------------------------------------------------------------
 
 #[test]
@@ -858,9 +870,9 @@ fn policy_check_005_off_merges_an_older_record() {
     let record = oclc_record(12345, b' ', Some("20220101000000.0"));
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.originating_version = Some(version("20230101000000.0"));
-    let policy = Policy {
+    let policy = ImportRules {
         check_005: false,
-        ..Policy::default()
+        ..ImportRules::default()
     };
     let decision = run(&record, &[existing], &policy);
     assert_eq!(merged_into(&decision), MMS_A);
@@ -873,9 +885,9 @@ fn policy_check_005_off_merges_an_older_record() {
 #[test]
 fn policy_check_brief_level_off_merges_a_briefer_record() {
     let record = oclc_record(12345, b'5', None);
-    let policy = Policy {
+    let policy = ImportRules {
         check_brief_level: false,
-        ..Policy::default()
+        ..ImportRules::default()
     };
     let decision = run(&record, &[candidate(MMS_A, &[(b'a', 12345)])], &policy);
     assert_eq!(merged_into(&decision), MMS_A);
@@ -894,7 +906,7 @@ fn merge_outcome_carries_the_merged_record_level_and_version() {
     let record = oclc_record(12345, b'4', Some("20240101120000.0"));
     let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
     existing.brief_level = level(5);
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     let Outcome::Merge {
         merged,
         brief_level,
@@ -932,7 +944,7 @@ fn caller_hits_are_used_as_given() {
         incoming: Provenance::Active001,
         existing_active: false,
     }];
-    let decision = run(&record, &[existing], &Policy::default());
+    let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(
         &decision,
@@ -943,7 +955,7 @@ fn caller_hits_are_used_as_given() {
 #[test]
 fn candidate_without_any_hit_details_still_counts() {
     let record = oclc_record(12345, b' ', None);
-    let decision = run(&record, &[candidate(MMS_A, &[])], &Policy::default());
+    let decision = run(&record, &[candidate(MMS_A, &[])], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(&decision, "no hit details given or found in its record");
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::Mode;
-use bibgate_plugin_host::{Limits, PolicyEngine, PublishRequest, WasmPolicyRunner, componentize};
+use bibgate_plugin_host::{Limits, PublishRequest, WasmEngine, WasmPolicyRunner, componentize};
 use bibgate_store::policy::{NewActivation, OnError};
 
 use crate::data::{self, Backend, Data};
@@ -49,7 +49,7 @@ pub(super) fn bench(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<Ex
     )
     .context("build the policies first (scripts/test.sh builds them)")?;
     let component = componentize(&core)?;
-    let engine = Arc::new(PolicyEngine::new()?);
+    let engine = Arc::new(WasmEngine::new()?);
     let admitted = engine.admit(&component)?;
     // Records from the sample as candidates.
     let bytes = std::fs::read(&file)

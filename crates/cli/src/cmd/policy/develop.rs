@@ -11,7 +11,7 @@ use bibgate_engine::{Candidate, Incoming};
 use bibgate_import::policy::decide_with_policy;
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::Mode;
-use bibgate_plugin_host::{Limits, PolicyEngine, SinglePolicyRunner, componentize, sha256_hex};
+use bibgate_plugin_host::{Limits, SinglePolicyRunner, WasmEngine, componentize, sha256_hex};
 
 use super::{config_of, load, name_of};
 use crate::data::{Backend, Data};
@@ -105,7 +105,7 @@ pub(super) fn new(args: NewArgs, out: &mut impl Write) -> anyhow::Result<ExitCod
 pub(super) fn build_component(args: BuildArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let BuildArgs { dir } = args;
     let component = build(&dir)?;
-    let engine = PolicyEngine::new()?;
+    let engine = WasmEngine::new()?;
     engine.admit(&component)?;
     let path = dir.join("policy.component.wasm");
     std::fs::write(&path, &component)?;
@@ -131,7 +131,7 @@ pub(super) fn run(
         candidate,
         config,
     } = args;
-    let engine = Arc::new(PolicyEngine::new()?);
+    let engine = Arc::new(WasmEngine::new()?);
     let published = || Ok(Data::open(backend)?.policy_store()?.clone());
     let (loaded, label, limits) = load(&engine, published, &policy)?;
     let runner = SinglePolicyRunner::new(engine, loaded, config_of(&config)?, limits, label);
@@ -251,7 +251,7 @@ fn decide_fixture(
     candidates: &[PathBuf],
     now_unix: i64,
 ) -> anyhow::Result<FixtureOutcome> {
-    let policy = bibgate_engine::Policy::default();
+    let policy = bibgate_engine::ImportRules::default();
     let (parsed, _) = read_record(incoming)?;
     let mut marcs = Vec::new();
     let mut list = Vec::new();
@@ -327,7 +327,7 @@ fn candidates_in(case: &Path) -> Vec<PathBuf> {
 pub(super) fn test(args: TestArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let TestArgs { dir, bless } = args;
     let dir = dir.as_path();
-    let engine = Arc::new(PolicyEngine::new()?);
+    let engine = Arc::new(WasmEngine::new()?);
     let component = build(dir)?;
     let policy = engine.admit(&component)?.policy;
     let mut failed = 0usize;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::Mode;
-use bibgate_plugin_host::{PolicyEngine, SinglePolicyRunner};
+use bibgate_plugin_host::{SinglePolicyRunner, WasmEngine};
 
 use super::{config_of, load};
 use crate::cmd::now_unix;
@@ -44,7 +44,7 @@ pub(super) fn diff(data: &Data, args: &DiffArgs, out: &mut impl Write) -> anyhow
     } = args;
     let store = data.store()?.as_ref();
     let route = bibgate_import::route(store, institution, None)?;
-    let engine = Arc::new(PolicyEngine::new()?);
+    let engine = Arc::new(WasmEngine::new()?);
     let make = |spec: &str| -> anyhow::Result<Option<SinglePolicyRunner>> {
         if spec == "default" {
             return Ok(None);

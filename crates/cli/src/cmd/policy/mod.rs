@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use bibgate_plugin_host::{Limits, LoadedPolicy, PolicyEngine, sha256_hex};
+use bibgate_plugin_host::{Limits, LoadedPolicy, WasmEngine, sha256_hex};
 use bibgate_store::PolicyStore;
 use bibgate_store::policy::ConfigValue;
 use clap::Subcommand;
@@ -107,7 +107,7 @@ fn name_of(path: &Path) -> String {
 /// A loaded policy from a folder, a file, or `sha256:<hex>` in the policy store (which
 /// `policies` opens, only then).
 fn load(
-    engine: &PolicyEngine,
+    engine: &WasmEngine,
     policies: impl FnOnce() -> anyhow::Result<Arc<dyn PolicyStore>>,
     spec: &str,
 ) -> anyhow::Result<(LoadedPolicy, String, Limits)> {

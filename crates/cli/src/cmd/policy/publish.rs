@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bibgate_plugin_host::{PolicyEngine, PublishRequest};
+use bibgate_plugin_host::{PublishRequest, WasmEngine};
 use bibgate_store::policy::{NewActivation, OnError};
 
 use super::develop::component_of;
@@ -71,7 +71,7 @@ pub(super) fn publish(
         memory_mib,
     } = args;
     let component = component_of(&policy)?;
-    let engine = PolicyEngine::new()?;
+    let engine = WasmEngine::new()?;
     let data = Data::open(backend)?;
     let store = data.policy_store()?;
     let manifest = bibgate_plugin_host::publish(
