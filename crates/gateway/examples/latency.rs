@@ -26,6 +26,8 @@
 //! deleted inodes), so a run right after another one's clean-up measures that clean-up, not
 //! the gateway. Delete old run folders when no run is due for a few minutes.
 
+// Records (about 560 bytes, a full-level record with an OCLC number) come from the load
+// driver.
 use bibgate_test_support::load as driver;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,9 +38,6 @@ use bibgate_gateway::{Config, LengthEncoding, ProcessorConfig};
 use bibgate_inbox::{ResultDelivery, Services};
 use bibgate_store::Store;
 use bibgate_store_local::{FolderBlobStore, SqliteStore};
-
-/// Records (about 560 bytes, a full-level record with an OCLC number) and the institution
-/// come from the load driver.
 
 /// The allocator `bibgate serve` ships with (see the workspace manifest), so that the numbers
 /// are the server's.
