@@ -143,32 +143,20 @@ async fn a_mixed_load_of_exports_and_drop_files() {
         settle_timeout: Duration::from_secs(30),
         interval: Duration::from_secs((duration.as_secs() / 10).max(2)),
     };
-    let report = tokio::time::timeout(
-        duration + Duration::from_secs(120),
-        driver::run(load, &harness.addr_text, &harness.services),
+    let (report, mut problems) = driver::run_and_verify(
+        load,
+        &harness.addr_text,
+        &harness.services,
+        Duration::from_secs(120),
     )
-    .await
-    .expect("the load run ends");
-    println!("{}", report.table());
-    let services = harness.services.clone();
-    let (report, mut problems) = tokio::task::spawn_blocking(move || {
-        let problems = report.verify(&services, ALPHA);
-        (report, problems)
-    })
-    .await
-    .unwrap();
+    .await;
     problems.extend(report.flatness(3.0, Duration::from_millis(50)));
     println!(
         "records: {} in {ALPHA}, {} distinct OCLC numbers imported",
         harness.count(ALPHA),
         report.distinct_numbers()
     );
-    assert!(problems.is_empty(), "{problems:#?}");
-    assert!(
-        report.kinds.len() == 5,
-        "every kind of export was sent: {:?}",
-        report.kinds
-    );
+    driver::assert_passed(&report, &problems);
     harness.stop().await;
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bibgate_inbox::layout::parse_inbox_key;
 use bibgate_inbox::{ResultDelivery, Services};
-use bibgate_store::{BlobStore, EditorLock, MmsId, Outcome, Store};
+use bibgate_store::{BlobStore, MmsId, Outcome, Store};
 use common::*;
 
 /// The export id of a `received/<institution>/<export-id>.mrc` key.
@@ -74,18 +74,7 @@ async fn add_then_merge_with(delivery: ResultDelivery) {
 #[tokio::test]
 async fn multi_match() {
     let harness = Harness::start(config()).await;
-    let a = seed(
-        &*harness.store,
-        ALPHA,
-        &oclc_record(2002, b' ', None, "A."),
-        &[(2002, true)],
-    );
-    let b = seed(
-        &*harness.store,
-        ALPHA,
-        &oclc_record(9002, b' ', None, "B."),
-        &[(9002, true), (2002, false)],
-    );
+    let (a, b) = seed_sharing(&*harness.store, ALPHA, 2002, 9002);
     let reply = harness.send(ALPHA, &record_bytes(2002, "Incoming.")).await;
     assert_eq!(
         reply,
@@ -113,17 +102,7 @@ async fn not_added_brief() {
 async fn not_added_locked() {
     let harness = Harness::start(config()).await;
     let mms = add(&harness, 2004, None, b' ').await;
-    harness
-        .store
-        .put_lock(&EditorLock {
-            zone: ALPHA.into(),
-            mms_id: MmsId(mms.clone()),
-            institution: ALPHA.into(),
-            user: "jdoe".into(),
-            since_unix: 1_717_236_000,
-            left_unix: None,
-        })
-        .unwrap();
+    seed_lock(&*harness.store, ALPHA, &mms);
     let reply = harness.send(ALPHA, &record_bytes(2004, "Locked.")).await;
     assert_eq!(
         reply,

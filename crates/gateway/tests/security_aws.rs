@@ -44,14 +44,7 @@ async fn rotation_and_lockout_on_dynamodb_and_s3() {
     .await
     .unwrap();
     let services = Services::new(store.clone(), blobs);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(bibgate_gateway::run(
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
+    let shim = Shim::start(
         services.clone(),
         Config {
             reply_deadline: Duration::from_secs(40),
@@ -66,7 +59,9 @@ async fn rotation_and_lockout_on_dynamodb_and_s3() {
             },
             ..Config::default()
         },
-    ));
+    )
+    .await;
+    let addr = shim.addr.clone();
     let (stop_processor, processor_stopped) = tokio::sync::oneshot::channel::<()>();
     let processor = bibgate_gateway::spawn_processor(services, processor_config(), async move {
         let _ = processor_stopped.await;
@@ -104,8 +99,7 @@ async fn rotation_and_lockout_on_dynamodb_and_s3() {
     tokio::time::sleep(Duration::from_millis(2_100).saturating_sub(locked_at.elapsed())).await;
     assert!(ok(&send(&addr, BETA, PASSWORD, 9007).await));
 
-    let _ = stop.send(());
-    server.await.unwrap();
+    shim.stop(Duration::from_secs(10)).await;
     let _ = stop_processor.send(());
     processor.await.unwrap();
     let counts = tokio::task::spawn_blocking(move || {

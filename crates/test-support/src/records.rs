@@ -3,7 +3,7 @@
 
 use bibgate_marc::{Leader, Record};
 use bibgate_store::{
-    Commit, Expectation, ImportResult, IndexKey, MmsId, Outcome, Store, StoredRecord,
+    Commit, EditorLock, Expectation, ImportResult, IndexKey, MmsId, Outcome, Store, StoredRecord,
 };
 
 use crate::consortium::SUCCESS;
@@ -115,4 +115,38 @@ pub fn seed(store: &dyn Store, zone: &str, record: &Record, keys: &[(u64, bool)]
         })
         .unwrap();
     mms_id
+}
+
+/// Seeds the usual cause of a multi-match: a record with `number` active and another whose
+/// active number is `other`, with `number` cancelled (in its 019 after a WorldCat merge).
+/// Returns their MMS IDs.
+pub fn seed_sharing(store: &dyn Store, zone: &str, number: u64, other: u64) -> (MmsId, MmsId) {
+    let a = seed(
+        store,
+        zone,
+        &oclc_record(number, b' ', None, "A."),
+        &[(number, true)],
+    );
+    let b = seed(
+        store,
+        zone,
+        &oclc_record(other, b' ', None, "B."),
+        &[(other, true), (number, false)],
+    );
+    (a, b)
+}
+
+/// Opens record `mms_id` of `zone` in the metadata editor as `jdoe` of `zone` (in the
+/// editor since 2024-06-01 10:00 UTC, not left): the state behind `NOT_ADDED_LOCKED`.
+pub fn seed_lock(store: &dyn Store, zone: &str, mms_id: &str) {
+    store
+        .put_lock(&EditorLock {
+            zone: zone.into(),
+            mms_id: MmsId(mms_id.into()),
+            institution: zone.into(),
+            user: "jdoe".into(),
+            since_unix: 1_717_236_000,
+            left_unix: None,
+        })
+        .expect("lock");
 }

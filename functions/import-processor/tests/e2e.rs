@@ -10,7 +10,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use bibgate_inbox::layout::{inbox_key, result_key};
-use bibgate_store::{BlobStore, EditorLock, MmsId, Store};
+use bibgate_store::{BlobStore, MmsId, Store};
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -55,18 +55,7 @@ fn carli_add_then_merge_keeps_the_prior_version() {
 #[test]
 fn carli_multi_match_fails_and_changes_nothing() {
     let aws = Loop::new();
-    let a = seed(
-        &*aws.store,
-        ALPHA,
-        &oclc_record(3002, b' ', None, "A."),
-        &[(3002, true)],
-    );
-    let b = seed(
-        &*aws.store,
-        ALPHA,
-        &oclc_record(9002, b' ', None, "B."),
-        &[(9002, true), (3002, false)],
-    );
+    let (a, b) = seed_sharing(&*aws.store, ALPHA, 3002, 9002);
     let doc = aws.import(ALPHA, &record_bytes(3002, "Incoming."));
     assert_eq!(
         doc.host_message,
@@ -99,16 +88,7 @@ fn carli_not_added_locked_until_released() {
         .import(ALPHA, &record_bytes(3004, "Base."))
         .mms_id
         .unwrap();
-    aws.store
-        .put_lock(&EditorLock {
-            zone: ALPHA.into(),
-            mms_id: MmsId(mms.clone()),
-            institution: ALPHA.into(),
-            user: "jdoe".into(),
-            since_unix: 1_717_236_000,
-            left_unix: None,
-        })
-        .unwrap();
+    seed_lock(&*aws.store, ALPHA, &mms);
     let doc = aws.import(ALPHA, &record_bytes(3004, "Locked."));
     assert_eq!(
         doc.host_message,

@@ -28,7 +28,7 @@ use bibgate_inbox::Services;
 use bibgate_store::{BlobStore, ImportResult, MmsId, Outcome, Store};
 use bibgate_store_aws::testing::{self, Queue};
 use bibgate_store_aws::{DynamoStore, S3BlobStore};
-use common::{ALPHA, PASSWORD, Shim, acknowledge, init_demo, sqs_event};
+use common::{ALPHA, PASSWORD, Shim, acknowledge, init_demo, sqs_event, take_test_event};
 use tokio::sync::Mutex;
 
 /// One test at a time: they share moto, and the mixed load measures the whole process.
@@ -72,18 +72,7 @@ fn aws() -> (
     init_demo(&*store);
     let queue = Arc::new(Queue::create(&context, 60));
     testing::notify_queue(&blobs, &queue, &["inbox/", "drop/"]);
-    let started = Instant::now();
-    loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no s3:TestEvent arrived"
-        );
-        if let Some(message) = queue.receive(10, 1).into_iter().next() {
-            assert!(message.body.contains("s3:TestEvent"), "{:?}", message.body);
-            queue.delete(&message.receipt_handle);
-            break;
-        }
-    }
+    take_test_event(&queue);
     let services = Services::new(store.clone(), blobs.clone());
     let processor = Processor::new(
         services.clone(),
@@ -283,20 +272,8 @@ async fn a_mixed_load_of_exports_and_drop_files() {
         settle_timeout: Duration::from_secs(180),
         interval: Duration::from_secs((duration.as_secs() / 6).max(5)),
     };
-    let report = tokio::time::timeout(
-        duration + Duration::from_secs(300),
-        driver::run(load, &stack.addr, &stack.services),
-    )
-    .await
-    .expect("the load run ends");
-    println!("{}", report.table());
-    let services = stack.services.clone();
-    let (report, mut problems) = tokio::task::spawn_blocking(move || {
-        let problems = report.verify(&services, ALPHA);
-        (report, problems)
-    })
-    .await
-    .unwrap();
+    let (report, mut problems) =
+        driver::run_and_verify(load, &stack.addr, &stack.services, Duration::from_secs(300)).await;
     problems.extend(report.rss_flatness());
     // Printed, not asserted (see the module docs).
     println!(
@@ -310,11 +287,6 @@ async fn a_mixed_load_of_exports_and_drop_files() {
         "records: {count} in {ALPHA}, {} distinct OCLC numbers imported",
         report.distinct_numbers()
     );
-    assert!(problems.is_empty(), "{problems:#?}");
-    assert!(
-        report.kinds.len() == 5,
-        "every kind of export was sent: {:?}",
-        report.kinds
-    );
+    driver::assert_passed(&report, &problems);
     stack.stop().await;
 }

@@ -762,3 +762,36 @@ pub async fn run(load: Load, addr: &str, services: &Services) -> Report {
 
 /// The `q` quantile of sorted latencies.
 mod report;
+
+/// Runs the mixed load (allowing `slack` beyond its duration), prints its table, and
+/// checks the outcome against the store ([`Report::verify`] for `institution`); returns
+/// the report and the problems found.
+pub async fn run_and_verify(
+    load: Load,
+    addr: &str,
+    services: &Services,
+    slack: Duration,
+) -> (Report, Vec<String>) {
+    let institution = load.institution.clone();
+    let report = tokio::time::timeout(load.duration + slack, run(load, addr, services))
+        .await
+        .expect("the load run ends");
+    println!("{}", report.table());
+    let services = services.clone();
+    tokio::task::spawn_blocking(move || {
+        let problems = report.verify(&services, &institution);
+        (report, problems)
+    })
+    .await
+    .expect("the checks ran")
+}
+
+/// Asserts that a mixed load found no problem and sent every kind of export.
+pub fn assert_passed(report: &Report, problems: &[String]) {
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(
+        report.kinds.len() == 5,
+        "every kind of export was sent: {:?}",
+        report.kinds
+    );
+}

@@ -41,24 +41,7 @@ impl Loop {
         init_demo(&*store);
         let queue = Queue::create(&context, 5);
         testing::notify_queue(&blobs, &queue, &["inbox/", "drop/"]);
-        // S3 (and moto) first sends an `s3:TestEvent`; take it so that tests count only
-        // their own events (the handler's treatment of it is tested on its own).
-        let started = Instant::now();
-        loop {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "no s3:TestEvent arrived"
-            );
-            if let Some(message) = queue.receive(10, 1).into_iter().next() {
-                assert!(
-                    message.body.contains("s3:TestEvent"),
-                    "unexpected first message {:?}",
-                    message.body
-                );
-                queue.delete(&message.receipt_handle);
-                break;
-            }
-        }
+        take_test_event(&queue);
         let services = Services::new(store.clone(), blobs.clone());
         let settings = adjust(Settings {
             reserve: Duration::ZERO,
@@ -187,37 +170,24 @@ pub fn acknowledge(queue: &Queue, messages: &[QueueMessage], response: &SqsBatch
     }
 }
 
-/// A Connexion shim on 127.0.0.1:0 over `services` (the processor runs elsewhere).
-pub struct Shim {
-    /// `host:port` to send to.
-    pub addr: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Shim {
-    /// Starts the shim on the current tokio runtime.
-    pub async fn start(services: Services, config: bibgate_gateway::Config) -> Shim {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(bibgate_gateway::run(
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-            services,
-            config,
-        ));
-        Shim { addr, stop, server }
-    }
-
-    /// Stops it (in-flight connections are answered first), within `limit`.
-    pub async fn stop(self, limit: Duration) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(limit, self.server)
-            .await
-            .expect("the shim stops")
-            .unwrap();
+/// Takes the `s3:TestEvent` that S3 (and moto) sends first to a newly notified queue, so
+/// that a test counts only its own events (the handler's treatment of it is tested on its
+/// own).
+pub fn take_test_event(queue: &Queue) {
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no s3:TestEvent arrived"
+        );
+        if let Some(message) = queue.receive(10, 1).into_iter().next() {
+            assert!(
+                message.body.contains("s3:TestEvent"),
+                "unexpected first message {:?}",
+                message.body
+            );
+            queue.delete(&message.receipt_handle);
+            return;
+        }
     }
 }
