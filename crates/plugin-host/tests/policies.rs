@@ -501,6 +501,73 @@ fn adversarial_guests_are_contained() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
+/// The SDK mirrors the WIT types in plain Rust (a guest must not link host crates); what a
+/// guest builds with the SDK must arrive as the same values in the host's types, through
+/// the real component boundary. A change on either side that does not keep them in step
+/// (e.g. Leader/17 codes as `char` in the SDK and bytes in the host) fails here.
+#[test]
+fn the_sdk_types_arrive_as_the_host_types() {
+    use bibgate_engine::{Condition, TagPattern};
+    use bibgate_import::policy::{EngineSettings, FieldOp, Selector};
+    let engine = engine();
+    let policy = engine
+        .admit(&component("test_policy_adversarial"))
+        .unwrap()
+        .policy;
+    let answer = |m: &str| {
+        engine
+            .run(&policy, &input(), &mode(m), Limits::default())
+            .result
+            .unwrap_or_else(|failure| panic!("{m}: {failure:?}"))
+    };
+    let rerun = answer("shapes-rerun");
+    assert_eq!(
+        rerun.outcome,
+        PolicyOutcome::Rerun(EngineSettings {
+            check_005: Some(false),
+            check_brief_level: Some(true),
+            brief_levels: vec![(b'M', 10), (b'7', 3), (b' ', 10)],
+        })
+    );
+    assert_eq!(rerun.trace, vec!["every engine setting".to_string()]);
+    let tags = |p: &str| TagPattern::new(p).unwrap();
+    assert_eq!(
+        answer("shapes-merge").outcome,
+        PolicyOutcome::Merge {
+            target: 0,
+            ops: vec![
+                FieldOp::KeepExisting(Selector {
+                    tags: tags("9XX"),
+                    condition: Condition::Always,
+                }),
+                FieldOp::TakeIncoming(Selector {
+                    tags: tags("245"),
+                    condition: Condition::HasSubfield(b'a'),
+                }),
+                FieldOp::AddIncoming(Selector {
+                    tags: tags("035"),
+                    condition: Condition::SubfieldStartsWith {
+                        code: b'a',
+                        prefix: "(OCoLC)".into(),
+                        negate: true,
+                    },
+                }),
+                FieldOp::Remove(Selector {
+                    tags: tags("*"),
+                    condition: Condition::Always,
+                }),
+            ],
+        }
+    );
+    assert_eq!(
+        answer("shapes-reject").outcome,
+        PolicyOutcome::Reject {
+            code: "NOT_ADDED_PCC".into(),
+            message: "Import Failed - held for review".into(),
+        }
+    );
+}
+
 #[test]
 fn failing_policies_apply_the_institutions_failure_setting() {
     let w = world();

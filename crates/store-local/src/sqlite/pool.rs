@@ -15,8 +15,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many idle reader connections are kept. A read beyond them opens (and configures) a
 /// connection and closes it afterwards. The shim polls for the result of every waiting
-/// export; at 50 concurrent exports p99 was 35.6–51.9 ms with 4 vs 23.5–38.2 ms with 32
-/// (gateway latency example, alternating runs). Each reader has its own page cache
+/// export, so 4 were too few at 50 concurrent exports (measured: README, "Why these
+/// choices"). Each reader has its own page cache
 /// ([`READER_CACHE_KIB`]).
 const MAX_IDLE_READERS: usize = 32;
 
