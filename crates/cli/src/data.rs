@@ -4,8 +4,8 @@
 //! Stores are opened when a command first asks for them, so a command opens only what it
 //! uses (`policy publish` never opens the record store) and never opens a store twice
 //! (`import` reads records and policies from one [`Data`], with one blob folder).
-//! On the local backend the record store and the policy store are two connections to the
-//! same database file: [`SqlitePolicyStore::new`] takes a `SqliteStore` of its own.
+//! On the local backend the record store and the policy store share one `SqliteStore` (one
+//! pool of connections to the database file).
 
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
@@ -104,6 +104,8 @@ pub struct Data {
     /// The blob folder of the local backend (for its sweep).
     folder: Option<FolderBlobStore>,
     store: OnceCell<Arc<dyn Store>>,
+    /// The local backend's database, shared by the record and the policy store.
+    sqlite: OnceCell<Arc<SqliteStore>>,
     policies: OnceCell<Arc<dyn PolicyStore>>,
     runner: OnceCell<Arc<WasmPolicyRunner>>,
 }
@@ -140,6 +142,7 @@ impl Data {
                     blobs: Arc::new(folder.clone()),
                     folder: Some(folder),
                     store: OnceCell::new(),
+                    sqlite: OnceCell::new(),
                     policies: OnceCell::new(),
                     runner: OnceCell::new(),
                 })
@@ -155,6 +158,7 @@ impl Data {
                     blobs: Arc::new(blobs),
                     folder: None,
                     store: OnceCell::from(Arc::new(store) as Arc<dyn Store>),
+                    sqlite: OnceCell::new(),
                     policies: OnceCell::new(),
                     runner: OnceCell::new(),
                 })
@@ -203,18 +207,24 @@ impl Data {
         &self.backend
     }
 
+    /// The local backend's database, opened once.
+    fn sqlite(&self, dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
+        once(&self.sqlite, || {
+            let store = SqliteStore::open(&store_path(dir)).with_context(|| {
+                format!(
+                    "could not open the store in {:?}",
+                    dir.display().to_string()
+                )
+            })?;
+            Ok(Arc::new(store))
+        })
+        .cloned()
+    }
+
     /// The record store.
     pub fn store(&self) -> anyhow::Result<&Arc<dyn Store>> {
         once(&self.store, || match &self.backend {
-            Backend::Local(dir) => {
-                let store = SqliteStore::open(&store_path(dir)).with_context(|| {
-                    format!(
-                        "could not open the store in {:?}",
-                        dir.display().to_string()
-                    )
-                })?;
-                Ok(Arc::new(store) as Arc<dyn Store>)
-            }
+            Backend::Local(dir) => Ok(self.sqlite(dir)? as Arc<dyn Store>),
             // Opened with the backend.
             Backend::Aws { .. } => bail!("the aws record store was not opened"),
         })
@@ -224,18 +234,10 @@ impl Data {
     /// the blob store.
     pub fn policy_store(&self) -> anyhow::Result<&Arc<dyn PolicyStore>> {
         once(&self.policies, || match &self.backend {
-            // A connection of its own to the database file (the record store has another):
-            // `SqlitePolicyStore::new` takes its `SqliteStore` by value.
-            Backend::Local(dir) => {
-                let db = SqliteStore::open(&store_path(dir)).with_context(|| {
-                    format!(
-                        "could not open the store in {:?}",
-                        dir.display().to_string()
-                    )
-                })?;
-                Ok(Arc::new(SqlitePolicyStore::new(db, self.blobs.clone()))
-                    as Arc<dyn PolicyStore>)
-            }
+            Backend::Local(dir) => Ok(Arc::new(SqlitePolicyStore::shared(
+                self.sqlite(dir)?,
+                self.blobs.clone(),
+            )) as Arc<dyn PolicyStore>),
             Backend::Aws { .. } => bail!("merge policies are kept by the local backend only"),
         })
     }

@@ -21,7 +21,7 @@ use crate::sqlite::{backend, to_sql_u64};
 
 /// The [`PolicyStore`] port over a [`SqliteStore`] database and a blob store.
 pub struct SqlitePolicyStore {
-    db: SqliteStore,
+    db: Arc<SqliteStore>,
     blobs: Arc<dyn BlobStore>,
 }
 
@@ -37,6 +37,11 @@ impl SqlitePolicyStore {
     /// Policies in `db` (its own connection to the database file, or an in-memory one) with
     /// their bytes in `blobs`.
     pub fn new(db: SqliteStore, blobs: Arc<dyn BlobStore>) -> SqlitePolicyStore {
+        SqlitePolicyStore::shared(Arc::new(db), blobs)
+    }
+
+    /// The same, on a database the record store also uses (one pool of connections).
+    pub fn shared(db: Arc<SqliteStore>, blobs: Arc<dyn BlobStore>) -> SqlitePolicyStore {
         SqlitePolicyStore { db, blobs }
     }
 }
