@@ -1,5 +1,5 @@
 //! The import pipeline every runtime shares: where things are kept ([`layout`]), the steps
-//! of one Connexion export ([`export`]) and the chunked import of one drop file ([`drop`]).
+//! of one Connexion export ([`export`]) and the chunked import of one drop file ([`drop`](mod@drop)).
 //!
 //! Two runtimes drive it: the local processor in `bibgate-gateway` (passes over the inbox
 //! and the drop folders of the embedded backend, in the same process as the Connexion

@@ -9,8 +9,8 @@
 //!   fresh store per decision with fuel, an epoch deadline and a memory limiter).
 //! - [`componentize`]: a `wasm32-unknown-unknown` core module with wit-bindgen's embedded
 //!   type section → a component, in process (no tool download, no WASI).
-//! - [`publish`]: admission + precompilation + [`PolicyStore::publish`].
-//! - [`WasmPolicyRunner`]: the [`bibgate_import::PolicyRunner`] over a [`PolicyStore`]: reads
+//! - [`publish`]: admission + precompilation + [`PolicyStore::publish`](bibgate_store::PolicyStore::publish).
+//! - [`WasmPolicyRunner`]: the [`bibgate_import::PolicyRunner`] over a [`PolicyStore`](bibgate_store::PolicyStore): reads
 //!   each institution's active pointer with a short TTL, keeps loaded policies by sha256, loads
 //!   precompiled artifacts keyed by engine compatibility.
 //!
