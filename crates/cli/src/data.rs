@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bibgate_plugin_host::{WasmEngine, WasmPolicyRunner};
-use bibgate_store::{BlobStore, Institution, PolicyStore, Store, TargetZone, ZoneKind};
+use bibgate_store::{BlobStore, PolicyStore, Store};
 use bibgate_store_local::{FolderBlobStore, SqlitePolicyStore, SqliteStore};
 use clap::ValueEnum;
 
@@ -22,7 +22,7 @@ pub const DEMO_NETWORK: &str = "01DEMO_NETWORK";
 /// The demo institutions.
 pub const DEMO_INSTITUTIONS: [&str; 2] = ["01DEMO_ALPHA", "01DEMO_BETA"];
 
-/// The storage backend options (`bibgate serve`).
+/// The storage backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
     /// The data directory (SQLite + blob folder); the processor runs in this process.
@@ -32,17 +32,24 @@ pub enum BackendKind {
     Aws,
 }
 
-/// The storage options of `bibgate serve`.
+/// Where every command finds its stores (global options).
 #[derive(Clone, Debug, clap::Args)]
 pub struct BackendArgs {
-    /// Storage backend.
-    #[arg(long, value_enum, env = "BIBGATE_BACKEND", default_value = "local")]
+    /// Storage backend: the data directory, or DynamoDB + S3 (endpoints from the standard
+    /// `AWS_*` variables).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "BIBGATE_BACKEND",
+        default_value = "local"
+    )]
     pub backend: BackendKind,
     /// S3 bucket (with --backend aws).
-    #[arg(long, env = "BIBGATE_BUCKET", required_if_eq("backend", "aws"))]
+    #[arg(long, global = true, env = "BIBGATE_BUCKET")]
     pub bucket: Option<String>,
     /// DynamoDB table (with --backend aws).
-    #[arg(long, env = "BIBGATE_TABLE", required_if_eq("backend", "aws"))]
+    #[arg(long, global = true, env = "BIBGATE_TABLE")]
     pub table: Option<String>,
 }
 
@@ -71,7 +78,9 @@ impl Backend {
                 bucket: bucket.clone(),
                 table: table.clone(),
             }),
-            (BackendKind::Aws, _, _) => bail!("--backend aws needs --bucket and --table"),
+            (BackendKind::Aws, _, _) => bail!(
+                "--backend aws needs --bucket and --table (or BIBGATE_BUCKET and BIBGATE_TABLE)"
+            ),
             (BackendKind::Local, _, _) => Ok(Backend::Local(data_dir.to_path_buf())),
         }
     }
@@ -303,42 +312,18 @@ impl Data {
 /// in progress touched its file seconds ago.
 const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(3_600);
 
-/// Creates the demo consortium; returns `(institution, password)` for each new profile.
-/// Existing institutions and profiles are left as they are.
+/// The demo consortium's file (`bibgate init` applies it).
+pub const DEMO_CONSORTIUM: &str = include_str!("demo-consortium.toml");
+
+/// Applies the demo consortium ([`DEMO_CONSORTIUM`]); returns `(institution, password)` for
+/// each new profile (`password`, or a generated one). What exists already is kept.
 pub fn init_demo(data: &Data, password: Option<&str>) -> anyhow::Result<Vec<(String, String)>> {
     let store = data.store()?;
-    let mut created = Vec::new();
-    if store.institution(DEMO_NETWORK)?.is_none() {
-        store.put_institution(&Institution {
-            code: DEMO_NETWORK.into(),
-            name: "Demo consortium network zone".into(),
-            kind: ZoneKind::Network,
-            network: None,
-            numeric_code: 1,
-        })?;
-    }
-    for (i, code) in DEMO_INSTITUTIONS.iter().enumerate() {
-        if store.institution(code)?.is_none() {
-            store.put_institution(&Institution {
-                code: (*code).into(),
-                name: format!("Demo institution {}", if i == 0 { "Alpha" } else { "Beta" }),
-                kind: ZoneKind::Institution,
-                network: Some(DEMO_NETWORK.into()),
-                numeric_code: 5001 + i as u16,
-            })?;
-        }
-        if store.profiles(code)?.is_empty() {
-            let password =
-                password.map_or_else(bibgate_import::auth::generate_password, str::to_string);
-            let hash =
-                bibgate_import::auth::hash_password(&password).map_err(anyhow::Error::msg)?;
-            store.put_profile(&bibgate_import::default_profile(
-                code,
-                hash,
-                TargetZone::Institution,
-            ))?;
-            created.push(((*code).to_string(), password));
-        }
-    }
-    Ok(created)
+    let file = crate::cmd::consortium::parse(DEMO_CONSORTIUM)?;
+    let plan = crate::cmd::consortium::plan(&**store, &file)?;
+    let created = crate::cmd::consortium::apply(&**store, plan, password)?;
+    Ok(created
+        .into_iter()
+        .map(|(_, logon, password)| (logon, password))
+        .collect())
 }

@@ -20,9 +20,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cmd::{
-    bench, convert, editor, import, init, inspect, policy, profile, record, result, send, serve,
+    bench, consortium, convert, editor, import, init, inspect, policy, profile, record, result,
+    send, serve,
 };
-use data::{Backend, Data};
+use data::{Backend, BackendArgs, BackendKind, Data};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +35,9 @@ struct Cli {
     /// Where the embedded store and the raw bytes are kept.
     #[arg(long, global = true, default_value = "./bibgate-data")]
     data_dir: PathBuf,
+    /// Where the stores are (every command that reads or writes them).
+    #[command(flatten)]
+    backend: BackendArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +72,13 @@ enum Command {
     /// Manage integration profiles.
     #[command(subcommand)]
     Profile(profile::Command),
+    /// Create or update a consortium (network zone, institutions, Connexion profiles) from
+    /// a TOML file, or print the stored one in that format.
+    #[command(subcommand)]
+    Consortium(consortium::Command),
+    /// List the institutions and network zones, or show one.
+    #[command(subcommand)]
+    Institution(consortium::InstitutionCommand),
     /// Run the Connexion Gateway Export server and the import processor (ctrl-c or SIGTERM stops).
     Serve(serve::ServeArgs),
     /// Run the import processor alone (inbox and drop folders of the data directory) until
@@ -91,29 +102,43 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // The embedded store in the data directory, unless `serve --backend` says otherwise.
+    // The data directory, unless --backend (or BIBGATE_BACKEND) says otherwise.
     let data_dir = cli.data_dir;
-    let local = Backend::Local(data_dir.clone());
+    let backend = Backend::new(&data_dir, &cli.backend)?;
+    let local = || -> anyhow::Result<&Backend> {
+        match backend.kind() {
+            BackendKind::Local => Ok(&backend),
+            BackendKind::Aws => anyhow::bail!(
+                "this command works on the data directory only (on AWS the Lambda function is the processor)"
+            ),
+        }
+    };
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::BenchImport(args) => bench::run_import(&args),
         Command::Demo => cmd::demo::run(&data_dir),
-        Command::Init(args) => init::run(&Data::open(&local)?, &args),
-        Command::Import(args) => {
-            import::run_import(&Data::open_or_init(&local, &mut std::io::stderr())?, &args)
+        Command::Init(args) => init::run(&Data::open(&backend)?, &args),
+        Command::Import(args) => import::run_import(
+            &Data::open_or_init(&backend, &mut std::io::stderr())?,
+            &args,
+        ),
+        Command::Explain(args) => import::run_explain(
+            &Data::open_or_init(&backend, &mut std::io::stderr())?,
+            &args,
+        ),
+        Command::Result(args) => result::run(&Data::open_existing(&backend)?, &args),
+        Command::Record(command) => record::run(&Data::open(&backend)?, command),
+        Command::Editor(args) => editor::run(&Data::open(&backend)?, &args),
+        Command::Profile(command) => profile::run(&Data::open(&backend)?, command),
+        Command::Consortium(command) => consortium::run(&Data::open(&backend)?, command),
+        Command::Institution(command) => {
+            consortium::run_institution(&Data::open(&backend)?, command)
         }
-        Command::Explain(args) => {
-            import::run_explain(&Data::open_or_init(&local, &mut std::io::stderr())?, &args)
-        }
-        Command::Result(args) => result::run(&Data::open_existing(&local)?, &args),
-        Command::Record(command) => record::run(&Data::open(&local)?, command),
-        Command::Editor(args) => editor::run(&Data::open(&local)?, &args),
-        Command::Profile(command) => profile::run(&Data::open(&local)?, command),
-        Command::Serve(args) => serve::serve(&Backend::new(&data_dir, &args.backend)?, &args),
-        Command::Process(args) => serve::process(&local, &args),
-        Command::Policy(command) => policy::run(&local, command),
+        Command::Serve(args) => serve::serve(&backend, &args),
+        Command::Process(args) => serve::process(local()?, &args),
+        Command::Policy(command) => policy::run(&backend, command),
         Command::Send(args) => send::run(&args),
     }
 }

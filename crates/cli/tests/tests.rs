@@ -2,12 +2,15 @@
 //! tests`; a module's tests alone with a filter, e.g. `-- faults::`).
 //!
 //! - `cli`: output shapes and documented exit codes of `inspect` and `convert`.
+//! - `consortium`: `consortium apply|show` and `institution list|show` on both backends (AWS
+//!   on moto).
 //! - `result`: `bibgate result` on an imported record, an unknown export and a missing store.
 //! - `faults`: the processor killed at each step of an import and restarted (Unix only).
 //! - `demo`: `bibgate demo` from a folder outside the repository, no shared corpus.
 //! - `util`: the helpers they share.
 
 mod cli;
+mod consortium;
 mod demo;
 mod faults;
 mod result;

@@ -17,6 +17,9 @@ pub fn bibgate() -> Command {
         .env_remove(FAILPOINT)
         .env_remove("BIBGATE_DROP_CHUNK")
         .env_remove("BIBGATE_DROP_SETTLE_MS")
+        .env_remove("BIBGATE_BACKEND")
+        .env_remove("BIBGATE_BUCKET")
+        .env_remove("BIBGATE_TABLE")
         .env("RUST_LOG", "info");
     command
 }

@@ -2,6 +2,7 @@
 //! Also the few things several commands share: the `--zone` argument and the clock.
 
 pub mod bench;
+pub mod consortium;
 pub mod convert;
 pub mod demo;
 pub mod editor;

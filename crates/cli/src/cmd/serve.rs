@@ -10,7 +10,7 @@ use anyhow::Context;
 use bibgate_gateway::{Config, ProcessorConfig};
 use bibgate_inbox::{ResultDelivery, Services};
 
-use crate::data::{Backend, BackendArgs, BackendKind, Data};
+use crate::data::{Backend, BackendKind, Data};
 
 /// The line that tells where the drop folders are.
 fn write_drop_folders(
@@ -43,9 +43,6 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, default_value = "0.0.0.0:5500")]
     listen: String,
-    /// Where records and blobs live (the data directory, or S3 + DynamoDB).
-    #[command(flatten)]
-    pub backend: BackendArgs,
     #[command(flatten)]
     processor: ServeProcessorArgs,
     /// An optional TLS listener.
