@@ -263,8 +263,11 @@ impl Data {
     }
 
     /// [`Data::policy_runner`], or `None` when no policy was ever published (nothing to
-    /// run, no engine started).
+    /// run, no engine started), and on AWS, which keeps no merge policies yet.
     pub fn published_policy_runner(&self) -> anyhow::Result<Option<Arc<WasmPolicyRunner>>> {
+        if self.backend.kind() == BackendKind::Aws {
+            return Ok(None);
+        }
         if self.policy_store()?.published()?.is_empty() {
             return Ok(None);
         }
