@@ -94,11 +94,22 @@ enum Command {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
+        // The reader went away (`bibgate record show … | head`): nothing more to say.
+        Err(error) if broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bibgate: {error:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether `error` comes from writing to a pipe whose reader has closed it.
+fn broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -91,3 +91,47 @@ fn a_missing_file_is_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not open"));
 }
+
+/// `bibgate … | head`: the reader goes away; the command ends quietly, without "Broken pipe".
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::process::Stdio;
+    let mut child = bibgate()
+        .args(["convert", "--to", "marcxml"])
+        .arg(corpus("evergreen/jazz_1k.mrc"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.to_lowercase().contains("broken pipe"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+/// `bibgate send` to a port nobody listens on says what to check.
+#[test]
+fn send_to_a_closed_port_says_what_to_check() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let out = bibgate()
+        .arg("send")
+        .arg(corpus("folio-integration-tests/FAT-1204.mrc"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--logon", "01DEMO_ALPHA", "--password", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("could not connect to 127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("is `bibgate serve` running there?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("5500"), "{stderr}");
+}

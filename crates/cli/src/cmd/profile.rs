@@ -255,11 +255,7 @@ pub(crate) fn profile_set(
         "check-brief-level" => profile.check_brief_level = parse_bool(value)?,
         "check-005" => profile.check_005 = parse_bool(value)?,
         "skip-cz" => profile.skip_community_zone = parse_bool(value)?,
-        "lock-timeout" => {
-            profile.lock_timeout_seconds = value
-                .parse()
-                .context("lock-timeout is a number of seconds")?
-        }
+        "lock-timeout" => profile.lock_timeout_seconds = parse_duration(value)?,
         "serial-match" => profile.serial_match = value.into(),
         "nonserial-match" => profile.nonserial_match = value.into(),
         "brief-levels" => profile.brief_levels = value.into(),
@@ -394,6 +390,32 @@ mod tests {
         ));
         assert!(profile_rotate_password(&store, &profile.id, "", 60).is_err());
         assert!(profile_rotate_password(&store, "nope", "pw", 60).is_err());
+    }
+
+    #[test]
+    fn lock_timeout_takes_a_duration_like_the_grace_period() {
+        let store = bibgate_store_local::SqliteStore::in_memory().unwrap();
+        store
+            .put_institution(&bibgate_store::Institution {
+                code: "01X".into(),
+                name: "X".into(),
+                kind: bibgate_store::ZoneKind::Institution,
+                network: None,
+                numeric_code: 4522,
+            })
+            .unwrap();
+        let profile = bibgate_import::default_profile("01X", "x".into(), TargetZone::Institution);
+        store.put_profile(&profile).unwrap();
+        let set = |value: &str| profile_set(&store, &profile.id, "lock-timeout", value);
+        assert_eq!(set("1h").unwrap().lock_timeout_seconds, 3_600);
+        assert_eq!(set("90").unwrap().lock_timeout_seconds, 90);
+        assert!(set("an hour").is_err());
+        assert_eq!(
+            bibgate_import::connexion_profile(&store, "01X")
+                .unwrap()
+                .lock_timeout_seconds,
+            90
+        );
     }
 
     #[test]

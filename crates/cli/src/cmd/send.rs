@@ -146,6 +146,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Err(error) => {
                 out.flush()?;
                 eprintln!("bibgate: record {}: {error}", item.index);
+                if let bibgate_gateway::Error::Connect { .. } = error {
+                    eprintln!(
+                        "bibgate: is `bibgate serve` running there? Check the host, the port \
+                         (the gateway listens on {} unless --listen says otherwise), and any \
+                         firewall between this machine and it.",
+                        bibgate_gateway::DEFAULT_PORT
+                    );
+                }
                 return Ok(ExitCode::from(2));
             }
         }
