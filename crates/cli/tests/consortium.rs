@@ -97,6 +97,64 @@ fn apply_show_change(dir: &Path, backend: &[String]) {
         "{shown}"
     );
 
+    // The staff commands work on the same backend: an import adds, then merges; the record
+    // is found by its OCLC number, shown at any revision and compared; the result is there.
+    let record = dir.join("record.mrc");
+    let import = |title: &str| {
+        std::fs::write(&record, bibgate_test_support::record_bytes(4242, title)).unwrap();
+        let mut c = command();
+        c.arg("import")
+            .arg(&record)
+            .args(["--institution", "01TEST_AAA", "--json"]);
+        let line = stdout(&mut c);
+        serde_json::from_str::<serde_json::Value>(line.trim()).unwrap()
+    };
+    let added = import("A record.");
+    assert_eq!(added["outcome"], "added", "{added}");
+    let merged = import("A record, revised.");
+    assert_eq!(merged["outcome"], "merged", "{merged}");
+    assert_eq!(added["mms_id"], merged["mms_id"]);
+    let mms = added["mms_id"].as_str().unwrap();
+    let export_id = merged["export_id"].as_str().unwrap();
+    let result = stdout(command().args(["result", export_id]));
+    assert!(result.contains(mms), "{result}");
+    let record_cmd = |args: &[&str]| {
+        let mut c = command();
+        c.arg("record")
+            .args(args)
+            .args(["--institution", "01TEST_AAA"]);
+        c
+    };
+    let shown = stdout(&mut record_cmd(&["show", mms]));
+    assert!(shown.contains("A record, revised."), "{shown}");
+    let found = stdout(&mut record_cmd(&["find", "--oclc", "(OCoLC)4242"]));
+    assert!(
+        found.starts_with(&format!(
+            "{mms}\t01TEST_AAA\tOCLC 4242 active\trevision 2\t"
+        )),
+        "{found}"
+    );
+    let none = record_cmd(&["find", "--oclc", "ocm00004243"])
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    let first = stdout(&mut record_cmd(&[
+        "show",
+        mms,
+        "--revision",
+        "1",
+        "--format",
+        "marcxml",
+    ]));
+    assert!(
+        first.contains("<record") && first.contains("A record.") && !first.contains("revised"),
+        "{first}"
+    );
+    let diff = stdout(&mut record_cmd(&["diff", mms]));
+    assert!(diff.contains("revision 1 → revision 2"), "{diff}");
+    assert!(diff.contains("- =245  10$aA record."), "{diff}");
+    assert!(diff.contains("+ =245  10$aA record, revised."), "{diff}");
+
     std::fs::write(
         &file,
         "network = { code = \"X\", name = \"X\", colour = \"red\" }\n",

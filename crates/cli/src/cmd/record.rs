@@ -1,4 +1,5 @@
-//! `bibgate record`: show, list the history of, or restore records.
+//! `bibgate record`: find, show (any revision, in the formats cataloguers read), compare
+//! revisions, list the history of, or restore records.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,10 +11,41 @@ use bibgate_store::{Commit, MmsId, Store, StoredRecord};
 use super::{ZoneArg, now_unix, zone_of};
 use crate::data::Data;
 
+/// How `record show` writes a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A heading (revision, brief level, 005) and the record as MarcEdit's mnemonic lines.
+    Text,
+    /// MarcEdit's mnemonic text (`=245  10$aTitle`), the record alone.
+    Mrk,
+    /// MARCXML.
+    Marcxml,
+    /// MARC-in-JSON.
+    Json,
+    /// ISO 2709 (UTF-8), as stored.
+    Mrc,
+}
+
 /// `bibgate record` subcommands.
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Show a record's current state.
+    /// Find the records of a zone that carry an OCLC number (035 $a active, 035 $z or 019 $a
+    /// cancelled; `123`, `ocm00000123` and `(OCoLC)123` are the same number).
+    Find {
+        /// Whose zone.
+        #[arg(long)]
+        institution: String,
+        /// Institution or network zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+        /// The OCLC number.
+        #[arg(long)]
+        oclc: String,
+        /// One JSON object per record.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a record: its current state, or a prior revision.
     Show {
         /// The MMS ID.
         mms_id: String,
@@ -23,6 +55,30 @@ pub enum Command {
         /// Institution or network zone.
         #[arg(long, value_enum, default_value = "iz")]
         zone: ZoneArg,
+        /// A prior revision (see history) instead of the current one.
+        #[arg(long)]
+        revision: Option<u64>,
+        /// How to write it.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Compare two revisions of a record field by field (default: the one before the
+    /// current, and the current).
+    Diff {
+        /// The MMS ID.
+        mms_id: String,
+        /// Whose zone.
+        #[arg(long)]
+        institution: String,
+        /// Institution or network zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+        /// The older revision.
+        #[arg(long)]
+        from: Option<u64>,
+        /// The newer revision (default: the current one).
+        #[arg(long)]
+        to: Option<u64>,
     },
     /// List a record's prior versions.
     History {
@@ -60,13 +116,34 @@ pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match command {
+        Command::Find {
+            institution,
+            zone,
+            oclc,
+            json,
+        } => {
+            let zone = zone_of(store, &institution, zone.target())?;
+            return record_find(store, &zone, &oclc, json, &mut out);
+        }
         Command::Show {
             mms_id,
             institution,
             zone,
+            revision,
+            format,
         } => {
             let zone = zone_of(store, &institution, zone.target())?;
-            record_show(store, &zone, &MmsId(mms_id), &mut out)?;
+            record_show(store, &zone, &MmsId(mms_id), revision, format, &mut out)?;
+        }
+        Command::Diff {
+            mms_id,
+            institution,
+            zone,
+            from,
+            to,
+        } => {
+            let zone = zone_of(store, &institution, zone.target())?;
+            record_diff(store, &zone, &MmsId(mms_id), from, to, &mut out)?;
         }
         Command::History {
             mms_id,
@@ -124,24 +201,250 @@ pub(super) fn stored(
         .with_context(|| format!("record {mms_id} does not exist in zone {zone}"))
 }
 
+/// An OCLC number as staff type it: `123`, `ocm00000123`, `(OCoLC)123`.
+fn oclc_number(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let number = if text.starts_with('(') {
+        bibgate_matching::oclc::parse_035(text).ok()
+    } else {
+        bibgate_matching::oclc::parse_001(text, Some("OCoLC"))
+    };
+    number
+        .map(|n| n.get())
+        .with_context(|| format!("{text:?} is not an OCLC number"))
+}
+
+/// `bibgate record find --oclc`: exit 1 when no record carries the number.
+fn record_find(
+    store: &dyn Store,
+    zone: &str,
+    oclc: &str,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let number = oclc_number(oclc)?;
+    let lookup = store.lookup(zone, &[number])?;
+    for entry in &lookup.entries {
+        let record = lookup.records.iter().find(|r| r.mms_id == entry.mms_id);
+        let title = record
+            .and_then(|r| bibgate_import::read_stored(r).ok())
+            .map(|r| title_of(&r))
+            .unwrap_or_default();
+        let how = if entry.active { "active" } else { "cancelled" };
+        if json {
+            let line = serde_json::json!({
+                "mms_id": entry.mms_id.0,
+                "zone": zone,
+                "oclc_number": number,
+                "active": entry.active,
+                "revision": record.map(|r| r.revision),
+                "title": title,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{}\t{zone}\tOCLC {number} {how}\trevision {}\t{title}",
+                entry.mms_id,
+                record.map_or_else(|| "?".into(), |r| r.revision.to_string())
+            )?;
+        }
+    }
+    if lookup.entries.is_empty() {
+        eprintln!("bibgate: no record in {zone} carries OCLC number {number}");
+        return Ok(ExitCode::from(1));
+    }
+    if lookup.entries.len() > 1 && !json {
+        eprintln!(
+            "bibgate: {} records carry OCLC number {number}: an export of it fails as a multi-match until they are one",
+            lookup.entries.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The 245 $a (and $b) of a record, for lists.
+fn title_of(record: &Record) -> String {
+    record
+        .fields
+        .iter()
+        .find_map(|field| match field {
+            Field::Data { tag, subfields, .. } if tag.is("245") => Some(
+                subfields
+                    .iter()
+                    .filter(|s| matches!(s.code, b'a' | b'b'))
+                    .map(|s| s.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// A record's revision: the current one, or a prior one from its history.
+fn revision_of(
+    store: &dyn Store,
+    zone: &str,
+    mms_id: &MmsId,
+    revision: Option<u64>,
+) -> anyhow::Result<StoredRecord> {
+    let current = stored(store, zone, mms_id)?;
+    match revision {
+        None => Ok(current),
+        Some(r) if r == current.revision => Ok(current),
+        Some(r) => {
+            let version = store
+                .versions(zone, mms_id)?
+                .into_iter()
+                .find(|v| v.revision == r)
+                .with_context(|| {
+                    format!("record {mms_id} has no revision {r} (see bibgate record history)")
+                })?;
+            Ok(StoredRecord {
+                marc: version.marc,
+                revision: version.revision,
+                originating_version: version.originating_version,
+                brief_level: version.brief_level,
+                updated_unix: version.saved_unix,
+                ..current
+            })
+        }
+    }
+}
+
 /// `bibgate record show`.
 fn record_show(
     store: &dyn Store,
     zone: &str,
     mms_id: &MmsId,
+    revision: Option<u64>,
+    format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let record = stored(store, zone, mms_id)?;
+    let record = revision_of(store, zone, mms_id, revision)?;
+    let marc = bibgate_import::read_stored(&record)?;
+    match format {
+        Format::Text => {
+            writeln!(
+                out,
+                "MMS ID {} in {zone}: revision {}, brief level {:02}, originating version {}",
+                record.mms_id,
+                record.revision,
+                record.brief_level,
+                record.originating_version.as_deref().unwrap_or("none")
+            )?;
+            write_record(out, &marc)?;
+        }
+        Format::Mrk => write_record(out, &marc)?,
+        Format::Marcxml => {
+            let mut xml = String::new();
+            bibgate_marc::marcxml::write_record(&marc, &mut xml, true)
+                .with_context(|| format!("record {mms_id} cannot be written as MARCXML"))?;
+            writeln!(out, "{xml}")?;
+        }
+        Format::Json => {
+            let mut json = String::new();
+            bibgate_marc::json::write_record(&marc, &mut json);
+            writeln!(out, "{json}")?;
+        }
+        Format::Mrc => out.write_all(&record.marc)?,
+    }
+    Ok(())
+}
+
+/// A record as MarcEdit's mnemonic lines.
+fn mrk_lines(record: &Record) -> anyhow::Result<Vec<String>> {
+    let mut text = Vec::new();
+    write_record(&mut text, record)?;
+    Ok(String::from_utf8_lossy(&text)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// `bibgate record diff`: the lines of the older revision that went (`-`), those of the
+/// newer that came (`+`), in record order (a longest common subsequence of the lines).
+fn record_diff(
+    store: &dyn Store,
+    zone: &str,
+    mms_id: &MmsId,
+    from: Option<u64>,
+    to: Option<u64>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let newer = revision_of(store, zone, mms_id, to)?;
+    let from = match from {
+        Some(from) => from,
+        None if newer.revision > 1 => newer.revision - 1,
+        None => anyhow::bail!("record {mms_id} has one revision only: nothing to compare"),
+    };
+    let older = revision_of(store, zone, mms_id, Some(from))?;
+    let old = mrk_lines(&bibgate_import::read_stored(&older)?)?;
+    let new = mrk_lines(&bibgate_import::read_stored(&newer)?)?;
     writeln!(
         out,
-        "MMS ID {} in {zone}: revision {}, brief level {:02}, originating version {}",
-        record.mms_id,
-        record.revision,
-        record.brief_level,
-        record.originating_version.as_deref().unwrap_or("none")
+        "record {mms_id} in {zone}: revision {} → revision {}",
+        older.revision, newer.revision
     )?;
-    write_record(out, &bibgate_import::read_stored(&record)?)?;
+    let mut changed = 0;
+    for line in diff_lines(&old, &new) {
+        match line {
+            Diff::Same(_) => {}
+            Diff::Gone(text) => {
+                changed += 1;
+                writeln!(out, "- {text}")?;
+            }
+            Diff::Came(text) => {
+                changed += 1;
+                writeln!(out, "+ {text}")?;
+            }
+        }
+    }
+    if changed == 0 {
+        writeln!(out, "(the two revisions are the same)")?;
+    }
     Ok(())
+}
+
+/// One line of a diff.
+#[derive(Debug, PartialEq, Eq)]
+enum Diff<'a> {
+    Same(&'a str),
+    Gone(&'a str),
+    Came(&'a str),
+}
+
+/// The lines of `old` and `new` as kept, gone and came (records are short: the quadratic
+/// table of a longest common subsequence is small).
+fn diff_lines<'a>(old: &'a [String], new: &'a [String]) -> Vec<Diff<'a>> {
+    let (n, m) = (old.len(), new.len());
+    let mut common = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            common[i][j] = if old[i] == new[j] {
+                common[i + 1][j + 1] + 1
+            } else {
+                common[i + 1][j].max(common[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut lines = Vec::with_capacity(n.max(m));
+    while i < n || j < m {
+        if i < n && j < m && old[i] == new[j] {
+            lines.push(Diff::Same(&old[i]));
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || common[i][j + 1] > common[i + 1][j]) {
+            lines.push(Diff::Came(&new[j]));
+            j += 1;
+        } else {
+            lines.push(Diff::Gone(&old[i]));
+            i += 1;
+        }
+    }
+    lines
 }
 
 /// `bibgate record history`.
@@ -223,4 +526,53 @@ fn record_restore(
         current.revision
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oclc_numbers_as_staff_type_them() {
+        assert_eq!(oclc_number("123").unwrap(), 123);
+        assert_eq!(oclc_number("ocm00000123").unwrap(), 123);
+        assert_eq!(oclc_number("(OCoLC)123").unwrap(), 123);
+        assert_eq!(oclc_number(" (OCoLC)ocn123456789 ").unwrap(), 123_456_789);
+        assert!(oclc_number("(DLC)123").is_err());
+        assert!(oclc_number("abc").is_err());
+    }
+
+    #[test]
+    fn a_diff_keeps_the_order_and_shows_only_what_changed() {
+        let lines = |text: &str| text.lines().map(str::to_string).collect::<Vec<_>>();
+        let old = lines("=001  1\n=245  10$aOld title\n=500  \\\\$aNote\n=650  \\0$aA");
+        let new =
+            lines("=001  1\n=245  10$aNew title\n=500  \\\\$aNote\n=650  \\0$aA\n=650  \\0$aB");
+        let diff = diff_lines(&old, &new);
+        let changed: Vec<String> = diff
+            .iter()
+            .filter_map(|d| match d {
+                Diff::Same(_) => None,
+                Diff::Gone(t) => Some(format!("- {t}")),
+                Diff::Came(t) => Some(format!("+ {t}")),
+            })
+            .collect();
+        assert_eq!(
+            changed,
+            vec![
+                "- =245  10$aOld title".to_string(),
+                "+ =245  10$aNew title".to_string(),
+                "+ =650  \\0$aB".to_string(),
+            ]
+        );
+        assert_eq!(
+            diff.iter().filter(|d| matches!(d, Diff::Same(_))).count(),
+            3
+        );
+        assert!(
+            diff_lines(&old, &old)
+                .iter()
+                .all(|d| matches!(d, Diff::Same(_)))
+        );
+    }
 }
