@@ -375,59 +375,22 @@ fn settle(
             profile.target_zone = target;
         }
     }
-    set(
-        &mut changes,
-        "check_005",
-        &mut profile.check_005,
-        spec.check_005.as_ref(),
-    );
-    set(
-        &mut changes,
-        "check_brief_level",
-        &mut profile.check_brief_level,
-        spec.check_brief_level.as_ref(),
-    );
-    set(
-        &mut changes,
-        "skip_community_zone",
-        &mut profile.skip_community_zone,
-        spec.skip_community_zone.as_ref(),
-    );
-    set(
-        &mut changes,
-        "lock_timeout_seconds",
-        &mut profile.lock_timeout_seconds,
-        spec.lock_timeout_seconds.as_ref(),
-    );
-    set(
-        &mut changes,
-        "brief_levels",
-        &mut profile.brief_levels,
-        spec.brief_levels.as_ref(),
-    );
-    set(
-        &mut changes,
-        "merge_rules",
-        &mut profile.merge_rules,
-        spec.merge_rules.as_ref(),
-    );
-    set(
-        &mut changes,
-        "serial_match",
-        &mut profile.serial_match,
-        spec.serial_match.as_ref(),
-    );
-    set(
-        &mut changes,
-        "nonserial_match",
-        &mut profile.nonserial_match,
-        spec.nonserial_match.as_ref(),
-    );
-    set(
-        &mut changes,
-        "logon_id",
-        &mut profile.logon_id,
-        spec.logon_id.as_ref(),
+    // The file's keys are the profile's field names.
+    macro_rules! settle {
+        ($($field:ident),*) => {
+            $(set(&mut changes, stringify!($field), &mut profile.$field, spec.$field.as_ref());)*
+        };
+    }
+    settle!(
+        check_005,
+        check_brief_level,
+        skip_community_zone,
+        lock_timeout_seconds,
+        brief_levels,
+        merge_rules,
+        serial_match,
+        nonserial_match,
+        logon_id
     );
     bibgate_import::import_rules(profile)
         .with_context(|| format!("the connexion settings of {}", profile.id))?;

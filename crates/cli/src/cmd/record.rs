@@ -26,6 +26,27 @@ pub enum Format {
     Mrc,
 }
 
+/// A record: its MMS ID and zone.
+#[derive(clap::Args)]
+pub struct Which {
+    /// The MMS ID.
+    mms_id: String,
+    /// Whose zone.
+    #[arg(long)]
+    institution: String,
+    /// Institution or network zone.
+    #[arg(long, value_enum, default_value = "iz")]
+    zone: ZoneArg,
+}
+
+impl Which {
+    /// The zone's code and the MMS ID.
+    fn resolve(&self, store: &dyn Store) -> anyhow::Result<(String, MmsId)> {
+        let zone = zone_of(store, &self.institution, self.zone.target())?;
+        Ok((zone, MmsId(self.mms_id.clone())))
+    }
+}
+
 /// `bibgate record` subcommands.
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -47,14 +68,8 @@ pub enum Command {
     },
     /// Show a record: its current state, or a prior revision.
     Show {
-        /// The MMS ID.
-        mms_id: String,
-        /// Whose zone.
-        #[arg(long)]
-        institution: String,
-        /// Institution or network zone.
-        #[arg(long, value_enum, default_value = "iz")]
-        zone: ZoneArg,
+        #[command(flatten)]
+        which: Which,
         /// A prior revision (see history) instead of the current one.
         #[arg(long)]
         revision: Option<u64>,
@@ -65,14 +80,8 @@ pub enum Command {
     /// Compare two revisions of a record field by field (default: the one before the
     /// current, and the current).
     Diff {
-        /// The MMS ID.
-        mms_id: String,
-        /// Whose zone.
-        #[arg(long)]
-        institution: String,
-        /// Institution or network zone.
-        #[arg(long, value_enum, default_value = "iz")]
-        zone: ZoneArg,
+        #[command(flatten)]
+        which: Which,
         /// The older revision.
         #[arg(long)]
         from: Option<u64>,
@@ -82,28 +91,16 @@ pub enum Command {
     },
     /// List a record's prior versions.
     History {
-        /// The MMS ID.
-        mms_id: String,
-        /// Whose zone.
-        #[arg(long)]
-        institution: String,
-        /// Institution or network zone.
-        #[arg(long, value_enum, default_value = "iz")]
-        zone: ZoneArg,
+        #[command(flatten)]
+        which: Which,
     },
     /// Make a prior revision current again (the current one is kept as a version).
     Restore {
-        /// The MMS ID.
-        mms_id: String,
+        #[command(flatten)]
+        which: Which,
         /// The revision to restore (see history).
         #[arg(long)]
         revision: u64,
-        /// Whose zone.
-        #[arg(long)]
-        institution: String,
-        /// Institution or network zone.
-        #[arg(long, value_enum, default_value = "iz")]
-        zone: ZoneArg,
         /// Who restores it.
         #[arg(long, default_value = "cli")]
         user: String,
@@ -126,42 +123,28 @@ pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
             return record_find(store, &zone, &oclc, json, &mut out);
         }
         Command::Show {
-            mms_id,
-            institution,
-            zone,
+            which,
             revision,
             format,
         } => {
-            let zone = zone_of(store, &institution, zone.target())?;
-            record_show(store, &zone, &MmsId(mms_id), revision, format, &mut out)?;
+            let (zone, mms_id) = which.resolve(store)?;
+            record_show(store, &zone, &mms_id, revision, format, &mut out)?;
         }
-        Command::Diff {
-            mms_id,
-            institution,
-            zone,
-            from,
-            to,
-        } => {
-            let zone = zone_of(store, &institution, zone.target())?;
-            record_diff(store, &zone, &MmsId(mms_id), from, to, &mut out)?;
+        Command::Diff { which, from, to } => {
+            let (zone, mms_id) = which.resolve(store)?;
+            record_diff(store, &zone, &mms_id, from, to, &mut out)?;
         }
-        Command::History {
-            mms_id,
-            institution,
-            zone,
-        } => {
-            let zone = zone_of(store, &institution, zone.target())?;
-            record_history(store, &zone, &MmsId(mms_id), &mut out)?;
+        Command::History { which } => {
+            let (zone, mms_id) = which.resolve(store)?;
+            record_history(store, &zone, &mms_id, &mut out)?;
         }
         Command::Restore {
-            mms_id,
+            which,
             revision,
-            institution,
-            zone,
             user,
         } => {
-            let zone = zone_of(store, &institution, zone.target())?;
-            record_restore(store, &zone, &MmsId(mms_id), revision, &user, &mut out)?;
+            let (zone, mms_id) = which.resolve(store)?;
+            record_restore(store, &zone, &mms_id, revision, &user, &mut out)?;
         }
     }
     Ok(ExitCode::SUCCESS)
