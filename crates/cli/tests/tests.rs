@@ -4,11 +4,14 @@
 //! - `cli`: output shapes and documented exit codes of `inspect` and `convert`.
 //! - `result`: `bibgate result` on an imported record, an unknown export and a missing store.
 //! - `faults`: the processor killed at each step of an import and restarted (Unix only).
+//! - `input`: input without records, endless and sparse files in bounded memory, `policy
+//!   publish` of an endless file, owner-only file modes (issue 18).
 //! - `demo`: `bibgate demo` from a folder outside the repository, no shared corpus.
 //! - `util`: the helpers they share.
 
 mod cli;
 mod demo;
 mod faults;
+mod input;
 mod result;
 mod util;
