@@ -112,7 +112,7 @@ fn timed_import(scratch: &Scratch, file: &Path) -> (Output, u64) {
     );
     let out = std::process::Command::new(time)
         .arg("-v")
-        .arg(env!("CARGO_BIN_EXE_bibgate"))
+        .arg(crate::util::bibgate_path())
         .arg("--data-dir")
         .arg(scratch.data())
         .args(["import", "--institution", "01DEMO_ALPHA"])
