@@ -138,7 +138,8 @@ impl Data {
     pub fn open(backend: &Backend) -> anyhow::Result<Data> {
         match backend {
             Backend::Local(dir) => {
-                std::fs::create_dir_all(dir)
+                // Owner-only: the data directory holds password hashes and records.
+                bibgate_store_local::create_private_dir_all(dir)
                     .with_context(|| format!("could not create {:?}", dir.display().to_string()))?;
                 let folder = FolderBlobStore::new(dir.join("blobs")).with_context(|| {
                     format!(

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 /// Runs `bibgate demo` in `cwd` with `args`, its temporary folders under `tmp`, and no
 /// shared corpus.
 fn demo(cwd: &Path, tmp: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bibgate"))
+    Command::new(crate::util::bibgate_path())
         .arg("demo")
         .args(args)
         .current_dir(cwd)

@@ -6,6 +6,8 @@
 //!   on moto).
 //! - `result`: `bibgate result` on an imported record, an unknown export and a missing store.
 //! - `faults`: the processor killed at each step of an import and restarted (Unix only).
+//! - `input`: input without records, endless and sparse files in bounded memory, `policy
+//!   publish` of an endless file, owner-only file modes (issue 18).
 //! - `demo`: `bibgate demo` from a folder outside the repository, no shared corpus.
 //! - `util`: the helpers they share.
 
@@ -13,5 +15,6 @@ mod cli;
 mod consortium;
 mod demo;
 mod faults;
+mod input;
 mod result;
 mod util;

@@ -9,10 +9,19 @@ use bibgate_store_local::SqliteStore;
 /// The variable that arms a failpoint in the processor.
 pub const FAILPOINT: &str = "BIBGATE_FAILPOINT";
 
+/// The path of the `bibgate` binary under test: `$BIBGATE_TEST_BIN` when set (for a target
+/// directory shared by several checkouts, whose `target/debug/bibgate` the last build of any
+/// of them overwrites), else the one cargo built for this test.
+pub fn bibgate_path() -> PathBuf {
+    std::env::var_os("BIBGATE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bibgate")))
+}
+
 /// The `bibgate` binary under test, never armed (a failpoint or processor setting in the
 /// caller's environment is removed), logging at `info`.
 pub fn bibgate() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bibgate"));
+    let mut command = Command::new(bibgate_path());
     command
         .env_remove(FAILPOINT)
         .env_remove("BIBGATE_DROP_CHUNK")

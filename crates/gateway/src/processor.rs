@@ -30,6 +30,13 @@
 //!
 //! # Drop files (`drop/<institution>/<file>.mrc` or `.xml`)
 //!
+//! A file written under a `.part` name (or a name starting with a dot) is never taken; it
+//! is imported once renamed. A file that ends inside a record waits for the rest; a file
+//! that changed while it was imported is kept and imported again as its new content. A
+//! file that cannot be imported (not MARC, a name too long, repeated failures) is moved
+//! to `received/drop/<institution>/refused/` with a report saying why; each problem is
+//! logged once.
+//!
 //! Once unchanged for [`ProcessorConfig::drop_settle`], a file is imported by
 //! [`bibgate_inbox::import_drop`] in chunks of [`ProcessorConfig::drop_chunk`] records,
 //! never pausing. Settled drop files are imported in a background task (one at a time, in
@@ -42,7 +49,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use bibgate_inbox::export::{self, Taken};
-use bibgate_inbox::layout::{DROP, INBOX, ResultDoc, parse_drop_key, parse_inbox_key, stable_hash};
+use bibgate_inbox::layout::{
+    DROP, INBOX, ResultDoc, is_in_progress_name, parse_drop_key, parse_inbox_key, refused_key,
+    refused_report_key, stable_hash,
+};
 use bibgate_inbox::{Services, Start};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -73,6 +83,8 @@ pub fn spawn_processor(
             failures: HashMap::new(),
             ignored: HashSet::new(),
             drops: HashMap::new(),
+            drop_failures: HashMap::new(),
+            drop_warned: HashSet::new(),
             finishing: JoinSet::new(),
             in_flight: HashSet::new(),
             dropping: None,
@@ -86,6 +98,87 @@ struct Seen {
     len: usize,
     hash: u64,
     since: Instant,
+    /// "Waiting for the rest" was logged for this content.
+    waiting_logged: bool,
+}
+
+/// How long a drop file that ends inside a record may stay unchanged before it is taken
+/// anyway (its last record then fails as truncated, and its bytes are kept).
+pub const INCOMPLETE_PATIENCE: Duration = Duration::from_secs(300);
+
+/// The longest drop file name imported: its report adds up to 31 bytes
+/// (`.<hash>.results.jsonl`) and most file systems allow 255.
+pub const MAX_DROP_NAME_BYTES: usize = 200;
+
+/// Permanent import failures of one drop file after which it is moved aside with a report
+/// (transient ones, such as a full disk, are retried for as long as they last).
+pub const DROP_ATTEMPTS: u32 = 3;
+
+/// The outcome of each drop file a background task imported, by key.
+type DropOutcomes = Vec<(String, std::result::Result<(), DropFailure>)>;
+
+/// Why a drop file's import failed.
+struct DropFailure {
+    /// Trying again cannot help.
+    permanent: bool,
+    message: String,
+}
+
+/// `(institution, file)` of a drop-folder key the processor looks at: a file right in an
+/// institution's folder, not being written (`.part`, a leading dot: see
+/// [`bibgate_inbox::layout::is_in_progress_name`]) and not the folder's `README.txt`.
+fn drop_candidate(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(DROP)?;
+    let (institution, file) = rest.split_once('/')?;
+    if institution.is_empty()
+        || file.is_empty()
+        || file.contains('/')
+        || file == "README.txt"
+        || is_in_progress_name(file)
+    {
+        return None;
+    }
+    Some((institution, file))
+}
+
+/// Moves a drop file that cannot be imported to `received/drop/<institution>/refused/` and
+/// writes a report saying why; the drop file is deleted if it did not change meanwhile.
+/// Returns the report's key.
+fn refuse_drop(
+    blobs: &dyn bibgate_store::BlobStore,
+    key: &str,
+    institution: &str,
+    file: &str,
+    bytes: &[u8],
+    hash: u64,
+    reason: &str,
+) -> bibgate_store::Result<String> {
+    let short = short_name(file);
+    blobs.put(&refused_key(institution, short, hash), bytes)?;
+    let report = refused_report_key(institution, short, hash);
+    let text = format!(
+        "{file:?} ({} bytes) was not imported: {reason}.\nIts bytes are kept as {}.\n",
+        bytes.len(),
+        refused_key(institution, short, hash)
+    );
+    blobs.put(&report, text.as_bytes())?;
+    match blobs.get(key)? {
+        Some(now) if stable_hash(&now) == hash => {
+            blobs.delete(key)?;
+        }
+        _ => {}
+    }
+    Ok(report)
+}
+
+/// At most the first 100 bytes of a file name (on a character boundary), so that names
+/// derived from it with a prefix and suffix stay under file-system limits.
+fn short_name(file: &str) -> &str {
+    let mut end = file.len().min(100);
+    while !file.is_char_boundary(end) {
+        end -= 1;
+    }
+    &file[..end]
 }
 
 struct Processor {
@@ -97,13 +190,18 @@ struct Processor {
     ignored: HashSet<String>,
     /// Drop files waiting to settle.
     drops: HashMap<String, Seen>,
+    /// Drop files whose import failed: permanent failures so far and the last error (logged
+    /// when it changes).
+    drop_failures: HashMap<String, (u32, String)>,
+    /// Drop files already warned about (unreadable, could not be moved aside).
+    drop_warned: HashSet<String>,
     /// Steps 3-4 of earlier passes still running: the export ids of each task, and the task.
     finishing: JoinSet<Finished>,
     /// The export ids in `finishing`: a pass does not take them again.
     in_flight: HashSet<String>,
     /// The drop files being imported in the background: the task returns the keys of those
     /// imported. One such task at a time; exports go on meanwhile.
-    dropping: Option<JoinHandle<Vec<String>>>,
+    dropping: Option<JoinHandle<DropOutcomes>>,
 }
 
 /// What a steps 3-4 task returns: the export ids it was given, and the outcome of each it
@@ -383,6 +481,14 @@ impl Processor {
 
     /// Starts importing the drop files that have settled, in the background, unless the
     /// previous import is still running.
+    ///
+    /// A file is taken once it has stayed unchanged for [`ProcessorConfig::drop_settle`]
+    /// and does not end inside a record (a file still being written; after
+    /// [`INCOMPLETE_PATIENCE`] unchanged it is taken anyway, its last record failing).
+    /// Names that are being written by convention (`.part`, a leading dot) are left alone.
+    /// A file with another extension than `.mrc` or `.xml` is imported when its content is
+    /// MARC, otherwise moved aside with a report saying why; so is a file whose import
+    /// failed [`DROP_ATTEMPTS`] times. Each problem is logged once.
     async fn drop_pass(&mut self) {
         if let Some(task) = self.dropping.take() {
             if !task.is_finished() {
@@ -404,11 +510,14 @@ impl Processor {
             }
         };
         self.drops.retain(|key, _| keys.contains(key));
+        self.drop_failures.retain(|key, _| keys.contains(key));
+        self.drop_warned.retain(|key| keys.contains(key));
         let mut ready = Vec::new();
         for key in keys {
-            let Some((institution, file)) = parse_drop_key(&key) else {
+            let Some((institution, file)) = drop_candidate(&key) else {
                 continue;
             };
+            let by_extension = parse_drop_key(&key).is_some();
             let (institution, file) = (institution.to_string(), file.to_string());
             let blobs = self.services.blobs.clone();
             let lookup = key.clone();
@@ -416,7 +525,9 @@ impl Processor {
                 Ok(Ok(Some(bytes))) => bytes,
                 Ok(Ok(None)) => continue,
                 Ok(Err(error)) => {
-                    warn!(%key, %error, "could not read a drop file");
+                    if self.drop_warned.insert(key.clone()) {
+                        warn!(%key, %error, "could not read a drop file; it stays where it is");
+                    }
                     continue;
                 }
                 Err(error) => {
@@ -426,9 +537,10 @@ impl Processor {
             };
             let now = Instant::now();
             let hash = stable_hash(&bytes);
-            let settled = match self.drops.get(&key) {
+            let (settled, unchanged_for) = match self.drops.get(&key) {
                 Some(seen) if seen.len == bytes.len() && seen.hash == hash => {
-                    now.duration_since(seen.since) >= self.config.drop_settle
+                    let unchanged_for = now.duration_since(seen.since);
+                    (unchanged_for >= self.config.drop_settle, unchanged_for)
                 }
                 _ => {
                     self.drops.insert(
@@ -437,13 +549,71 @@ impl Processor {
                             len: bytes.len(),
                             hash,
                             since: now,
+                            waiting_logged: false,
                         },
                     );
-                    self.config.drop_settle.is_zero()
+                    (self.config.drop_settle.is_zero(), Duration::ZERO)
                 }
             };
             if !settled {
                 debug!(%key, "drop file seen; waiting for it to settle");
+                continue;
+            }
+            let attempts = self.drop_failures.get(&key).map_or(0, |(n, _)| *n);
+            let refusal = if file.len() > MAX_DROP_NAME_BYTES {
+                Some(format!(
+                    "its name is {} bytes long; names over {MAX_DROP_NAME_BYTES} bytes leave no room for the names of its report and copies",
+                    file.len()
+                ))
+            } else if attempts >= DROP_ATTEMPTS {
+                let error = self
+                    .drop_failures
+                    .get(&key)
+                    .map(|(_, e)| e.clone())
+                    .unwrap_or_default();
+                Some(format!(
+                    "its import failed {attempts} times, and trying again cannot help; the last error: {error}"
+                ))
+            } else if !by_extension && !bibgate_inbox::drop::looks_like_marc(&bytes) {
+                Some(
+                    "its name ends neither in .mrc nor in .xml and its content is not MARC (ISO 2709 or MARCXML)"
+                        .to_string(),
+                )
+            } else {
+                None
+            };
+            if let Some(reason) = refusal {
+                let blobs = self.services.blobs.clone();
+                let refused = (key.clone(), institution, file, hash);
+                let moved = blocking(move || {
+                    let (key, institution, file, hash) = refused;
+                    refuse_drop(&*blobs, &key, &institution, &file, &bytes, hash, &reason)
+                        .map(|report| (report, reason))
+                })
+                .await;
+                match moved {
+                    Ok(Ok((report, reason))) => {
+                        warn!(%key, %report, %reason, "drop file refused and moved aside");
+                    }
+                    Ok(Err(error)) => {
+                        if self.drop_warned.insert(key.clone()) {
+                            warn!(%key, %error, "could not move a refused drop file aside");
+                        }
+                    }
+                    Err(error) => warn!(%key, %error, "could not move a refused drop file aside"),
+                }
+                self.drops.remove(&key);
+                continue;
+            }
+            if bibgate_inbox::drop::ends_inside_a_record(&bytes)
+                && unchanged_for < INCOMPLETE_PATIENCE
+            {
+                if let Some(seen) = self.drops.get_mut(&key)
+                    && !seen.waiting_logged
+                {
+                    seen.waiting_logged = true;
+                    info!(%key, bytes = bytes.len(), "drop file ends inside a record; waiting for the rest");
+                }
                 continue;
             }
             ready.push((key, institution, file, bytes));
@@ -457,9 +627,9 @@ impl Processor {
         let services = self.services.clone();
         let chunk = self.config.drop_chunk;
         self.dropping = Some(tokio::task::spawn_blocking(move || {
-            let mut done = Vec::new();
+            let mut outcomes = Vec::new();
             for (key, institution, file, bytes) in ready {
-                match bibgate_inbox::import_drop(
+                let outcome = bibgate_inbox::import_drop(
                     &services,
                     &institution,
                     &file,
@@ -467,22 +637,42 @@ impl Processor {
                     Start::New,
                     chunk,
                     &|_| false,
-                ) {
-                    Ok(_) => done.push(key),
-                    Err(error) => warn!(%key, %error, "could not import a drop file; will retry"),
-                }
+                )
+                .map(|_| ())
+                .map_err(|error| DropFailure {
+                    permanent: error.is_permanent(),
+                    message: error.to_string(),
+                });
+                outcomes.push((key, outcome));
             }
-            done
+            outcomes
         }));
     }
 
     /// Takes in the outcome of a drop import task: the files imported are forgotten (the
     /// others are tried again).
-    fn dropped(&mut self, joined: std::result::Result<Vec<String>, tokio::task::JoinError>) {
+    fn dropped(&mut self, joined: std::result::Result<DropOutcomes, tokio::task::JoinError>) {
         match joined {
-            Ok(done) => {
-                for key in done {
+            Ok(outcomes) => {
+                for (key, outcome) in outcomes {
                     self.drops.remove(&key);
+                    match outcome {
+                        Ok(()) => {
+                            self.drop_failures.remove(&key);
+                        }
+                        Err(DropFailure { permanent, message }) => {
+                            let entry = self.drop_failures.entry(key.clone()).or_default();
+                            // A transient failure (the store, the disk) is retried for as
+                            // long as it lasts; only permanent ones lead to a refusal.
+                            if permanent {
+                                entry.0 += 1;
+                            }
+                            if entry.1 != message {
+                                warn!(%key, error = %message, permanent, "could not import a drop file; will retry");
+                            }
+                            entry.1 = message;
+                        }
+                    }
                 }
             }
             Err(error) => warn!(%error, "a drop import task failed"),

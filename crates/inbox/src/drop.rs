@@ -38,7 +38,8 @@ use tracing::{info, warn};
 
 use crate::layout::{
     DROP, continuation_key, drop_batch_id, drop_key, drop_received_key, drop_received_key_beside,
-    rejected_key, report_key, report_parts_prefix, stable_hash,
+    rejected_key, rejected_key_beside, report_key, report_key_beside, report_parts_prefix,
+    stable_hash,
 };
 use crate::services::Services;
 use crate::{Error, Result, now_unix};
@@ -187,15 +188,14 @@ pub fn import_drop(
         raw_key = drop_received_key_beside(institution, file, hash);
         blobs.put(&raw_key, bytes)?;
     }
-    let report_key = report_key(institution, file);
-    let rejected_key = rejected_key(institution, file);
+    let (report_key, rejected_key) = report_keys(blobs, institution, file, &batch_id, hash)?;
     let route = match bibgate_import::route(store, institution, None) {
         Ok(route) => route,
         Err(error) if error.is_permanent() => {
             warn!(file = %drop_key, %error, "drop file cannot be routed");
             let line = json!({ "error": error.to_string() });
             blobs.put(&report_key, format!("{line}\n").as_bytes())?;
-            blobs.delete(&drop_key)?;
+            delete_if_unchanged(blobs, &drop_key, hash)?;
             blobs.delete(&continuation_key(institution, file))?;
             return Ok(DropOutcome::Finished { records: 0 });
         }
@@ -286,7 +286,7 @@ pub fn import_drop(
         blobs.put(&rejected_key, &full_rejected)?;
     }
     blobs.put(&report_key, &full_report)?;
-    blobs.delete(&drop_key)?;
+    delete_if_unchanged(blobs, &drop_key, hash)?;
     blobs.delete(&continuation_key(institution, file))?;
     for part in &parts {
         blobs.delete(part)?;
@@ -303,6 +303,96 @@ pub fn import_drop(
         "drop file imported"
     );
     Ok(DropOutcome::Finished { records })
+}
+
+/// The report and rejected-records keys of a drop file: `<file>.results.jsonl` and
+/// `<file>.rejected.mrc`, unless a report of that name belongs to another file (another
+/// batch: other content under the same name), which keeps its report; this file's then
+/// carry its content hash ([`report_key_beside`]).
+fn report_keys(
+    blobs: &dyn BlobStore,
+    institution: &str,
+    file: &str,
+    batch_id: &str,
+    hash: u64,
+) -> Result<(String, String)> {
+    let plain = report_key(institution, file);
+    let ours = |report: &[u8]| {
+        let first = report.split(|&b| b == b'\n').next().unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(first)
+            .ok()
+            .and_then(|line| {
+                let export_id = line.get("export_id")?.as_str()?.to_string();
+                Some(export_id.starts_with(&format!("{batch_id}#")))
+            })
+            // A routing failure's report (a line without export id) may be replaced by
+            // the next try; an empty report (a file without records) is kept.
+            .unwrap_or(!first.is_empty())
+    };
+    match blobs.get(&plain)? {
+        Some(report) if !ours(&report) => Ok((
+            report_key_beside(institution, file, hash),
+            rejected_key_beside(institution, file, hash),
+        )),
+        _ => Ok((plain, rejected_key(institution, file))),
+    }
+}
+
+/// Deletes the drop file `key` if it still holds the content `hash` that was imported; a
+/// file that changed meanwhile (more bytes written, or replaced) is kept, to be imported
+/// as the new content it is. Returns whether it was deleted.
+fn delete_if_unchanged(blobs: &dyn BlobStore, key: &str, hash: u64) -> Result<bool> {
+    match blobs.get(key)? {
+        None => Ok(false),
+        Some(now) if stable_hash(&now) != hash => {
+            warn!(file = %key, "the drop file changed while it was imported; it is kept and imported again as its new content");
+            Ok(false)
+        }
+        Some(_) => blobs.delete(key).map_err(Into::into),
+    }
+}
+
+/// Whether drop-file bytes end inside a record, as a file still being written does: ISO
+/// 2709 whose last byte other than blanks and NULs is not a record terminator (0x1D), or
+/// MARCXML that does not end with the end of a `record` or `collection` element. Empty
+/// input does not.
+pub fn ends_inside_a_record(bytes: &[u8]) -> bool {
+    let end = bytes
+        .iter()
+        .rposition(|&b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0 | 0x1A));
+    let Some(end) = end else {
+        return false;
+    };
+    let content = &bytes[..=end];
+    match bibgate_marc::Format::sniff(content) {
+        bibgate_marc::Format::Iso2709 => content[end] != bibgate_marc::iso2709::RECORD_TERMINATOR,
+        bibgate_marc::Format::MarcXml => {
+            !(content.ends_with(b"collection>") || content.ends_with(b"record>"))
+        }
+    }
+}
+
+/// Whether bytes look like MARC: MARCXML with a `record` element, or ISO 2709 starting
+/// (after filler) with a five-digit record length and holding a record terminator. Used for
+/// drop files whose extension is neither `.mrc` nor `.xml`.
+pub fn looks_like_marc(bytes: &[u8]) -> bool {
+    let start = bytes
+        .iter()
+        .position(|&b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0 | 0x1A | 0x1D));
+    let Some(start) = start else {
+        return false;
+    };
+    let content = &bytes[start..];
+    match bibgate_marc::Format::sniff(content) {
+        bibgate_marc::Format::MarcXml => content
+            .windows(7)
+            .any(|w| w == b"<record" || w == b":record"),
+        bibgate_marc::Format::Iso2709 => {
+            content.len() >= 24
+                && content[..5].iter().all(u8::is_ascii_digit)
+                && content.contains(&bibgate_marc::iso2709::RECORD_TERMINATOR)
+        }
+    }
 }
 
 /// What the chunks of one call produced: report lines, rejected records, counts.
@@ -360,7 +450,9 @@ const DROP_README: &str = "Copy MARC files (.mrc, ISO 2709; or .xml, MARCXML) in
 Each file is imported once it has stayed unchanged for a moment; it then moves to\n\
 received/drop/<institution>/ and its report appears in reports/<institution>/\n\
 (<file>.results.jsonl, one line per record, and <file>.rejected.mrc with the records not imported).\n\
-Copy large files under a name starting with a dot and rename them when complete.\n";
+Write or copy a file under a name ending in .part (or starting with a dot) and rename it\n\
+when complete: such files are never taken. Other files that are not MARC are moved to\n\
+received/drop/<institution>/refused/ with a report <file>.<hash>.refused.txt saying why.\n";
 
 /// Creates `drop/<institution>/README.txt` for every institution with a Connexion profile;
 /// returns the institutions.
@@ -382,6 +474,104 @@ pub fn ensure_drop_folders(services: &Services) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Blobs in memory.
+    #[derive(Default)]
+    struct Memory(std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>);
+
+    impl BlobStore for Memory {
+        fn put(&self, key: &str, bytes: &[u8]) -> bibgate_store::Result<()> {
+            self.0.lock().unwrap().insert(key.into(), bytes.to_vec());
+            Ok(())
+        }
+        fn put_if_absent(&self, key: &str, bytes: &[u8]) -> bibgate_store::Result<bool> {
+            let mut blobs = self.0.lock().unwrap();
+            if blobs.contains_key(key) {
+                return Ok(false);
+            }
+            blobs.insert(key.into(), bytes.to_vec());
+            Ok(true)
+        }
+        fn get(&self, key: &str) -> bibgate_store::Result<Option<Vec<u8>>> {
+            Ok(self.0.lock().unwrap().get(key).cloned())
+        }
+        fn list(&self, prefix: &str) -> bibgate_store::Result<Vec<String>> {
+            let blobs = self.0.lock().unwrap();
+            Ok(blobs
+                .keys()
+                .filter(|key| key.starts_with(prefix))
+                .cloned()
+                .collect())
+        }
+        fn delete(&self, key: &str) -> bibgate_store::Result<bool> {
+            Ok(self.0.lock().unwrap().remove(key).is_some())
+        }
+    }
+
+    #[test]
+    fn r18_a_drop_file_that_changed_after_it_was_taken_is_kept() {
+        let blobs = Memory::default();
+        blobs.put("drop/A/f.mrc", b"first part").unwrap();
+        let taken = stable_hash(b"first part");
+        blobs.put("drop/A/f.mrc", b"first part, and more").unwrap();
+        assert!(!delete_if_unchanged(&blobs, "drop/A/f.mrc", taken).unwrap());
+        assert_eq!(
+            blobs.get("drop/A/f.mrc").unwrap().unwrap(),
+            b"first part, and more"
+        );
+        let now = stable_hash(b"first part, and more");
+        assert!(delete_if_unchanged(&blobs, "drop/A/f.mrc", now).unwrap());
+        assert!(!delete_if_unchanged(&blobs, "drop/A/f.mrc", now).unwrap());
+    }
+
+    #[test]
+    fn r18_a_report_of_another_file_of_the_same_name_is_kept() {
+        let blobs = Memory::default();
+        let ours = |batch: &str| report_keys(&blobs, "A", "f.mrc", batch, 0xab).unwrap();
+        let plain = (
+            "reports/A/f.mrc.results.jsonl".to_string(),
+            "reports/A/f.mrc.rejected.mrc".to_string(),
+        );
+        let beside = (
+            "reports/A/f.mrc.00000000000000ab.results.jsonl".to_string(),
+            "reports/A/f.mrc.00000000000000ab.rejected.mrc".to_string(),
+        );
+        assert_eq!(ours("b1"), plain, "no report yet");
+        blobs
+            .put(
+                "reports/A/f.mrc.results.jsonl",
+                b"{\"export_id\":\"b1#1\"}\n",
+            )
+            .unwrap();
+        assert_eq!(ours("b1"), plain, "this file's own report, written again");
+        assert_eq!(ours("b2"), beside, "another file's report is kept");
+        blobs.put("reports/A/f.mrc.results.jsonl", b"").unwrap();
+        assert_eq!(ours("b2"), beside, "an empty report is kept");
+    }
+
+    #[test]
+    fn r18_files_still_being_written_end_inside_a_record() {
+        let mut record = b"00026nam a2200025 a 4500".to_vec();
+        record.extend([0x1E, 0x1D]);
+        assert!(!ends_inside_a_record(&record));
+        assert!(!ends_inside_a_record(
+            &[record.as_slice(), b"\r\n\0"].concat()
+        ));
+        assert!(ends_inside_a_record(&record[..20]));
+        assert!(ends_inside_a_record(&[record.as_slice(), b"000"].concat()));
+        assert!(!ends_inside_a_record(b""));
+        assert!(!ends_inside_a_record(
+            b"<collection><record></record></collection>\n"
+        ));
+        assert!(ends_inside_a_record(b"<collection><record><leader>00"));
+        assert!(looks_like_marc(&record));
+        assert!(looks_like_marc(
+            b"<?xml version=\"1.0\"?><collection><record>"
+        ));
+        assert!(!looks_like_marc(b"Dear colleague"));
+        assert!(!looks_like_marc(b"<html><body>no</body></html>"));
+        assert!(!looks_like_marc(&[0u8; 100]));
+    }
 
     #[test]
     fn markers_parse() {

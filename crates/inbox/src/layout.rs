@@ -11,6 +11,9 @@
 //! | `received/drop/<institution>/<file>` | processor | the drop file, kept for good |
 //! | `reports/<institution>/<file>.results.jsonl` | processor | one [`ResultDoc`]-like line per record |
 //! | `reports/<institution>/<file>.rejected.mrc` | processor | the raw bytes of the records not imported |
+//! | `reports/<institution>/<file>.<hash>.results.jsonl`, `….rejected.mrc` | processor | the same, when an earlier file of that name has a report |
+//! | `received/drop/<institution>/refused/<hash>-<file>` | processor | a drop file that is not MARC, moved aside |
+//! | `reports/<institution>/<file>.<hash>.refused.txt` | processor | why it was refused |
 //! | `reports/<institution>/.parts/<file>/…` | Lambda | the report so far of a continued drop file |
 //!
 //! An export id is `<institution>-<unix-millis>-<instance>-<counter>`: the institution and
@@ -71,6 +74,34 @@ pub fn drop_batch_id(institution: &str, file: &str, hash: u64) -> String {
 /// The report of a drop file: one JSON line per record.
 pub fn report_key(institution: &str, file: &str) -> String {
     format!("{REPORTS}{institution}/{file}.results.jsonl")
+}
+
+/// The report of a drop file whose name an earlier file's report already has: the content
+/// hash tells them apart, so both are kept.
+pub fn report_key_beside(institution: &str, file: &str, hash: u64) -> String {
+    format!("{REPORTS}{institution}/{file}.{hash:016x}.results.jsonl")
+}
+
+/// The rejected records of a drop file whose report is [`report_key_beside`].
+pub fn rejected_key_beside(institution: &str, file: &str, hash: u64) -> String {
+    format!("{REPORTS}{institution}/{file}.{hash:016x}.rejected.mrc")
+}
+
+/// Where a drop file that cannot be imported is moved.
+pub fn refused_key(institution: &str, file: &str, hash: u64) -> String {
+    format!("received/drop/{institution}/refused/{hash:016x}-{file}")
+}
+
+/// The report that says why a drop file was refused.
+pub fn refused_report_key(institution: &str, file: &str, hash: u64) -> String {
+    format!("{REPORTS}{institution}/{file}.{hash:016x}.refused.txt")
+}
+
+/// Whether a drop-folder file name is one being written, by the documented convention: a
+/// name starting with a dot, or ending in `.part` (any case). Such files are left alone
+/// until renamed.
+pub fn is_in_progress_name(file: &str) -> bool {
+    file.starts_with('.') || file.to_ascii_lowercase().ends_with(".part")
 }
 
 /// The raw bytes of a drop file's records that were not imported.

@@ -202,6 +202,14 @@ pub fn check(decoded: &Decoded, structure: &[ErrorKind]) -> Verdict {
 /// MARCXML can hold.
 pub fn check_record(record: &Record) -> Verdict {
     let mut verdict = Verdict::default();
+    if record.fields.is_empty() {
+        // A leader alone (a MARCXML `<record>` with only `<leader>`) is no record to add.
+        verdict.error(
+            Reason::StructureDamaged,
+            "the record has a leader and no fields. Export the record again from Connexion"
+                .to_string(),
+        );
+    }
     for field in &record.fields {
         let len = field_bytes(field);
         if len > MAX_FIELD_BYTES {

@@ -531,15 +531,17 @@ impl<R: Read> Reader<R> {
             None => {
                 let available = self.end - self.start;
                 if self.eof {
-                    let declared = declared.unwrap_or(0);
                     self.consume(available);
-                    Err((
-                        offset,
-                        ErrorKind::Truncated {
+                    // Bytes that do not start with a record length are not the start of a
+                    // record cut short: "631 of 0 bytes present" would say nothing true.
+                    let kind = match declared.filter(|&n| n >= 25) {
+                        Some(declared) => ErrorKind::Truncated {
                             declared,
                             available,
                         },
-                    ))
+                        None => ErrorKind::NotIso2709 { skipped: available },
+                    };
+                    Err((offset, kind))
                 } else {
                     self.consume(available);
                     Err((offset, ErrorKind::NotIso2709 { skipped: available }))

@@ -160,3 +160,44 @@ impl<R: BufRead> Iterator for Source<R> {
         self.next_item()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(bytes: &[u8]) -> Vec<Item> {
+        Source::sniffed(bytes, Mode::Lenient, Charset::Auto)
+            .unwrap()
+            .collect()
+    }
+
+    #[test]
+    fn r18_a_file_that_is_not_marc_is_not_called_a_truncated_record() {
+        let text = "This is a letter, not a MARC file.\n".repeat(18);
+        let items = items(text.as_bytes());
+        assert_eq!(items.len(), 1);
+        let error = items[0].outcome.as_ref().unwrap_err().to_string();
+        assert!(error.contains("not ISO 2709"), "{error}");
+        assert!(!error.contains("bytes present"), "{error}");
+    }
+
+    #[test]
+    fn r18_a_record_cut_short_is_still_truncated() {
+        let items = items(b"01234nam a2200025 a 4500\x1e");
+        let error = items[0].outcome.as_ref().unwrap_err().to_string();
+        assert!(error.contains("25 of 1234 bytes present"), "{error}");
+    }
+
+    #[test]
+    fn r18_a_marcxml_record_with_a_leader_and_no_fields_is_not_convertible() {
+        let xml = br#"<collection xmlns="http://www.loc.gov/MARC21/slim"><record><leader>00000nam a2200000 a 4500</leader></record></collection>"#;
+        let items = items(xml);
+        assert_eq!(items.len(), 1);
+        let parsed = items[0].outcome.as_ref().unwrap();
+        assert!(!parsed.verdict.is_convertible(), "{:?}", parsed.verdict);
+        assert_eq!(
+            parsed.verdict.findings[0].reason.code(),
+            "STRUCTURE_DAMAGED"
+        );
+    }
+}

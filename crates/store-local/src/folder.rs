@@ -38,7 +38,7 @@ impl FolderBlobStore {
     /// A store rooted at `root`, which is created if missing.
     pub fn new(root: impl Into<PathBuf>) -> Result<FolderBlobStore> {
         let root = root.into();
-        fs::create_dir_all(&root).map_err(|err| {
+        create_private_dir_all(&root).map_err(|err| {
             Error::Backend(format!(
                 "could not create blob folder {:?}: {err}",
                 root.display().to_string()
@@ -94,7 +94,7 @@ impl FolderBlobStore {
             current = folder.parent();
         }
         // Concurrent creations of the same folders both succeed.
-        fs::create_dir_all(dir).map_err(failed)?;
+        create_private_dir_all(dir).map_err(failed)?;
         for folder in missing.iter().rev() {
             let parent = folder.parent().unwrap_or(&self.root);
             self.syncs.sync(parent).map_err(failed)?;
@@ -104,6 +104,18 @@ impl FolderBlobStore {
 
     /// Writes `bytes` to a fresh, fsynced temporary file in `dir` and returns its path.
     fn write_temp(&self, key: &str, dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
+        self.write_temp_with(key, dir, |file| file.write_all(bytes))
+            .map(|(temp, ())| temp)
+    }
+
+    /// Creates a fresh temporary file in `dir`, lets `write` fill it, fsyncs it and returns
+    /// its path with what `write` returned; on any error the file is removed.
+    fn write_temp_with<T>(
+        &self,
+        key: &str,
+        dir: &Path,
+        write: impl FnOnce(&mut File) -> io::Result<T>,
+    ) -> Result<(PathBuf, T)> {
         let name = format!(
             "{TEMP_PREFIX}{}-{}",
             std::process::id(),
@@ -115,7 +127,7 @@ impl FolderBlobStore {
         let mut attempts_left = 3;
         let mut file = loop {
             self.create_folder(dir, key)?;
-            match File::create_new(&temp) {
+            match create_private_file(&temp) {
                 Ok(file) => break file,
                 Err(err) if err.kind() == io::ErrorKind::NotFound && attempts_left > 0 => {
                     attempts_left -= 1;
@@ -123,13 +135,15 @@ impl FolderBlobStore {
                 Err(err) => return Err(io_error(&format!("create blob {key:?}"), err)),
             }
         };
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        let written = write(&mut file).and_then(|value| file.sync_all().map(|()| value));
         drop(file);
-        if let Err(err) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(io_error(&format!("write blob {key:?}"), err));
+        match written {
+            Ok(value) => Ok((temp, value)),
+            Err(err) => {
+                let _ = fs::remove_file(&temp);
+                Err(io_error(&format!("write blob {key:?}"), err))
+            }
         }
-        Ok(temp)
     }
 }
 
@@ -217,6 +231,27 @@ impl FolderSyncs {
             }
         }
     }
+}
+
+/// Creates `dir` and its missing parents accessible by the owner only (0700 on Unix): the
+/// data directory and the blob folders hold records, password hashes and received files.
+/// An existing folder keeps its permissions.
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the new file `path`, failing when it exists, readable and writable by the owner
+/// only (0600 on Unix), whatever the input it copies was.
+pub(crate) fn create_private_file(path: &Path) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 fn io_error(what: &str, err: io::Error) -> Error {
@@ -472,6 +507,47 @@ impl BlobStore for FolderBlobStore {
         outcomes
     }
 
+    /// Copied in 64 KiB pieces to a temporary file, synced, renamed into place, and its
+    /// folder synced: the memory used does not depend on the size of the input.
+    fn put_stream(&self, key: &str, source: &mut dyn io::Read) -> Result<u64> {
+        let path = self.file_of(key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        let (temp, copied) = self.write_temp_with(key, &dir, |file| {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut copied = 0u64;
+            loop {
+                let n = match source.read(&mut buf) {
+                    Ok(0) => return Ok(copied),
+                    Ok(n) => n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(err) => return Err(err),
+                };
+                file.write_all(&buf[..n])?;
+                copied += n as u64;
+            }
+        })?;
+        if let Err(err) = place(&temp, &path, key, |from, to| fs::rename(from, to))? {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error(&format!("move blob {key:?} into place"), err));
+        }
+        self.syncs
+            .sync(&dir)
+            .map_err(|err| io_error(&format!("sync the folder of blob {key:?}"), err))?;
+        Ok(copied)
+    }
+
+    fn open(&self, key: &str) -> Result<Option<Box<dyn io::Read + Send>>> {
+        let path = self.file_of(key)?;
+        match File::open(&path) {
+            // A folder opens on Unix but is not a blob.
+            Ok(_) if path.is_dir() => Ok(None),
+            Ok(file) => Ok(Some(Box::new(file))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(_) if path.is_dir() => Ok(None),
+            Err(err) => Err(io_error(&format!("read blob {key:?}"), err)),
+        }
+    }
+
     /// Hard links: a blob's file is complete and synced before it gets its name and is
     /// never written in place afterwards (`put` renames a new file over it), so a link is a
     /// copy. Each target folder is synced once for all the links into it.
@@ -585,6 +661,41 @@ impl BlobStore for FolderBlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn r18_blobs_and_their_folders_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data").join("blobs");
+        let store = FolderBlobStore::new(&root).unwrap();
+        // A world-readable input stays world-readable; its copy does not.
+        let input = dir.path().join("input.mrc");
+        fs::write(&input, b"bytes").unwrap();
+        fs::set_permissions(&input, fs::Permissions::from_mode(0o644)).unwrap();
+        store
+            .put("received/A/e1.mrc", &fs::read(&input).unwrap())
+            .unwrap();
+        assert!(store.put_if_absent("inbox/A/e2.mrc", b"x").unwrap());
+        store
+            .copy_if_absent_many(&[("inbox/A/e2.mrc", "received/A/e2.mrc")])
+            .into_iter()
+            .for_each(|copied| assert!(copied.unwrap()));
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        for folder in [&root, &root.join("received"), &root.join("received/A")] {
+            assert_eq!(mode(folder), 0o700, "{}", folder.display());
+        }
+        for file in ["received/A/e1.mrc", "inbox/A/e2.mrc", "received/A/e2.mrc"] {
+            assert_eq!(mode(&root.join(file)), 0o600, "{file}");
+        }
+        assert_eq!(mode(&input), 0o644);
+    }
 
     #[test]
     fn bad_keys_are_refused() {

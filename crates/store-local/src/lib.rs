@@ -72,6 +72,6 @@ mod folder;
 mod policy;
 mod sqlite;
 
-pub use folder::FolderBlobStore;
+pub use folder::{FolderBlobStore, create_private_dir_all};
 pub use policy::SqlitePolicyStore;
 pub use sqlite::SqliteStore;

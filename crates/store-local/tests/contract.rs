@@ -68,6 +68,34 @@ fn committed_add_survives_reopening() {
     assert_ne!(next, mms_id, "the serial counter survives reopening");
 }
 
+#[cfg(unix)]
+#[test]
+fn r18_the_database_and_its_wal_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bibgate.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    contract::setup_zones(&store);
+    let mms_id = store.allocate_mms_id(ZONE_A).unwrap();
+    let record = contract::sample_record(ZONE_A, &mms_id, &[contract::active(42)]);
+    store
+        .commit(&contract::add_commit(&record, &[], "e-modes"))
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("bibgate.sqlite{suffix}"));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    drop(store);
+
+    // A database an older version left world-readable is tightened when opened.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert!(reopened.result("e-modes").unwrap().is_some());
+}
+
 #[test]
 fn two_handles_on_one_file_serialise_their_commits() {
     // Two stores on the same file stand for two processes: SQLite's write lock, not the

@@ -142,6 +142,29 @@ pub trait BlobStore: Send + Sync {
     /// Removes a key; false when there was none.
     fn delete(&self, key: &str) -> Result<bool>;
 
+    /// [`BlobStore::put`] of the bytes `source` yields until it ends; returns how many there
+    /// were. Durable when it returns; on an error nothing new is under the key. The default
+    /// collects the bytes in memory first; adapters that can write piece by piece override it
+    /// (the folder adapter copies through its temporary file in 64 KiB pieces), so a large
+    /// input costs no memory.
+    fn put_stream(&self, key: &str, source: &mut dyn std::io::Read) -> Result<u64> {
+        let mut bytes = Vec::new();
+        source
+            .read_to_end(&mut bytes)
+            .map_err(|err| Error::Backend(format!("could not read the bytes of {key:?}: {err}")))?;
+        self.put(key, &bytes)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// The bytes under a key as a reader, to go through piece by piece; `None` when the key
+    /// is free. The default reads them all with [`BlobStore::get`]; the folder adapter opens
+    /// the file.
+    fn open(&self, key: &str) -> Result<Option<Box<dyn std::io::Read + Send>>> {
+        Ok(self
+            .get(key)?
+            .map(|bytes| Box::new(std::io::Cursor::new(bytes)) as Box<dyn std::io::Read + Send>))
+    }
+
     /// [`BlobStore::put`] for many blobs (one outcome each, in order); every successful
     /// write is durable when this returns. The folder adapter syncs each folder once.
     fn put_many(&self, blobs: &[(&str, &[u8])]) -> Vec<Result<()>> {

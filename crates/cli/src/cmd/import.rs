@@ -1,7 +1,7 @@
 //! `bibgate import` and `bibgate explain`.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -66,7 +66,8 @@ fn importer<'a>(
     ))
 }
 
-/// `bibgate import`: exit 1 when a record failed.
+/// `bibgate import`: exit 1 when a record failed or a file held no record (or was not read
+/// to its end).
 pub fn run_import(data: &Data, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let route = bibgate_import::route(
         data.store()?.as_ref(),
@@ -84,8 +85,9 @@ pub fn run_import(data: &Data, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::new(stdout.lock());
     let mut counts = BTreeMap::new();
     let started = std::time::Instant::now();
+    let mut n_problems = 0;
     for file in &args.files {
-        import_file(
+        let read = import_file(
             &importer,
             data.blobs.as_ref(),
             file,
@@ -93,6 +95,11 @@ pub fn run_import(data: &Data, args: &ImportArgs) -> anyhow::Result<ExitCode> {
             &mut out,
             &mut counts,
         )?;
+        if let Some(problem) = read.problem(&file.display().to_string()) {
+            out.flush()?;
+            eprintln!("bibgate: {problem}");
+            n_problems += 1;
+        }
     }
     out.flush()?;
     let total: usize = counts.values().sum();
@@ -108,14 +115,16 @@ pub fn run_import(data: &Data, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         summary.join(", ")
     );
-    Ok(if counts.get("failed").copied().unwrap_or(0) > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if counts.get("failed").copied().unwrap_or(0) > 0 || n_problems > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
-/// `bibgate explain`: writes nothing.
+/// `bibgate explain`: writes nothing; exit 1 when the file holds no record.
 pub fn run_explain(data: &Data, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let route = bibgate_import::route(
         data.store()?.as_ref(),
@@ -126,8 +135,12 @@ pub fn run_explain(data: &Data, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
     let importer = importer(data, policies.as_ref())?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    explain_file(&importer, &route, &args.file, &mut out)?;
+    let read = explain_file(&importer, &route, &args.file, &mut out)?;
     out.flush()?;
+    if let Some(problem) = read.problem(&args.file.display().to_string()) {
+        eprintln!("bibgate: {problem}");
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -191,8 +204,100 @@ pub struct Options<'a> {
     pub route: &'a Route,
 }
 
-/// Imports one file: its bytes go to the blob store first, then each record is decided.
-/// Returns the per-outcome counts.
+/// How far `import` reads without finding a record before it stops reading a file: that
+/// many filler bytes in a row (blanks, NULs, record terminators: the whole of a file of
+/// zeros, a sparse file or `/dev/zero`), or that many bytes read between two records. An
+/// ISO 2709 record is at most 1 MiB in lenient mode (99,999 bytes in strict mode) and the
+/// reader reads ahead at most 1.25 MiB, so ordinary files never come near it; a MARCXML
+/// record may be up to about 6 MiB.
+pub const MAX_BYTES_WITHOUT_RECORD: u64 = 8 << 20;
+
+/// What reading one file gave.
+#[derive(Debug, Default)]
+pub struct FileRead {
+    /// Records (readable or not) that got a line.
+    pub records: u64,
+    /// Reading stopped at this byte offset after [`MAX_BYTES_WITHOUT_RECORD`] bytes without
+    /// a record; the rest of the file was not read.
+    pub stopped_at: Option<u64>,
+}
+
+impl FileRead {
+    /// The problem to report for the file, if any: no record at all, or a rest not read.
+    pub fn problem(&self, label: &str) -> Option<String> {
+        let limit = MAX_BYTES_WITHOUT_RECORD >> 20;
+        match (self.records, self.stopped_at) {
+            (0, Some(at)) => Some(format!(
+                "{label:?} holds no MARC record: nothing but filler or unreadable bytes in its first {at} bytes; stopped reading after {limit} MiB without a record"
+            )),
+            (0, None) => Some(format!(
+                "{label:?} holds no MARC record (it is empty or holds nothing but blanks, NULs and record terminators)"
+            )),
+            (_, Some(at)) => Some(format!(
+                "stopped reading {label:?} at byte {at}: {limit} MiB without a record; the rest of the file was not imported"
+            )),
+            (_, None) => None,
+        }
+    }
+}
+
+/// Counts the bytes read through a [`Guard`], and where it stopped.
+#[derive(Debug, Default)]
+struct GuardState {
+    /// Bytes passed on.
+    read: std::cell::Cell<u64>,
+    /// `read` when the last record came out of the reader (set by the caller).
+    last_record_at: std::cell::Cell<u64>,
+    /// Set when the guard stopped the input: the bytes passed on by then.
+    stopped_at: std::cell::Cell<Option<u64>>,
+}
+
+/// Ends its input early (as an end of file) once [`MAX_BYTES_WITHOUT_RECORD`] filler bytes
+/// came in a row, or, with `gap` set, that many bytes since the last record.
+struct Guard<R> {
+    inner: R,
+    state: std::rc::Rc<GuardState>,
+    gap: bool,
+    filler_run: u64,
+}
+
+impl<R: Read> Read for Guard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.state.stopped_at.get().is_some() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        let passed = &buf[..n];
+        // Searching from the end finds ordinary data at once.
+        self.filler_run = match passed.iter().rposition(|&b| !is_filler(b)) {
+            Some(p) => (n - p - 1) as u64,
+            None => self.filler_run + n as u64,
+        };
+        let read = self.state.read.get() + n as u64;
+        self.state.read.set(read);
+        let since_record = read - self.state.last_record_at.get();
+        if self.filler_run > MAX_BYTES_WITHOUT_RECORD
+            || (self.gap && since_record > MAX_BYTES_WITHOUT_RECORD)
+        {
+            self.state.stopped_at.set(Some(read));
+        }
+        Ok(n)
+    }
+}
+
+/// Bytes that separate records without being one (as the ISO 2709 reader skips them).
+fn is_filler(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\n' | b'\r' | b'\t' | 0 | 0x1A | 0x1D)
+}
+
+/// Imports one file, reading it as a stream in bounded memory.
+///
+/// Its bytes are first copied to the blob store (`batches/<batch>/<name>`, in 64 KiB
+/// pieces, durable before any record is decided, so every result points to raw bytes that
+/// exist), then its records are read back from that copy and decided in chunks. A dry run
+/// reads the file once and keeps nothing. Reading stops after [`MAX_BYTES_WITHOUT_RECORD`]
+/// bytes without a record; a file without any record keeps no copy. Adds the per-outcome
+/// counts to `counts`.
 pub fn import_file(
     importer: &Importer<'_>,
     blobs: &dyn BlobStore,
@@ -200,9 +305,9 @@ pub fn import_file(
     options: &Options<'_>,
     out: &mut impl Write,
     counts: &mut BTreeMap<String, usize>,
-) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("could not read {:?}", path.display().to_string()))?;
+) -> anyhow::Result<FileRead> {
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).with_context(|| format!("could not read {shown:?}"))?;
     let received_unix = now_unix();
     let name = path
         .file_name()
@@ -217,17 +322,39 @@ pub fn import_file(
         BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let raw_key = format!("batches/{batch_id}/{name}");
-    if !options.dry_run {
-        blobs.put(&raw_key, &bytes).with_context(|| {
-            format!(
-                "could not keep the raw bytes of {:?}",
-                path.display().to_string()
-            )
-        })?;
-    }
-    let bar = (std::io::stderr().is_terminal() && bytes.len() > 1 << 20)
-        .then(|| ProgressBar::new(bytes.len() as u64));
-    let source = Source::sniffed(&bytes[..], Mode::Lenient, Charset::Auto)?;
+    let copied = std::rc::Rc::new(GuardState::default());
+    let (input, len): (Box<dyn Read>, u64) = if options.dry_run {
+        (Box::new(file), 0)
+    } else {
+        let mut guard = Guard {
+            inner: file,
+            state: copied.clone(),
+            gap: false,
+            filler_run: 0,
+        };
+        let len = blobs
+            .put_stream(&raw_key, &mut guard)
+            .with_context(|| format!("could not keep the raw bytes of {shown:?}"))?;
+        let kept = blobs
+            .open(&raw_key)
+            .and_then(|kept| {
+                kept.ok_or_else(|| bibgate_store::Error::NotFound(format!("blob {raw_key:?}")))
+            })
+            .with_context(|| format!("could not read back the raw bytes of {shown:?}"))?;
+        (kept, len)
+    };
+    let state = std::rc::Rc::new(GuardState::default());
+    let guarded = Guard {
+        inner: input,
+        state: state.clone(),
+        gap: true,
+        filler_run: 0,
+    };
+    let bar = (std::io::stderr().is_terminal() && len > 1 << 20).then(|| ProgressBar::new(len));
+    let reader = std::io::BufReader::with_capacity(256 * 1024, guarded);
+    let source = Source::sniffed(reader, Mode::Lenient, Charset::Auto)
+        .with_context(|| format!("could not read {shown:?}"))?;
+    let mut read = FileRead::default();
     let label = path.display().to_string();
     let mut chunk: Vec<(Input, Received)> = Vec::with_capacity(CHUNK);
     let mut flush =
@@ -285,6 +412,8 @@ pub fn import_file(
             Ok(())
         };
     for item in source {
+        state.last_record_at.set(state.read.get());
+        read.records += 1;
         if let Some(bar) = &bar {
             bar.set_position(item.offset);
         }
@@ -298,7 +427,14 @@ pub fn import_file(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(())
+    read.stopped_at = copied.stopped_at.get().or(state.stopped_at.get());
+    if read.records == 0 && !options.dry_run {
+        // Nothing refers to the copy.
+        blobs
+            .delete(&raw_key)
+            .with_context(|| format!("could not remove the copy of {shown:?}"))?;
+    }
+    Ok(read)
 }
 
 /// Prints the decision and trace for every record of a file; writes nothing.
@@ -307,11 +443,23 @@ fn explain_file(
     route: &Route,
     path: &Path,
     out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("could not read {:?}", path.display().to_string()))?;
-    let source = Source::sniffed(&bytes[..], Mode::Lenient, Charset::Auto)?;
+) -> anyhow::Result<FileRead> {
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).with_context(|| format!("could not read {shown:?}"))?;
+    let state = std::rc::Rc::new(GuardState::default());
+    let guarded = Guard {
+        inner: file,
+        state: state.clone(),
+        gap: true,
+        filler_run: 0,
+    };
+    let reader = std::io::BufReader::with_capacity(256 * 1024, guarded);
+    let source = Source::sniffed(reader, Mode::Lenient, Charset::Auto)
+        .with_context(|| format!("could not read {shown:?}"))?;
+    let mut read = FileRead::default();
     for item in source {
+        state.last_record_at.set(state.read.get());
+        read.records += 1;
         let bibgate_import::BatchItem {
             input, received, ..
         } = bibgate_import::batch_item(item, "explain", "", now_unix());
@@ -326,5 +474,6 @@ fn explain_file(
             writeln!(out, "  {line}")?;
         }
     }
-    Ok(())
+    read.stopped_at = state.stopped_at.get();
+    Ok(read)
 }

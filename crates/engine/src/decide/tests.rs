@@ -406,7 +406,10 @@ fn edge17_no_oclc_number_is_added() {
 
 #[test]
 fn edge17_candidates_without_incoming_keys_are_ignored() {
-    let record = Record::default();
+    // A record with a field but no OCLC number (a record with no field at all is not
+    // convertible since issue 18).
+    let mut record = Record::default();
+    record.push_data("245", b'1', b'0', &[(b'a', "Local title.")]);
     let decision = run(
         &record,
         &[candidate(MMS_A, &[(b'a', 1)])],

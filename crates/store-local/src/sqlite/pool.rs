@@ -100,6 +100,11 @@ impl Pool {
 /// Opens (creating if needed) the writer of the database at `path` (shown as `shown` in
 /// errors): WAL mode with `synchronous=FULL`, so every write is on disk when it returns.
 pub(super) fn open_writer(path: &Path, shown: &str) -> Result<Connection> {
+    make_private(path).map_err(|err| {
+        Error::Backend(format!(
+            "could not make database {shown:?} readable by its owner only: {err}"
+        ))
+    })?;
     let writer =
         Connection::open(path).map_err(|err| backend(&format!("open database {shown:?}"), err))?;
     configure(&writer, shown)?;
@@ -120,6 +125,40 @@ pub(super) fn open_writer(path: &Path, shown: &str) -> Result<Connection> {
         .pragma_update(None, "wal_autocheckpoint", 8_000)
         .map_err(|err| backend(&format!("set the checkpoint interval on {shown:?}"), err))?;
     Ok(writer)
+}
+
+/// Creates the database file at `path` readable and writable by its owner only (0600), or
+/// takes group and other access away from an existing one and its WAL and shared-memory
+/// files. It holds password hashes and records; SQLite creates the `-wal` and `-shm` files
+/// with the database file's permissions.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    match crate::folder::create_private_file(path) {
+        Ok(_) => return Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(err),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut files = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            files.push(name.into());
+        }
+        for file in files {
+            let metadata = match std::fs::metadata(&file) {
+                Ok(metadata) => metadata,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            let mode = metadata.permissions().mode();
+            if metadata.is_file() && mode & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Opens a fresh database in memory (shown as `shown` in errors), the only connection to it.

@@ -1,5 +1,6 @@
 //! Checks of the blob store.
 
+use std::io::Read;
 use std::sync::Barrier;
 use std::thread;
 
@@ -196,5 +197,43 @@ pub(super) fn check_blob_list(store: &dyn BlobStore) {
         list("inbox/01DEMO_ALPHA/"),
         vec!["inbox/01DEMO_ALPHA/a.mrc", "inbox/01DEMO_ALPHA/b.mrc"],
         "a deleted key is not listed"
+    );
+}
+
+pub(super) fn check_blob_put_stream_and_open(store: &dyn BlobStore) {
+    /// A source that hands out its bytes a few at a time, as a file or pipe may.
+    struct Trickle(Vec<u8>, usize);
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(7).min(self.0.len() - self.1);
+            buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let written = ok(
+        store.put_stream("batches/b1/file.mrc", &mut Trickle(bytes.clone(), 0)),
+        "put_stream",
+    );
+    assert_eq!(written, bytes.len() as u64, "put_stream counts the bytes");
+    assert_eq!(blob_get(store, "batches/b1/file.mrc"), Some(bytes.clone()));
+    ok(
+        store.put_stream("batches/b1/file.mrc", &mut &b"replaced"[..]),
+        "put_stream over a blob",
+    );
+    let mut read_back = Vec::new();
+    ok(store.open("batches/b1/file.mrc"), "open")
+        .expect("the blob is there")
+        .read_to_end(&mut read_back)
+        .expect("the blob reads");
+    assert_eq!(read_back, b"replaced", "put_stream replaces; open reads");
+    assert!(
+        ok(store.open("batches/b1/missing.mrc"), "open a free key").is_none(),
+        "a free key opens as none"
+    );
+    assert!(
+        ok(store.open("batches/b1"), "open a folder").is_none(),
+        "a prefix is not a blob"
     );
 }

@@ -128,6 +128,7 @@ pub fn blob_contract(make: &dyn Fn() -> Box<dyn BlobStore>) {
         ("list", blobs::check_blob_list),
         ("copy_if_absent_many", blobs::check_blob_copy_if_absent_many),
         ("put_many", blobs::check_blob_put_many),
+        ("put_stream_and_open", blobs::check_blob_put_stream_and_open),
     ];
     run_checks("blob store", make, checks);
 }

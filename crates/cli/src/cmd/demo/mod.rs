@@ -213,7 +213,10 @@ fn new_temporary_dir() -> anyhow::Result<PathBuf> {
         } else {
             base.join(format!("{name}-{attempt}"))
         };
-        match std::fs::create_dir(&dir) {
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        match builder.create(&dir) {
             Ok(()) => return Ok(dir),
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(error) => {

@@ -201,9 +201,26 @@ fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let wasm = Path::new(target)
         .join("wasm32-unknown-unknown/policy")
         .join(format!("{}.wasm", package.replace('-', "_")));
-    let core = std::fs::read(&wasm)
-        .with_context(|| format!("could not read {:?}", wasm.display().to_string()))?;
+    let core = read_wasm(&wasm)?;
     Ok(componentize(&core)?)
+}
+
+/// The bytes of the `.wasm` file at `path`, refused when it holds more than admission
+/// allows ([`bibgate_plugin_host::MAX_COMPONENT_BYTES`]): at most that many bytes plus one
+/// are read, so a link to an endless file (`/dev/zero`) or a huge file costs nothing.
+fn read_wasm(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = bibgate_plugin_host::MAX_COMPONENT_BYTES;
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).with_context(|| format!("could not read {shown:?}"))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("could not read {shown:?}"))?;
+    if bytes.len() > limit {
+        anyhow::bail!("{shown:?} holds more than {limit} bytes, the most a merge policy may have");
+    }
+    Ok(bytes)
 }
 
 /// Component bytes from a folder (built), a `.wasm` core module or component.
@@ -211,8 +228,7 @@ pub(super) fn component_of(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path.is_dir() {
         return build(path);
     }
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("could not read {:?}", path.display().to_string()))?;
+    let bytes = read_wasm(path)?;
     // A core module has version 1 in its header; a component has layer 1.
     if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
         Ok(componentize(&bytes)?)
