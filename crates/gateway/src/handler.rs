@@ -12,10 +12,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bibgate_connexion::Request;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::checks::PasswordChecks;
 use crate::config::Config;
 use crate::logon::{Lock, Lockout, LogonCache, Throttle};
 use crate::retry::{Claim, RetryWindow};
@@ -36,7 +37,7 @@ pub(crate) struct Shared {
     logons: Mutex<LogonCache>,
     retry: Mutex<RetryWindow>,
     ids: ExportIds,
-    password_checks: Semaphore,
+    password_checks: PasswordChecks,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,7 +117,7 @@ impl Shared {
             logons: Mutex::new(LogonCache::new(config.logon_cache)),
             retry: Mutex::new(RetryWindow::new(config.retry_window)),
             ids: ExportIds::new(),
-            password_checks: Semaphore::new(config.max_password_checks.max(1)),
+            password_checks: PasswordChecks::new(config.max_password_checks),
             services,
             config,
         }
@@ -131,7 +132,7 @@ impl Shared {
         let logon_id = field_text(logon_field);
         let password = field_text(request.password.as_deref());
         let logon_shown = shown(&logon_id);
-        let institution = match self.logon(logon_id, password).await {
+        let institution = match self.logon(peer, logon_id, password).await {
             Ok(institution) => {
                 lock(&self.throttle).succeeded(peer);
                 institution
@@ -156,8 +157,13 @@ impl Shared {
         self.receive(institution, request.record).await
     }
 
-    /// Checks the logon; returns the institution.
-    async fn logon(&self, logon_id: String, password: String) -> Result<String, Refused> {
+    /// Checks the logon from `peer`; returns the institution.
+    async fn logon(
+        &self,
+        peer: IpAddr,
+        logon_id: String,
+        password: String,
+    ) -> Result<String, Refused> {
         let failed = || {
             Refused::Credentials(
                 bibgate_import::Error::LogonFailed.to_string(),
@@ -183,13 +189,24 @@ impl Shared {
         };
         let store = self.services.store.clone();
         let id = logon_id.clone();
-        let profile = blocking(move || bibgate_import::connexion_profile(&*store, &id))
+        let profile = match blocking(move || bibgate_import::profile_for_logon(&*store, &id))
             .await
             .map_err(|e| Refused::Unavailable(e.to_string()))?
-            .map_err(refused)?;
+        {
+            Ok(profile) => profile,
+            Err(error) => {
+                let refusal = refused(error);
+                if matches!(refusal, Refused::Credentials(..)) {
+                    // No usable profile: the same password check as a wrong password costs,
+                    // so that the time of the reply does not tell known logon ids apart.
+                    self.dummy_check(password).await;
+                }
+                return Err(refusal);
+            }
+        };
         // A locked logon id is refused whatever the password, after the same password check
         // as any other logon (so neither the reply nor its timing tells the client).
-        let locked = lock(&self.lockout).is_locked(&logon_id, Instant::now());
+        let locked = lock(&self.lockout).is_locked(&logon_id, peer, Instant::now());
         if !locked
             && lock(&self.logons).hit(
                 &logon_id,
@@ -199,31 +216,27 @@ impl Shared {
                 now_millis() / 1000,
             )
         {
-            lock(&self.lockout).succeeded(&logon_id);
+            lock(&self.lockout).succeeded(&logon_id, peer, Instant::now());
             return Ok(profile.institution);
         }
-        let _permit = self
-            .password_checks
-            .acquire()
-            .await
-            .map_err(|e| Refused::Unavailable(e.to_string()))?;
         let store = self.services.store.clone();
         let (id, secret) = (logon_id.clone(), password.clone());
         let now_unix = now_millis() / 1000;
-        let checked =
-            blocking(move || bibgate_import::authenticate_at(&*store, &id, &secret, now_unix))
-                .await
-                .map_err(|e| Refused::Unavailable(e.to_string()))?;
+        let checked = self
+            .password_checks
+            .run(move || bibgate_import::authenticate_at(&*store, &id, &secret, now_unix))
+            .await
+            .map_err(Refused::Unavailable)?;
         // Checked again after the slow password check: a guess racing the one that locked
         // the logon id is refused too.
-        let locked = locked || lock(&self.lockout).is_locked(&logon_id, Instant::now());
+        let locked = locked || lock(&self.lockout).is_locked(&logon_id, peer, Instant::now());
         match checked {
             Ok(_) if locked => Err(Refused::Credentials(
                 bibgate_import::Error::LogonFailed.to_string(),
                 "logon-locked",
             )),
             Ok(route) => {
-                lock(&self.lockout).succeeded(&logon_id);
+                lock(&self.lockout).succeeded(&logon_id, peer, Instant::now());
                 lock(&self.logons).insert(
                     &logon_id,
                     &password,
@@ -234,16 +247,27 @@ impl Shared {
                 Ok(route.institution.code)
             }
             Err(bibgate_import::Error::LogonFailed) => {
-                let outcome = lock(&self.lockout).failed(&logon_id, Instant::now());
+                let outcome = lock(&self.lockout).failed(&logon_id, peer, Instant::now());
+                let config = &self.config.logon_lockout;
                 match outcome {
                     Lock::LockedNow => {
-                        let config = &self.config.logon_lockout;
                         warn!(
                             logon = %shown(&logon_id),
+                            %peer,
                             failures = config.threshold,
                             window_s = config.window.as_secs(),
                             locked_s = config.duration.as_secs(),
-                            "logon id locked after repeated failed logons"
+                            "logon id locked for one address after repeated failed logons from it"
+                        );
+                        Err(failed())
+                    }
+                    Lock::LockedForAll => {
+                        warn!(
+                            logon = %shown(&logon_id),
+                            failures = config.id_threshold,
+                            window_s = config.window.as_secs(),
+                            locked_s = config.duration.as_secs(),
+                            "logon id locked after repeated failed logons from many addresses (addresses that logged on with it keep working)"
                         );
                         Err(failed())
                     }
@@ -256,6 +280,15 @@ impl Shared {
             }
             Err(error) => Err(refused(error)),
         }
+    }
+
+    /// A password check against no profile (see
+    /// [`bibgate_import::auth::verify_dummy_password`]), on the same threads as the real ones.
+    async fn dummy_check(&self, password: String) {
+        let _ = self
+            .password_checks
+            .run(move || bibgate_import::auth::verify_dummy_password(&password))
+            .await;
     }
 
     /// Puts the record in the inbox (unless it is a retry) and waits for its result.

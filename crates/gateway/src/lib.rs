@@ -19,14 +19,17 @@
 //!
 //! # Layout
 //!
-//! - `server.rs`: [`run`]: the accept loop (semaphore cap), one handler per connection
-//!   (timeouts, reply, grace), graceful shutdown with a broadcast and a drop guard.
+//! - `server.rs`: [`run`]: the accept loop (overall and per-address caps), one handler per
+//!   connection (deadline, minimum progress, reply, grace), graceful shutdown with a
+//!   broadcast and a drop guard.
 //! - `handler.rs`: a complete request → reply text: logon, retry window, inbox, wait.
 //! - `processor.rs`: [`spawn_processor`]: passes over the inbox and the drop folders, each
 //!   running the steps of `bibgate_inbox::export` for up to [`processor::BATCH_MAX`]
 //!   exports at once, and `bibgate_inbox::import_drop` for settled drop files.
-//! - `logon.rs`, `retry.rs`, `digest.rs`: the logon back-off, the verified-logon cache, the
-//!   retry window, and the keyed digests they use.
+//! - `logon.rs`, `retry.rs`, `digest.rs`: the logon back-off and lock-out, the
+//!   verified-logon cache, the retry window, and the keyed digests they use.
+//! - `slots.rs`: connections per source address, and which make room when the budget is
+//!   spent; `checks.rs`: the few threads that check passwords (bounded memory).
 //! - `client.rs`: [`send`], [`send_tls`].
 //! - `tls.rs`: [`TlsServer`] (the optional TLS listener of [`run_listeners`]) and
 //!   [`TlsClient`]: rustls with the ring provider.
@@ -42,11 +45,14 @@
 //! - **One record per request.** When more bytes arrived in the same read as the record,
 //!   the first record is imported and [`ONE_RECORD_SUFFIX`] is added to its reply; the
 //!   extra bytes are dropped.
-//! - **Stalls.** A started request that receives nothing for [`Config::idle_timeout`] (or is
-//!   not complete by [`Config::request_deadline`]) gets `Import Failed - incomplete request:
-//!   …` naming what was missing, and the connection is closed. A connection that sent
-//!   nothing is closed without a reply. A client that closes mid-request gets nothing and
-//!   nothing is imported.
+//! - **Stalls.** A started request that receives nothing for [`Config::idle_timeout`], is
+//!   not complete by [`Config::request_deadline`], or brings less than
+//!   [`Config::progress_bytes`] in a [`Config::progress_window`] gets `Import Failed -
+//!   incomplete request: …` naming what was missing, and the connection is closed. A
+//!   connection that sent nothing is closed without a reply. A client that closes
+//!   mid-request gets nothing and nothing is imported.
+//! - **Limits** (a public port): connections per source address and in all, and which are
+//!   closed first when they run short: see [`Config`], "Limits".
 //! - **Unreadable input** (`_`, `A?`, a record starting `-0005`) gets `Import Failed - the
 //!   request could not be read: …` at once (the codec's message never quotes a value).
 //!   **Oversize** input ([`Config::max_request_bytes`]) is logged and the connection closed
@@ -58,10 +64,15 @@
 //!   and `No integration profile found for institution CODE`; the password is never echoed
 //!   or logged. After [`LogonBackoff::threshold`] failures from one IP address within its
 //!   window, failure replies are delayed (doubling, capped). After
-//!   [`LogonLockout::threshold`] failures for one logon id within its window, that logon id
-//!   is locked for [`LogonLockout::duration`]: every logon with it gets the same
+//!   [`LogonLockout::threshold`] failures for one logon id from one address within its
+//!   window, that logon id is locked for that address for [`LogonLockout::duration`]; after
+//!   [`LogonLockout::id_threshold`] from all addresses, for every address that has not
+//!   logged on with it within [`LogonLockout::trusted_for`]. A locked logon gets the same
 //!   logon-failed reply, after the same password check (the client cannot tell), and the
-//!   lock is logged at `warn` with the logon id. The password may be the profile's current
+//!   lock is logged at `warn` with the logon id. A logon id with no profile costs the same
+//!   password check (against a dummy hash), so timing does not tell known logon ids from
+//!   unknown ones. The profile is the one whose logon id was sent (the institution's own by
+//!   default: [`bibgate_import::profile_for_logon`]). The password may be the profile's current
 //!   one or, after a rotation, the previous one until it expires; the verified-logon cache
 //!   never outlives that expiry.
 //! - **Reply within the client's timeout.** If the processor has not delivered the result by
@@ -94,6 +105,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod checks;
 mod client;
 mod config;
 mod digest;
@@ -103,12 +115,14 @@ mod logon;
 pub mod processor;
 mod retry;
 mod server;
+mod slots;
 mod tls;
 
 pub use bibgate_connexion::LengthEncoding;
 pub use client::{send, send_tls};
 pub use config::{
-    Config, DEFAULT_PORT, LogonBackoff, LogonLockout, ONE_RECORD_SUFFIX, ProcessorConfig,
+    Config, DEFAULT_PORT, LogonBackoff, LogonLockout, MAX_BLOCKING_THREADS, ONE_RECORD_SUFFIX,
+    ProcessorConfig, runtime,
 };
 pub use error::{Error, Result};
 pub use handler::pending_message;

@@ -1,5 +1,5 @@
 //! Logon bookkeeping: the failure back-off per IP address, the lock-out per logon id and
-//! the cache of verified logons.
+//! address (and per logon id for untrusted addresses) and the cache of verified logons.
 //!
 //! All are plain data structures that take `now` as an argument, so they are tested
 //! without a clock.
@@ -78,9 +78,13 @@ impl Throttle {
 pub(crate) enum Lock {
     /// Counted; not locked.
     Counted,
-    /// This failure reached the threshold: the logon id is now locked (log it once).
+    /// This failure reached the threshold of its address: the logon id is now locked for
+    /// that address (log it once).
     LockedNow,
-    /// The logon id was already locked (the failure is not counted again).
+    /// This failure reached the threshold of all addresses: the logon id is now locked for
+    /// every address that is not trusted (log it once).
+    LockedForAll,
+    /// The logon id was already locked for this address (the failure is not counted again).
     AlreadyLocked,
 }
 
@@ -90,74 +94,149 @@ struct LockoutEntry {
     locked_until: Option<Instant>,
 }
 
-/// Failed logons per logon id, and the logon ids locked because of them.
+impl LockoutEntry {
+    fn is_locked(&self, now: Instant) -> bool {
+        self.locked_until.is_some_and(|until| now < until)
+    }
+
+    fn is_stale(&self, now: Instant, window: Duration) -> bool {
+        !self.is_locked(now)
+            && self
+                .failures
+                .back()
+                .is_none_or(|last| now.duration_since(*last) >= window)
+    }
+
+    /// Counts a failure at `now`; true when it reaches `threshold` (the entry is then
+    /// locked for `duration` and its count starts again).
+    fn count(
+        &mut self,
+        now: Instant,
+        threshold: u32,
+        window: Duration,
+        duration: Duration,
+    ) -> bool {
+        if self.locked_until.is_some_and(|until| now >= until) {
+            self.locked_until = None;
+        }
+        while self
+            .failures
+            .front()
+            .is_some_and(|first| now.duration_since(*first) >= window)
+        {
+            self.failures.pop_front();
+        }
+        self.failures.push_back(now);
+        let count = u32::try_from(self.failures.len()).unwrap_or(u32::MAX);
+        if count >= threshold {
+            self.failures.clear();
+            self.locked_until = Some(now + duration);
+            return true;
+        }
+        false
+    }
+}
+
+/// Drops the stale entries of `map` once it holds `sweep_at` of them; the next sweep waits
+/// until the map has doubled (O(1) per call however many entries are current).
+fn sweep<K: Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    sweep_at: &mut usize,
+    stale: impl Fn(&V) -> bool,
+) {
+    if map.len() >= *sweep_at {
+        map.retain(|_, value| !stale(value));
+        *sweep_at = (map.len() * 2).max(SWEEP_AT);
+    }
+}
+
+/// Failed logons per logon id and address, and per logon id from all addresses, and the
+/// addresses trusted with a logon id because they logged on with it.
 ///
 /// Only logon ids of existing profiles are ever recorded (the caller counts a failure only
-/// after the profile was found), so the map is bounded by the number of profiles.
+/// after the profile was found); the maps are swept of stale entries as they grow.
 #[derive(Debug)]
 pub(crate) struct Lockout {
     config: LogonLockout,
-    entries: HashMap<String, LockoutEntry>,
+    pairs: HashMap<(String, IpAddr), LockoutEntry>,
+    ids: HashMap<String, LockoutEntry>,
+    trusted: HashMap<(String, IpAddr), Instant>,
+    sweep_pairs: usize,
+    sweep_trusted: usize,
 }
 
 impl Lockout {
     pub(crate) fn new(config: LogonLockout) -> Lockout {
         Lockout {
             config,
-            entries: HashMap::new(),
+            pairs: HashMap::new(),
+            ids: HashMap::new(),
+            trusted: HashMap::new(),
+            sweep_pairs: SWEEP_AT,
+            sweep_trusted: SWEEP_AT,
         }
     }
 
-    /// True while `logon_id` is locked at `now`.
-    pub(crate) fn is_locked(&self, logon_id: &str, now: Instant) -> bool {
-        self.entries
+    fn is_trusted(&self, logon_id: &str, ip: IpAddr, now: Instant) -> bool {
+        self.trusted
+            .get(&(logon_id.to_string(), ip))
+            .is_some_and(|since| now.duration_since(*since) < self.config.trusted_for)
+    }
+
+    /// True while `logon_id` is locked for `ip` at `now`.
+    pub(crate) fn is_locked(&self, logon_id: &str, ip: IpAddr, now: Instant) -> bool {
+        let pair = self
+            .pairs
+            .get(&(logon_id.to_string(), ip))
+            .is_some_and(|entry| entry.is_locked(now));
+        pair || (self
+            .ids
             .get(logon_id)
-            .and_then(|entry| entry.locked_until)
-            .is_some_and(|until| now < until)
+            .is_some_and(|entry| entry.is_locked(now))
+            && !self.is_trusted(logon_id, ip, now))
     }
 
-    /// Records a failed logon for `logon_id` at `now`.
-    pub(crate) fn failed(&mut self, logon_id: &str, now: Instant) -> Lock {
-        if self.config.threshold == 0 {
-            return Lock::Counted;
+    /// Records a failed logon for `logon_id` from `ip` at `now`.
+    pub(crate) fn failed(&mut self, logon_id: &str, ip: IpAddr, now: Instant) -> Lock {
+        if self.is_locked(logon_id, ip, now) {
+            return Lock::AlreadyLocked;
         }
-        if self.entries.len() >= SWEEP_AT {
-            let window = self.config.window;
-            self.entries.retain(|_, entry| {
-                entry.locked_until.is_some_and(|until| now < until)
-                    || entry
-                        .failures
-                        .back()
-                        .is_some_and(|last| now.duration_since(*last) < window)
+        let LogonLockout {
+            threshold,
+            id_threshold,
+            window,
+            duration,
+            ..
+        } = self.config;
+        let mut outcome = Lock::Counted;
+        if id_threshold > 0 {
+            let entry = self.ids.entry(logon_id.to_string()).or_default();
+            if !entry.is_locked(now) && entry.count(now, id_threshold, window, duration) {
+                outcome = Lock::LockedForAll;
+            }
+        }
+        if threshold > 0 {
+            sweep(&mut self.pairs, &mut self.sweep_pairs, |entry| {
+                entry.is_stale(now, window)
             });
+            let entry = self.pairs.entry((logon_id.to_string(), ip)).or_default();
+            if entry.count(now, threshold, window, duration) {
+                outcome = Lock::LockedNow;
+            }
         }
-        let entry = self.entries.entry(logon_id.to_string()).or_default();
-        match entry.locked_until {
-            Some(until) if now < until => return Lock::AlreadyLocked,
-            Some(_) => entry.locked_until = None,
-            None => {}
-        }
-        let window = self.config.window;
-        while entry
-            .failures
-            .front()
-            .is_some_and(|first| now.duration_since(*first) >= window)
-        {
-            entry.failures.pop_front();
-        }
-        entry.failures.push_back(now);
-        let count = u32::try_from(entry.failures.len()).unwrap_or(u32::MAX);
-        if count >= self.config.threshold {
-            entry.failures.clear();
-            entry.locked_until = Some(now + self.config.duration);
-            return Lock::LockedNow;
-        }
-        Lock::Counted
+        outcome
     }
 
-    /// Clears a logon id's failures after a successful logon (never called while locked).
-    pub(crate) fn succeeded(&mut self, logon_id: &str) {
-        self.entries.remove(logon_id);
+    /// After a successful logon (never called while locked): clears the address's
+    /// failures for the logon id and trusts the address with it from `now`.
+    pub(crate) fn succeeded(&mut self, logon_id: &str, ip: IpAddr, now: Instant) {
+        let key = (logon_id.to_string(), ip);
+        self.pairs.remove(&key);
+        let trusted_for = self.config.trusted_for;
+        sweep(&mut self.trusted, &mut self.sweep_trusted, |since| {
+            now.duration_since(*since) >= trusted_for
+        });
+        self.trusted.insert(key, now);
     }
 }
 
@@ -307,8 +386,10 @@ mod tests {
     fn lockout() -> Lockout {
         Lockout::new(LogonLockout {
             threshold: 3,
+            id_threshold: 0,
             window: Duration::from_secs(900),
             duration: Duration::from_secs(900),
+            trusted_for: Duration::from_secs(3_600),
         })
     }
 
@@ -317,22 +398,22 @@ mod tests {
         let mut lockout = lockout();
         let start = Instant::now();
         let at = |s: u64| start + Duration::from_secs(s);
-        assert_eq!(lockout.failed("ALPHA", at(0)), Lock::Counted);
-        assert_eq!(lockout.failed("ALPHA", at(10)), Lock::Counted);
-        assert!(!lockout.is_locked("ALPHA", at(10)));
-        assert_eq!(lockout.failed("ALPHA", at(20)), Lock::LockedNow);
-        assert!(lockout.is_locked("ALPHA", at(20)));
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(0)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(10)), Lock::Counted);
+        assert!(!lockout.is_locked("ALPHA", ip(1), at(10)));
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(20)), Lock::LockedNow);
+        assert!(lockout.is_locked("ALPHA", ip(1), at(20)));
         // Further failures while locked neither count nor extend the lock.
-        assert_eq!(lockout.failed("ALPHA", at(500)), Lock::AlreadyLocked);
-        assert!(lockout.is_locked("ALPHA", at(919)));
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(500)), Lock::AlreadyLocked);
+        assert!(lockout.is_locked("ALPHA", ip(1), at(919)));
         // Another logon id is not affected.
-        assert!(!lockout.is_locked("BETA", at(20)));
-        assert_eq!(lockout.failed("BETA", at(20)), Lock::Counted);
+        assert!(!lockout.is_locked("BETA", ip(1), at(20)));
+        assert_eq!(lockout.failed("BETA", ip(1), at(20)), Lock::Counted);
         // The lock expires after its duration; counting starts again from zero.
-        assert!(!lockout.is_locked("ALPHA", at(920)));
-        assert_eq!(lockout.failed("ALPHA", at(921)), Lock::Counted);
-        assert_eq!(lockout.failed("ALPHA", at(922)), Lock::Counted);
-        assert_eq!(lockout.failed("ALPHA", at(923)), Lock::LockedNow);
+        assert!(!lockout.is_locked("ALPHA", ip(1), at(920)));
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(921)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(922)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(923)), Lock::LockedNow);
     }
 
     #[test]
@@ -340,12 +421,12 @@ mod tests {
         let mut lockout = lockout();
         let start = Instant::now();
         let at = |s: u64| start + Duration::from_secs(s);
-        assert_eq!(lockout.failed("ALPHA", at(0)), Lock::Counted);
-        assert_eq!(lockout.failed("ALPHA", at(1)), Lock::Counted);
-        lockout.succeeded("ALPHA");
-        assert_eq!(lockout.failed("ALPHA", at(2)), Lock::Counted);
-        assert_eq!(lockout.failed("ALPHA", at(3)), Lock::Counted);
-        assert!(!lockout.is_locked("ALPHA", at(3)));
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(0)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(1)), Lock::Counted);
+        lockout.succeeded("ALPHA", ip(1), at(1));
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(2)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(3)), Lock::Counted);
+        assert!(!lockout.is_locked("ALPHA", ip(1), at(3)));
     }
 
     #[test]
@@ -353,24 +434,72 @@ mod tests {
         let mut lockout = lockout();
         let start = Instant::now();
         let at = |s: u64| start + Duration::from_secs(s);
-        assert_eq!(lockout.failed("ALPHA", at(0)), Lock::Counted);
-        assert_eq!(lockout.failed("ALPHA", at(600)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(0)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(600)), Lock::Counted);
         // The first failure is now 900 s old and no longer counts.
-        assert_eq!(lockout.failed("ALPHA", at(900)), Lock::Counted);
-        assert_eq!(lockout.failed("ALPHA", at(901)), Lock::LockedNow);
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(900)), Lock::Counted);
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(901)), Lock::LockedNow);
     }
 
     #[test]
     fn a_zero_threshold_never_locks() {
         let mut lockout = Lockout::new(LogonLockout {
             threshold: 0,
+            id_threshold: 0,
             ..LogonLockout::default()
         });
         let now = Instant::now();
         for _ in 0..100 {
-            assert_eq!(lockout.failed("ALPHA", now), Lock::Counted);
+            assert_eq!(lockout.failed("ALPHA", ip(1), now), Lock::Counted);
         }
-        assert!(!lockout.is_locked("ALPHA", now));
+        assert!(!lockout.is_locked("ALPHA", ip(1), now));
+    }
+
+    #[test]
+    fn failures_from_one_address_lock_the_logon_id_for_that_address_only() {
+        let mut lockout = lockout();
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        for s in 0..2 {
+            assert_eq!(lockout.failed("ALPHA", ip(9), at(s)), Lock::Counted);
+        }
+        assert_eq!(lockout.failed("ALPHA", ip(9), at(2)), Lock::LockedNow);
+        assert!(lockout.is_locked("ALPHA", ip(9), at(3)));
+        // Another address, never seen before, is not locked, and its count is its own.
+        assert!(!lockout.is_locked("ALPHA", ip(1), at(3)));
+        assert_eq!(lockout.failed("ALPHA", ip(1), at(3)), Lock::Counted);
+        assert!(!lockout.is_locked("ALPHA", ip(1), at(3)));
+    }
+
+    #[test]
+    fn failures_from_many_addresses_lock_the_logon_id_except_for_trusted_addresses() {
+        let mut lockout = Lockout::new(LogonLockout {
+            threshold: 3,
+            id_threshold: 5,
+            window: Duration::from_secs(900),
+            duration: Duration::from_secs(900),
+            trusted_for: Duration::from_secs(600),
+        });
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        // The library's own address logs on.
+        lockout.succeeded("ALPHA", ip(1), at(0));
+        // Five guessers, one failure each: below each address's threshold, at the logon
+        // id's.
+        for last in 10..14 {
+            assert_eq!(lockout.failed("ALPHA", ip(last), at(1)), Lock::Counted);
+        }
+        assert_eq!(lockout.failed("ALPHA", ip(14), at(1)), Lock::LockedForAll);
+        assert!(lockout.is_locked("ALPHA", ip(10), at(2)));
+        assert!(
+            lockout.is_locked("ALPHA", ip(200), at(2)),
+            "a new address too"
+        );
+        assert!(!lockout.is_locked("ALPHA", ip(1), at(2)), "trusted");
+        assert!(!lockout.is_locked("BETA", ip(10), at(2)));
+        // The trust ends after its period; the lock after its duration.
+        assert!(lockout.is_locked("ALPHA", ip(1), at(600)));
+        assert!(!lockout.is_locked("ALPHA", ip(10), at(901)));
     }
 
     fn profile(hash: &str) -> Profile {

@@ -1,8 +1,10 @@
 //! The accept loop and the per-connection handler (mini-redis style).
 //!
 //! [`run`] takes a bound listener and a shutdown future ([`run_listeners`]: a plain and/or a
-//! TLS listener). A semaphore caps the connections (both listeners together); on shutdown a
-//! broadcast tells every handler to finish, and an mpsc channel whose senders the handlers
+//! TLS listener). A semaphore caps the connections (both listeners together) and
+//! [`Slots`] the connections per source address; when the semaphore has no permit left, the
+//! connections that had their reply are closed first (see [`Config`], "Limits"). On
+//! shutdown a broadcast tells every handler to finish, and an mpsc channel whose senders the handlers
 //! hold (a drop guard) tells `run` when the last one is gone. The handler is generic over
 //! the stream, so a TLS connection is served by the same code once its handshake is done.
 
@@ -14,12 +16,13 @@ use std::time::Duration;
 use bibgate_connexion::{Parse, ProtocolError, RequestParser, encode_reply, http_ok_response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ONE_RECORD_SUFFIX};
 use crate::handler::Shared;
+use crate::slots::{Queued, Refusal, Slot, Slots};
 use crate::tls::TlsServer;
 use bibgate_inbox::Services;
 
@@ -68,6 +71,7 @@ pub async fn run_listeners(
     let shutdown_timeout = config.shutdown_timeout;
     let mut server = Listener {
         limit: Arc::new(Semaphore::new(config.max_connections.max(1))),
+        slots: Slots::new(config.max_connections_per_address, config.max_connections),
         shared: Arc::new(Shared::new(services, config)),
         plain: listeners.plain,
         tls: listeners.tls,
@@ -112,6 +116,7 @@ struct Listener {
     plain: Option<TcpListener>,
     tls: Option<(TcpListener, TlsServer)>,
     limit: Arc<Semaphore>,
+    slots: Arc<Slots>,
     shared: Arc<Shared>,
     notify_shutdown: broadcast::Sender<()>,
     shutdown_complete_tx: mpsc::Sender<()>,
@@ -119,10 +124,14 @@ struct Listener {
 
 impl Listener {
     async fn accept_loop(&mut self) {
+        let mut spare = None;
         loop {
-            let Ok(permit) = self.limit.clone().acquire_owned().await else {
-                error!("connection limit semaphore closed");
-                return;
+            let permit = match spare.take() {
+                Some(permit) => permit,
+                None => match permit(&self.limit, &self.slots).await {
+                    Some(permit) => permit,
+                    None => return,
+                },
             };
             let (accepted, tls) = tokio::select! {
                 accepted = accept(self.plain.as_ref()) => (accepted, None),
@@ -139,54 +148,130 @@ impl Listener {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
-            let shared = self.shared.clone();
-            let mut shutdown = Shutdown::new(self.notify_shutdown.subscribe());
-            let shutdown_complete = self.shutdown_complete_tx.clone();
-            match tls {
-                None => {
-                    let mut handler = Handler {
-                        stream,
-                        peer,
-                        shared,
-                        shutdown,
-                        _shutdown_complete: shutdown_complete,
-                    };
-                    tokio::spawn(async move {
-                        handler.run().await;
-                        drop(permit);
-                    });
-                }
-                Some(tls) => {
-                    tokio::spawn(async move {
-                        let timeout = shared.config.idle_timeout;
-                        let handshake = tokio::select! {
-                            () = shutdown.recv() => None,
-                            done = tokio::time::timeout(timeout, tls.acceptor.accept(stream)) => Some(done),
-                        };
-                        match handshake {
-                            Some(Ok(Ok(stream))) => {
-                                let mut handler = Handler {
-                                    stream,
-                                    peer,
-                                    shared,
-                                    shutdown,
-                                    _shutdown_complete: shutdown_complete,
-                                };
-                                handler.run().await;
-                            }
-                            Some(Ok(Err(error))) => {
-                                info!(%peer, %error, "tls handshake failed; closing");
-                            }
-                            Some(Err(_elapsed)) => {
-                                info!(%peer, "tls handshake timed out; closing");
-                            }
-                            None => debug!(%peer, "closing a tls handshake for shutdown"),
+            let admitted = match self.slots.admit(peer.ip()) {
+                Some(slot) => Admitted::Now(slot, permit),
+                None => match self.slots.queue(peer.ip()) {
+                    Ok(queued) => {
+                        // A waiting connection holds no permit of the budget until it has
+                        // its slot.
+                        spare = Some(permit);
+                        Admitted::Queued(queued)
+                    }
+                    Err(refusal) => {
+                        let limit = self.shared.config.max_connections_per_address;
+                        if refusal == Refusal::First {
+                            warn!(address = %peer.ip(), limit, "connection limit per address reached, and as many waiting; further connections from it are closed at once");
+                        } else {
+                            debug!(%peer, "connection limit per address reached; closing");
                         }
-                        drop(permit);
-                    });
+                        drop(stream);
+                        spare = Some(permit);
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = Connection {
+                peer,
+                shared: self.shared.clone(),
+                limit: self.limit.clone(),
+                slots: self.slots.clone(),
+                shutdown: Shutdown::new(self.notify_shutdown.subscribe()),
+                shutdown_complete: self.shutdown_complete_tx.clone(),
+            };
+            tokio::spawn(connection.serve(stream, tls, admitted));
+        }
+    }
+}
+
+/// Whether a connection has its slot (and its permit of the budget).
+enum Admitted {
+    /// Admitted at once.
+    Now(Slot, OwnedSemaphorePermit),
+    /// Waiting for a slot of its address ([`Config::address_wait`] at most).
+    Queued(Queued),
+}
+
+/// An accepted connection, before its handler.
+struct Connection {
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+    slots: Arc<Slots>,
+    shutdown: Shutdown,
+    shutdown_complete: mpsc::Sender<()>,
+}
+
+/// A permit of the connection budget. When none is left, the connections that had their
+/// reply make room (see [`Slots::short`]) while this waits.
+async fn permit(limit: &Arc<Semaphore>, slots: &Slots) -> Option<OwnedSemaphorePermit> {
+    if let Ok(permit) = limit.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    debug!("connection budget spent; closing connections that had their reply first");
+    slots.short();
+    let permit = limit.clone().acquire_owned().await.ok();
+    slots.not_short();
+    if permit.is_none() {
+        error!("connection limit semaphore closed");
+    }
+    permit
+}
+
+impl Connection {
+    /// Waits for a slot if needed, does the TLS handshake if any, and serves the connection.
+    async fn serve(mut self, stream: TcpStream, tls: Option<TlsServer>, admitted: Admitted) {
+        let peer = self.peer;
+        let (slot, _permit) = match admitted {
+            Admitted::Now(slot, permit) => (slot, permit),
+            Admitted::Queued(queued) => {
+                let until = Instant::now() + self.shared.config.address_wait;
+                let (limit, slots) = (self.limit.clone(), self.slots.clone());
+                let waited = tokio::select! {
+                    () = self.shutdown.recv() => None,
+                    got = async {
+                        let slot = slots.wait(queued, until).await?;
+                        Some((slot, permit(&limit, &slots).await?))
+                    } => got,
+                };
+                match waited {
+                    Some(admitted) => admitted,
+                    None => {
+                        debug!(%peer, "no connection slot of its address came free; closing");
+                        return;
+                    }
                 }
             }
+        };
+        let Some(tls) = tls else {
+            self.handler(stream, slot).run().await;
+            return;
+        };
+        let timeout = self.shared.config.idle_timeout;
+        let handshake = tokio::select! {
+            () = self.shutdown.recv() => None,
+            done = tokio::time::timeout(timeout, tls.acceptor.accept(stream)) => Some(done),
+        };
+        match handshake {
+            Some(Ok(Ok(stream))) => self.handler(stream, slot).run().await,
+            Some(Ok(Err(error))) => {
+                info!(%peer, %error, "tls handshake failed; closing");
+            }
+            Some(Err(_elapsed)) => {
+                info!(%peer, "tls handshake timed out; closing");
+            }
+            None => debug!(%peer, "closing a tls handshake for shutdown"),
+        }
+    }
+
+    fn handler<S>(self, stream: S, slot: Slot) -> Handler<S> {
+        Handler {
+            stream,
+            peer: self.peer,
+            shared: self.shared,
+            shutdown: self.shutdown,
+            slot,
+            _shutdown_complete: self.shutdown_complete,
         }
     }
 }
@@ -233,12 +318,27 @@ enum Phase {
     Replied { since: Instant, accept_more: bool },
 }
 
+/// The bytes of a request within its current progress window.
+#[derive(Clone, Copy, Debug)]
+struct Progress {
+    since: Instant,
+    bytes: usize,
+}
+
+impl Progress {
+    fn new(since: Instant) -> Progress {
+        Progress { since, bytes: 0 }
+    }
+}
+
 /// Serves one connection (plain TCP or TLS).
 struct Handler<S> {
     stream: S,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: Shutdown,
+    /// Its place among the connections of its address (freed when the handler is dropped).
+    slot: Slot,
     /// Dropped with the handler: tells [`run`] this connection is finished.
     _shutdown_complete: mpsc::Sender<()>,
 }
@@ -252,12 +352,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
         let mut phase = Phase::Request;
         let mut request_started = Instant::now();
         let mut last_read = request_started;
+        let mut progress = Progress::new(request_started);
         loop {
             let partial = parser.has_partial_request();
-            let deadline = match phase {
-                Phase::Replied { since, .. } if !partial => since + config.grace,
+            let waiting = matches!(phase, Phase::Replied { .. }) && !partial;
+            let (deadline, stalled) = match phase {
+                Phase::Replied { since, .. } if !partial => (since + config.grace, None),
                 _ => {
-                    (request_started + config.request_deadline).min(last_read + config.idle_timeout)
+                    let stalled = (request_started + config.request_deadline)
+                        .min(last_read + config.idle_timeout);
+                    let window_end = progress.since + config.progress_window;
+                    (stalled.min(window_end), Some(stalled))
                 }
             };
             let read = tokio::select! {
@@ -265,10 +370,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                     debug!(peer = %self.peer, "closing for shutdown");
                     return;
                 }
+                () = self.slot.evicted(), if waiting => {
+                    debug!(peer = %self.peer, "closing a connection that had its reply, to make room");
+                    return;
+                }
                 read = tokio::time::timeout_at(deadline, self.stream.read(&mut buf)) => read,
             };
             let n = match read {
                 Err(_elapsed) => {
+                    // The end of a progress window of a request that brought enough in it:
+                    // the next window starts.
+                    if let Some(stalled) = stalled
+                        && deadline < stalled
+                        && progress.bytes >= config.progress_bytes
+                    {
+                        progress = Progress::new(deadline);
+                        continue;
+                    }
                     self.timed_out(&parser, phase).await;
                     return;
                 }
@@ -292,9 +410,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                 Phase::Replied {
                     accept_more: false, ..
                 } => continue,
-                Phase::Replied { .. } if !partial => request_started = now,
+                Phase::Replied { .. } if !partial => {
+                    request_started = now;
+                    progress = Progress::new(now);
+                    self.slot.busy();
+                }
                 _ => {}
             }
+            progress.bytes = progress.bytes.saturating_add(n);
             let mut event = parser.feed(&buf[..n]);
             loop {
                 let replied = matches!(phase, Phase::Replied { .. });
@@ -313,10 +436,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                         {
                             return;
                         }
-                        phase = Phase::Replied {
-                            since: Instant::now(),
-                            accept_more: false,
+                        let Some(next) = self.after_reply(false).await else {
+                            return;
                         };
+                        phase = next;
                         break;
                     }
                     Parse::Http(probe) => {
@@ -337,10 +460,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                     }
                     Parse::Error(error) if replied => {
                         debug!(peer = %self.peer, %error, "unreadable bytes after a reply; discarding");
-                        phase = Phase::Replied {
-                            since: Instant::now(),
-                            accept_more: false,
+                        let Some(next) = self.after_reply(false).await else {
+                            return;
                         };
+                        phase = next;
                         break;
                     }
                     Parse::Error(error) => {
@@ -350,10 +473,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                         if self.reply(&text).await.is_err() {
                             return;
                         }
-                        phase = Phase::Replied {
-                            since: Instant::now(),
-                            accept_more: false,
+                        let Some(next) = self.after_reply(false).await else {
+                            return;
                         };
+                        phase = next;
                         break;
                     }
                     Parse::Complete(request) => {
@@ -375,10 +498,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                         }
                         // A fresh parser drops whatever else came in the same read.
                         parser = RequestParser::with_max_bytes(config.max_request_bytes);
-                        phase = Phase::Replied {
-                            since: Instant::now(),
-                            accept_more: true,
+                        let Some(next) = self.after_reply(true).await else {
+                            return;
                         };
+                        phase = next;
                         break;
                     }
                 }
@@ -386,7 +509,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
         }
     }
 
-    /// The idle timeout or request deadline passed.
+    /// The phase after a reply: waiting for the client to close (or, with `accept_more`, to
+    /// send a further request). `None` when the connection budget is spent: the connection
+    /// is closed at once instead, after its reply.
+    async fn after_reply(&mut self, accept_more: bool) -> Option<Phase> {
+        if self.slot.replied() {
+            return Some(Phase::Replied {
+                since: Instant::now(),
+                accept_more,
+            });
+        }
+        debug!(peer = %self.peer, "connection budget spent; closing after the reply");
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, self.stream.shutdown()).await;
+        None
+    }
+
+    /// The idle timeout, the request deadline or the minimum progress passed.
     async fn timed_out(&mut self, parser: &RequestParser, phase: Phase) {
         match (phase, parser.incomplete()) {
             (Phase::Request, Some(incomplete)) => {

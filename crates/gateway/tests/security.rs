@@ -64,6 +64,7 @@ async fn a_logon_id_is_locked_after_repeated_failures_and_unlocked_after_the_per
             threshold: 3,
             window: Duration::from_secs(60),
             duration: Duration::from_secs(2),
+            ..LogonLockout::default()
         },
         // Only the lock-out is under test: no per-address delays.
         logon_backoff: LogonBackoff {
@@ -211,6 +212,56 @@ async fn a_rotated_password_is_accepted_with_the_previous_one_until_it_expires()
     );
     // The same server (same address, never stopped) answered every request.
     assert_eq!(harness.count(ALPHA), 7);
+    harness.stop().await;
+}
+
+/// Issue 18 item 8: after `profile set ID logon-id X`, X logs on to the profile's
+/// institution (even while the institution code's logon was cached) and the institution
+/// code no longer does.
+#[tokio::test]
+async fn a_changed_logon_id_logs_on_and_the_institution_code_no_longer_does() {
+    let harness = Harness::start(config()).await;
+    assert!(is_success(
+        &send_with(
+            &harness,
+            ALPHA,
+            PASSWORD,
+            &record_bytes(6201, "Logon id 1.")
+        )
+        .await
+    ));
+    let mut profile = bibgate_import::connexion_profile(&*harness.store, ALPHA).unwrap();
+    profile.logon_id = "ALPHA-CATALOGUING".into();
+    harness.store.put_profile(&profile).unwrap();
+    let reply = send_with(
+        &harness,
+        "ALPHA-CATALOGUING",
+        PASSWORD,
+        &record_bytes(6202, "Logon id 2."),
+    )
+    .await;
+    assert!(is_success(&reply), "{reply}");
+    assert_eq!(
+        send_with(
+            &harness,
+            ALPHA,
+            PASSWORD,
+            &record_bytes(6203, "Logon id 3.")
+        )
+        .await,
+        LOGON_FAILED
+    );
+    assert_eq!(
+        send_with(
+            &harness,
+            "ALPHA-CATALOGUING",
+            "wrong",
+            &record_bytes(6204, "Logon id 4.")
+        )
+        .await,
+        LOGON_FAILED
+    );
+    assert_eq!(harness.count(ALPHA), 2);
     harness.stop().await;
 }
 

@@ -52,6 +52,7 @@ async fn rotation_and_lockout_on_dynamodb_and_s3() {
                 threshold: 3,
                 window: Duration::from_secs(60),
                 duration: Duration::from_secs(2),
+                ..LogonLockout::default()
             },
             logon_backoff: LogonBackoff {
                 threshold: 1_000,

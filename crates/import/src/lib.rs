@@ -150,6 +150,38 @@ pub fn connexion_profile(store: &dyn Store, institution: &str) -> Result<Profile
     }
 }
 
+/// The Connexion profile a logon id logs on to: the institution's own when the logon id is
+/// its code and its profile keeps that logon id (Alma's convention, and every profile's
+/// default), else the one Connexion profile of any institution whose logon id was set to it
+/// (`bibgate profile set ID logon-id X`). An institution code whose profile has another
+/// logon id is [`Error::LogonFailed`]; a logon id no profile has, or several have, is
+/// [`Error::NoProfile`].
+pub fn profile_for_logon(store: &dyn Store, logon_id: &str) -> Result<Profile> {
+    let own = match connexion_profile(store, logon_id) {
+        Ok(profile) if profile.logon_id == logon_id => return Ok(profile),
+        Ok(_) => true,
+        Err(Error::NoProfile(_)) => false,
+        Err(error) => return Err(error),
+    };
+    let mut found = Vec::new();
+    for institution in store.institutions()? {
+        if institution.code == logon_id {
+            continue;
+        }
+        found.extend(
+            store
+                .profiles(&institution.code)?
+                .into_iter()
+                .filter(|p| p.kind == CONNEXION && p.logon_id == logon_id),
+        );
+    }
+    match (found.len(), own) {
+        (1, _) => Ok(found.remove(0)),
+        (0, true) => Err(Error::LogonFailed),
+        _ => Err(Error::NoProfile(logon_id.to_string())),
+    }
+}
+
 /// The route for an institution's imports; `zone` overrides the profile's target zone.
 pub fn route(store: &dyn Store, institution: &str, zone: Option<TargetZone>) -> Result<Route> {
     let profile = connexion_profile(store, institution)?;
@@ -186,7 +218,8 @@ pub fn authenticate(store: &dyn Store, logon_id: &str, password: &str) -> Result
     authenticate_at(store, logon_id, password, now_unix)
 }
 
-/// Checks a Connexion logon at `now_unix` and returns its route. The password may be the
+/// Checks a Connexion logon at `now_unix` and returns its route (the profile found by
+/// [`profile_for_logon`]). The password may be the
 /// profile's current one or, after a rotation, the previous one until it expires
 /// ([`auth::rotate`]).
 pub fn authenticate_at(
@@ -195,7 +228,8 @@ pub fn authenticate_at(
     password: &str,
     now_unix: i64,
 ) -> Result<Route> {
-    let route = route(store, logon_id, None)?;
+    let profile = profile_for_logon(store, logon_id)?;
+    let route = route(store, &profile.institution, None)?;
     if route.profile.logon_id != logon_id
         || !auth::verify_profile_password(&route.profile, password, now_unix)
     {

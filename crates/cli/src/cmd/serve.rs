@@ -29,12 +29,10 @@ fn write_drop_folders(
     )
 }
 
-/// A multi-threaded tokio runtime.
+/// A multi-threaded tokio runtime with a bounded blocking pool
+/// ([`bibgate_gateway::runtime`]).
 pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")
+    bibgate_gateway::runtime().context("could not start the async runtime")
 }
 
 /// Arguments of `bibgate serve`.
