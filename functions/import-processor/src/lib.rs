@@ -51,17 +51,9 @@ use tracing::{info, instrument, warn};
 
 use crate::event::{Body, ObjectEvent, parse_body};
 
-/// Why one message could not be processed now (it will be delivered again).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A step of the import pipeline failed.
-    #[error(transparent)]
-    Inbox(#[from] bibgate_inbox::Error),
-    /// A storage port failed.
-    #[error(transparent)]
-    Store(#[from] bibgate_store::Error),
-}
+/// Why one message could not be processed now (it will be delivered again): the pipeline's
+/// error, whose [`Error::is_permanent`] tells what retrying cannot cure.
+pub use bibgate_inbox::Error;
 
 /// Settings of the handler.
 #[derive(Clone, Debug)]
