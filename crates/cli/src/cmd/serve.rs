@@ -167,7 +167,6 @@ pub fn process(backend: &Backend, args: &ProcessArgs) -> anyhow::Result<ExitCode
     let args = &args.processor;
     init_tracing();
     let data = Data::open_existing(backend)?;
-    data.sweep_stale_temporaries();
     // Shims on this data directory read the results from the same database.
     let services = Services::new(data.store()?.clone(), data.blobs.clone())
         .with_delivery(ResultDelivery::Store)
@@ -176,6 +175,8 @@ pub fn process(backend: &Backend, args: &ProcessArgs) -> anyhow::Result<ExitCode
     let config = args.config();
     runtime()?.block_on(async move {
         let stop = stop_signal()?;
+        // After the signal handlers, so that a stop at any moment is graceful.
+        data.sweep_stale_temporaries();
         let institutions = bibgate_inbox::ensure_drop_folders(&services)
             .context("could not create the drop folders")?;
         let mut out = std::io::stdout();
@@ -203,7 +204,6 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     // Read the certificate before anything starts, so a bad file fails at once.
     let tls_server = tls.server()?;
     let data = Data::open_or_init(backend, &mut std::io::stderr())?;
-    data.sweep_stale_temporaries();
     let drop_root = data.drop_root();
     let kind = backend.kind();
     let in_process = kind == BackendKind::Local && !processor.no_processor;
@@ -225,6 +225,7 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         // Before anything is announced, so that a SIGTERM (a service manager stopping the
         // server) or ctrl-c at any moment shuts down gracefully.
         let stop = stop_signal()?;
+        data.sweep_stale_temporaries();
         let mut listeners = bibgate_gateway::Listeners::default();
         if !tls.no_plain {
             listeners.plain = Some(
