@@ -44,7 +44,7 @@
 //! answered while a large file takes many seconds; a drop commit racing an export's is
 //! ordered by the store's conditions (the loser decides again), as between two processors.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -169,6 +169,32 @@ fn refuse_drop(
         _ => {}
     }
     Ok(report)
+}
+
+/// Moves what is in `drop/<institution>/` but cannot be a drop file (symbolic links,
+/// FIFOs and other special files, names not UTF-8 or holding a backslash) to
+/// `received/drop/<institution>/refused/`, with a report for each saying why. Returns each
+/// entry moved with its report's key.
+fn set_aside_non_blobs(
+    blobs: &dyn bibgate_store::BlobStore,
+    institution: &str,
+) -> bibgate_store::Result<Vec<(bibgate_store::SetAside, String)>> {
+    let moved = blobs.set_aside_non_blobs(
+        &format!("{DROP}{institution}/"),
+        &format!("received/drop/{institution}/refused/"),
+    )?;
+    let mut reported = Vec::with_capacity(moved.len());
+    for entry in moved {
+        let now = entry.key.rsplit('/').next().unwrap_or_default();
+        let report = format!("reports/{institution}/{now}.refused.txt");
+        let text = format!(
+            "{:?} was not imported: {}; only regular files with UTF-8 names are.\nIt is now {}.\n",
+            entry.name, entry.why, entry.key
+        );
+        blobs.put(&report, text.as_bytes())?;
+        reported.push((entry, report));
+    }
+    Ok(reported)
 }
 
 /// At most the first 100 bytes of a file name (on a character boundary), so that names
@@ -509,6 +535,30 @@ impl Processor {
                 return;
             }
         };
+        let institutions: BTreeSet<String> = keys
+            .iter()
+            .filter_map(|key| key.strip_prefix(DROP)?.split_once('/'))
+            .map(|(institution, _)| institution.to_string())
+            .collect();
+        for institution in institutions {
+            let blobs = self.services.blobs.clone();
+            let outcome = blocking(move || set_aside_non_blobs(&*blobs, &institution)).await;
+            match outcome {
+                Ok(Ok(moved)) => {
+                    for (entry, report) in moved {
+                        warn!(file = %entry.name, now = %entry.key, %report, reason = %entry.why, "drop-folder entry refused and moved aside");
+                    }
+                }
+                Ok(Err(error)) => {
+                    if self.drop_warned.insert(format!("{DROP}*")) {
+                        warn!(%error, "could not move aside what is not a file in a drop folder");
+                    }
+                }
+                Err(error) => {
+                    warn!(%error, "could not move aside what is not a file in a drop folder")
+                }
+            }
+        }
         self.drops.retain(|key, _| keys.contains(key));
         self.drop_failures.retain(|key, _| keys.contains(key));
         self.drop_warned.retain(|key| keys.contains(key));

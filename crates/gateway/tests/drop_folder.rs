@@ -220,3 +220,81 @@ async fn r18_part_files_wait_other_files_are_imported_by_content_or_moved_aside_
     );
     harness.stop().await;
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn r18_links_fifos_and_names_no_key_can_hold_are_moved_aside_with_a_report() {
+    use std::os::unix::ffi::OsStrExt;
+    let harness = Harness::start(config()).await;
+    bibgate_inbox::ensure_drop_folders(&harness.services).unwrap();
+    let folder = drop_path(&harness, "");
+    let outside = harness.dir.path().join("outside.mrc");
+    std::fs::write(&outside, record_bytes(18_401, "Behind a link.")).unwrap();
+    std::os::unix::fs::symlink(&outside, folder.join("link.mrc")).unwrap();
+    let fifo = folder.join("pipe.mrc");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.mrc");
+    std::fs::write(folder.join(latin1), record_bytes(18_402, "Latin-1 name.")).unwrap();
+    std::fs::write(
+        folder.join("a\\b.mrc"),
+        record_bytes(18_403, "Backslash name."),
+    )
+    .unwrap();
+    // Wait until the folder itself (not the store's listing, which cannot see them) holds
+    // nothing but the README.
+    let mut left = Vec::new();
+    for _ in 0..200 {
+        left = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        if left.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, vec![std::ffi::OsString::from("README.txt")]);
+    let refused: Vec<std::ffi::OsString> = std::fs::read_dir(
+        harness
+            .dir
+            .path()
+            .join("blobs/received/drop")
+            .join(ALPHA)
+            .join("refused"),
+    )
+    .unwrap()
+    .map(|entry| entry.unwrap().file_name())
+    .collect();
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    let reports: Vec<String> = harness
+        .blobs
+        .list(&format!("reports/{ALPHA}/"))
+        .unwrap()
+        .into_iter()
+        .filter(|key| key.ends_with(".refused.txt"))
+        .collect();
+    assert_eq!(reports.len(), 4, "{reports:?}");
+    let texts: Vec<String> = reports
+        .iter()
+        .map(|key| String::from_utf8(harness.blobs.get(key).unwrap().unwrap()).unwrap())
+        .collect();
+    for why in [
+        "symbolic link",
+        "not a regular file",
+        "not UTF-8",
+        "contains a backslash",
+    ] {
+        assert!(
+            texts.iter().any(|text| text.contains(why)),
+            "{why}: {texts:?}"
+        );
+    }
+    // The link's target is untouched and nothing was imported.
+    assert!(outside.exists());
+    assert_eq!(harness.count(ALPHA), 0);
+    harness.stop().await;
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use bibgate_store::{BlobStore, Error, Result};
+use bibgate_store::{BlobStore, Error, Result, SetAside};
 
 /// Names starting with this are temporary files of unfinished writes: never listed, and
 /// refused as key segments.
@@ -252,6 +252,15 @@ pub(crate) fn create_private_file(path: &Path) -> io::Result<File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
+}
+
+/// FNV-1a of a file name, to tell set-aside entries with the same safe name apart.
+fn name_hash(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |hash: u64, &byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 fn io_error(what: &str, err: io::Error) -> Error {
@@ -534,6 +543,70 @@ impl BlobStore for FolderBlobStore {
             .sync(&dir)
             .map_err(|err| io_error(&format!("sync the folder of blob {key:?}"), err))?;
         Ok(copied)
+    }
+
+    /// Renames each such entry of the folder of `prefix` into the folder of `aside` as
+    /// `<hash of its name>-<its name made safe>` (a rename moves a link, not its target,
+    /// and never opens a FIFO).
+    fn set_aside_non_blobs(&self, prefix: &str, aside: &str) -> Result<Vec<SetAside>> {
+        let dir = self.file_of(prefix.trim_end_matches('/'))?;
+        let aside_key = aside.trim_end_matches('/');
+        let aside_dir = self.file_of(aside_key)?;
+        let failed = |err| io_error(&format!("set aside what is not a blob in {prefix:?}"), err);
+        let Some(entries) = entries(&dir).map_err(failed)? else {
+            return Ok(Vec::new());
+        };
+        let mut moved = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(failed)?;
+            let raw_name = entry.file_name();
+            let name = raw_name.to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let file_type = entry.file_type().map_err(failed)?;
+            let why = if file_type.is_symlink() {
+                "it is a symbolic link"
+            } else if file_type.is_dir() {
+                continue;
+            } else if !file_type.is_file() {
+                "it is not a regular file (a FIFO, socket or device)"
+            } else if raw_name.to_str().is_none() {
+                "its name is not UTF-8"
+            } else if name.contains('\\') {
+                "its name contains a backslash"
+            } else {
+                continue;
+            };
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if matches!(c, '\\' | '/' | '\u{FFFD}') {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let mut end = safe.len().min(100);
+            while !safe.is_char_boundary(end) {
+                end -= 1;
+            }
+            let target = format!(
+                "{:016x}-{}",
+                name_hash(raw_name.as_encoded_bytes()),
+                &safe[..end]
+            );
+            self.create_folder(&aside_dir, aside_key)?;
+            fs::rename(entry.path(), aside_dir.join(&target)).map_err(failed)?;
+            self.syncs.sync(&aside_dir).map_err(failed)?;
+            moved.push(SetAside {
+                name,
+                key: format!("{aside_key}/{target}"),
+                why: why.to_string(),
+            });
+        }
+        Ok(moved)
     }
 
     fn open(&self, key: &str) -> Result<Option<Box<dyn io::Read + Send>>> {

@@ -127,6 +127,17 @@ pub trait Store: Send + Sync {
     fn batch_results(&self, batch_id: &str) -> Result<Vec<ImportResult>>;
 }
 
+/// An entry that [`BlobStore::set_aside_non_blobs`] moved aside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetAside {
+    /// Its name as it was, made readable (not UTF-8 bytes replaced).
+    pub name: String,
+    /// The key of the folder entry it is now (not a blob: a link stays a link).
+    pub key: String,
+    /// Why it is not a blob.
+    pub why: String,
+}
+
 /// Raw bytes by key: the object-store port (a local folder by default, S3 on AWS).
 ///
 /// Keys are `/`-separated paths such as `inbox/01DEMO_ALPHA/<export-id>.mrc`.
@@ -163,6 +174,16 @@ pub trait BlobStore: Send + Sync {
         Ok(self
             .get(key)?
             .map(|bytes| Box::new(std::io::Cursor::new(bytes)) as Box<dyn std::io::Read + Send>))
+    }
+
+    /// Moves the entries right under `prefix` that are not blobs and that no key can name
+    /// — symbolic links, FIFOs, sockets and devices, names that are not UTF-8 or hold a
+    /// backslash — to the folder `aside` (a key prefix ending in `/`), never reading them,
+    /// and says what it moved. Names starting with a dot are left alone. Only stores on a
+    /// file system have such entries; the default moves nothing.
+    fn set_aside_non_blobs(&self, prefix: &str, aside: &str) -> Result<Vec<SetAside>> {
+        let _ = (prefix, aside);
+        Ok(Vec::new())
     }
 
     /// [`BlobStore::put`] for many blobs (one outcome each, in order); every successful
