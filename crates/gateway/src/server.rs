@@ -4,9 +4,10 @@
 //! TLS listener). A semaphore caps the connections (both listeners together) and
 //! [`Slots`] the connections per source address; when the semaphore has no permit left, the
 //! connections that had their reply are closed first (see [`Config`], "Limits"). On
-//! shutdown a broadcast tells every handler to finish, and an mpsc channel whose senders the handlers
-//! hold (a drop guard) tells `run` when the last one is gone. The handler is generic over
-//! the stream, so a TLS connection is served by the same code once its handshake is done.
+//! shutdown a broadcast tells every handler to finish, and an mpsc channel whose senders
+//! the handlers hold (a drop guard) tells `run` when the last one is gone. The handler is
+//! generic over the stream, so a TLS connection is served by the same code once its
+//! handshake is done.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -160,7 +161,7 @@ impl Listener {
                     Err(refusal) => {
                         let limit = self.shared.config.max_connections_per_address;
                         if refusal == Refusal::First {
-                            warn!(address = %peer.ip(), limit, "connection limit per address reached, and as many waiting; further connections from it are closed at once");
+                            warn!(address = %peer.ip(), limit, "connection limit per address reached, with as many waiting as allowed; further connections from it are closed at once");
                         } else {
                             debug!(%peer, "connection limit per address reached; closing");
                         }

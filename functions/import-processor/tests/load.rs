@@ -116,6 +116,9 @@ impl Stack {
             bibgate_gateway::Config {
                 reply_deadline: LIMIT,
                 result_poll_max: Duration::from_secs(2),
+                // The clients stand for libraries of their own but share one loopback
+                // address, and exports on moto take seconds: let them all in at once.
+                max_connections_per_address: CLIENTS,
                 ..bibgate_gateway::Config::default()
             },
         )

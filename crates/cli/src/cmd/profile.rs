@@ -240,7 +240,24 @@ pub(crate) fn profile_set(
         .find(|p| p.id == id)
         .with_context(|| format!("profile {id:?} does not exist (bibgate profile list)"))?;
     match key {
-        "logon-id" => profile.logon_id = value.into(),
+        "logon-id" => {
+            // The gateway finds a profile by its logon id (bibgate_import::profile_for_logon):
+            // it must name one profile only, and not another institution's code (which logs
+            // on to that institution's own profile).
+            let taken = store
+                .institutions()?
+                .iter()
+                .any(|i| i.code == value && i.code != profile.institution)
+                || all_profiles(store)?
+                    .iter()
+                    .any(|p| p.id != profile.id && p.kind == profile.kind && p.logon_id == value);
+            if value.is_empty() || taken {
+                bail!(
+                    "{value:?} cannot be the logon id of {id}: it is empty, another institution's code or another profile's logon id"
+                );
+            }
+            profile.logon_id = value.into();
+        }
         "password" => {
             let hash = bibgate_import::auth::hash_password(value).map_err(anyhow::Error::msg)?;
             bibgate_import::auth::rotate(&mut profile, hash, 0, now_unix());
@@ -332,6 +349,50 @@ fn profile_rotate_password(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_logon_id_names_one_profile_and_no_other_institution() {
+        let store = bibgate_store_local::SqliteStore::in_memory().unwrap();
+        for (code, numeric_code) in [("01A", 1), ("01B", 2)] {
+            store
+                .put_institution(&bibgate_store::Institution {
+                    code: code.into(),
+                    name: code.into(),
+                    kind: bibgate_store::ZoneKind::Institution,
+                    network: None,
+                    numeric_code,
+                })
+                .unwrap();
+            let hash = cheap_hash();
+            store
+                .put_profile(&bibgate_import::default_profile(
+                    code,
+                    hash,
+                    TargetZone::Institution,
+                ))
+                .unwrap();
+        }
+        let changed = profile_set(&store, "01A-connexion", "logon-id", "A-CAT").unwrap();
+        assert_eq!(changed.logon_id, "A-CAT");
+        assert_eq!(
+            bibgate_import::profile_for_logon(&store, "A-CAT")
+                .unwrap()
+                .institution,
+            "01A"
+        );
+        for taken in ["01A", "A-CAT", ""] {
+            assert!(
+                profile_set(&store, "01B-connexion", "logon-id", taken).is_err(),
+                "{taken:?}"
+            );
+        }
+        // Its own code back is fine.
+        profile_set(&store, "01A-connexion", "logon-id", "01A").unwrap();
+    }
+
+    fn cheap_hash() -> String {
+        "$argon2id$v=19$m=64,t=1,p=1$YmliZ2F0ZXRlc3RzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()
+    }
 
     #[test]
     fn a_password_rotation_keeps_the_previous_password_for_the_grace_period() {
