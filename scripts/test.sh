@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v yaz-marcdump >/dev/null 2>&1 || need_apt+=(yaz)
+# /usr/bin/time -v measures the peak RSS of `bibgate import` in crates/cli/tests/input.rs.
+[ -x /usr/bin/time ] || need_apt+=(time)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (apt)" >&2
   apt-get update -qq

@@ -5,12 +5,12 @@
 
 use std::sync::OnceLock;
 
-use bibgate_plugin_host::{PolicyEngine, componentize};
+use bibgate_plugin_host::{WasmEngine, componentize};
 use libfuzzer_sys::fuzz_target;
 
-fn engine() -> &'static PolicyEngine {
-    static ENGINE: OnceLock<PolicyEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| PolicyEngine::new().expect("the policy engine starts"))
+fn engine() -> &'static WasmEngine {
+    static ENGINE: OnceLock<WasmEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| WasmEngine::new().expect("the policy engine starts"))
 }
 
 fuzz_target!(|data: &[u8]| {
