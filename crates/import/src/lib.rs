@@ -9,7 +9,7 @@
 //! state, so two imports of one new OCLC number end as one add and one merge.
 //!
 //! - [`route`], [`authenticate`]: from an institution (or a Connexion logon) to the profile,
-//!   target zone and [`ImportRules`].
+//!   target zone and [`ImportRules`](bibgate_engine::ImportRules).
 //! - [`Importer`]: [`Importer::import`], [`Importer::import_batch`], [`Importer::explain`].
 //! - [`auth`]: argon2id password hashes.
 //!
