@@ -20,8 +20,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cmd::{
-    bench, consortium, convert, editor, import, init, inspect, policy, profile, record, result,
-    send, serve,
+    bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile, record,
+    result, send, serve,
 };
 use data::{Backend, BackendArgs, BackendKind, Data};
 
@@ -67,6 +67,8 @@ enum Command {
     /// Show, list the history of, or restore records.
     #[command(subcommand)]
     Record(record::Command),
+    /// List the OCLC numbers that two or more records of a zone carry (multi-match causes).
+    Duplicates(duplicates::Args),
     /// Stand-in for a cataloguer opening, leaving or releasing a record in the metadata editor.
     Editor(editor::Args),
     /// Manage integration profiles.
@@ -142,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Result(args) => result::run(&Data::open_existing(&backend)?, &args),
         Command::Record(command) => record::run(&Data::open(&backend)?, command),
         Command::Editor(args) => editor::run(&Data::open(&backend)?, &args),
+        Command::Duplicates(args) => duplicates::run(&Data::open(&backend)?, &args),
         Command::Profile(command) => profile::run(&Data::open(&backend)?, command),
         Command::Consortium(command) => consortium::run(&Data::open(&backend)?, command),
         Command::Institution(command) => {

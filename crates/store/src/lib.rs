@@ -105,6 +105,11 @@ pub trait Store: Send + Sync {
     fn versions(&self, zone: &str, mms_id: &MmsId) -> Result<Vec<RecordVersion>>;
     /// How many records a zone holds.
     fn count_records(&self, zone: &str) -> Result<u64>;
+    /// The OCLC numbers that two or more records of `zone` carry (active or cancelled), in
+    /// number order, each with its index entries in MMS ID order: the records an export of
+    /// that number would find as a multi-match. Reads the zone's whole index: a staff report,
+    /// never on an import's path.
+    fn duplicates(&self, zone: &str) -> Result<Vec<(u64, Vec<IndexEntry>)>>;
 
     /// Applies the writes of one import (or restore) atomically, after checking that the
     /// state the decision was based on still holds. On [`Error::Conflict`] nothing was

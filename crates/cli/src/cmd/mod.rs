@@ -5,6 +5,7 @@ pub mod bench;
 pub mod consortium;
 pub mod convert;
 pub mod demo;
+pub mod duplicates;
 pub mod editor;
 pub mod import;
 pub mod init;

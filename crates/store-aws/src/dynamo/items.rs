@@ -39,7 +39,12 @@ pub(super) fn record_pk(zone: &str, mms_id: &str) -> String {
 }
 
 pub(super) fn index_pk(zone: &str, number: u64) -> String {
-    format!("OCLC#{zone}#{number}")
+    format!("{}{number}", index_pk_prefix(zone))
+}
+
+/// What every index item of `zone` starts with (the `#` keeps `01A` from matching `01AB`).
+pub(super) fn index_pk_prefix(zone: &str) -> String {
+    format!("OCLC#{zone}#")
 }
 
 fn version_sk(revision: u64) -> String {

@@ -24,9 +24,10 @@ use tracing::instrument;
 use crate::context::AwsContext;
 use crate::s3::S3BlobStore;
 use items::{
-    CURRENT, IndexItem, Item, Marc, NO_SORT, get_n, get_s, index_from, index_pk, institution_from,
-    institution_item, key, lock_from, lock_item, lock_pk, n, profile_from, profile_item,
-    profile_pk, profile_pointer, record_from, record_pk, result_from, result_pk, s, version_from,
+    CURRENT, IndexItem, Item, Marc, NO_SORT, get_n, get_s, index_from, index_pk, index_pk_prefix,
+    institution_from, institution_item, key, lock_from, lock_item, lock_pk, n, profile_from,
+    profile_item, profile_pk, profile_pointer, record_from, record_pk, result_from, result_pk, s,
+    version_from,
 };
 
 /// MARC longer than this is kept in S3, not in the item (items are at most 400 KB, and a
@@ -469,6 +470,48 @@ impl Store for DynamoStore {
                 }
             }
             Ok(total)
+        })
+    }
+
+    fn duplicates(&self, zone: &str) -> Result<Vec<(u64, Vec<IndexEntry>)>> {
+        let what = format!("list the shared oclc numbers of zone {zone:?}");
+        self.context.block_on(async {
+            let mut shared = Vec::new();
+            let mut start: Option<Item> = None;
+            loop {
+                let page = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression("begins_with(pk, :p)")
+                    .expression_attribute_values(":p", s(index_pk_prefix(zone)))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error(&what, &err))?;
+                for item in page.items() {
+                    let (number, index) = index_from(item)?;
+                    if index.recs.len() > 1 {
+                        let entries = index
+                            .recs
+                            .into_iter()
+                            .map(|(mms_id, active)| IndexEntry {
+                                number,
+                                mms_id: MmsId(mms_id),
+                                active,
+                            })
+                            .collect();
+                        shared.push((number, entries));
+                    }
+                }
+                match page.last_evaluated_key() {
+                    Some(last) if !last.is_empty() => start = Some(last.clone()),
+                    _ => break,
+                }
+            }
+            shared.sort_by_key(|(number, _)| *number);
+            Ok(shared)
         })
     }
 

@@ -341,6 +341,38 @@ impl Store for SqliteStore {
         })
     }
 
+    fn duplicates(&self, zone: &str) -> Result<Vec<(u64, Vec<IndexEntry>)>> {
+        let what = format!("list the shared oclc numbers of zone {zone:?}");
+        let rows: Vec<IndexEntry> = self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT number, mms_id, active FROM oclc_index WHERE zone = ?1 AND number IN \
+                     (SELECT number FROM oclc_index WHERE zone = ?1 GROUP BY number \
+                      HAVING count(*) > 1) ORDER BY number, mms_id",
+                )
+                .map_err(|err| backend(&what, err))?;
+            let rows = statement
+                .query_map([zone], |row| {
+                    Ok(IndexEntry {
+                        number: get_u64(row, 0)?,
+                        mms_id: MmsId(row.get(1)?),
+                        active: row.get::<_, i64>(2)? != 0,
+                    })
+                })
+                .map_err(|err| backend(&what, err))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|err| backend(&what, err))
+        })?;
+        let mut grouped: Vec<(u64, Vec<IndexEntry>)> = Vec::new();
+        for entry in rows {
+            match grouped.last_mut() {
+                Some((number, entries)) if *number == entry.number => entries.push(entry),
+                _ => grouped.push((entry.number, vec![entry])),
+            }
+        }
+        Ok(grouped)
+    }
+
     fn commit(&self, commit: &Commit) -> Result<()> {
         self.write("commit an import", |tx| {
             apply_commit(tx, commit)?;

@@ -1,7 +1,10 @@
 //! Checks of locks, snapshot lookups and the separation of zones.
 
-use super::fixtures::{ZONE_A, ZONE_A_CODE, ZONE_B, active, cancelled, merge_commit, setup_zones};
-use super::support::{add_new, commit, count, entry, find, merged, ok, record, versions};
+use super::fixtures::{
+    ZONE_A, ZONE_A_CODE, ZONE_B, active, add_commit, cancelled, merge_commit, sample_record,
+    setup_zones,
+};
+use super::support::{add_new, allocate, commit, count, entry, find, merged, ok, record, versions};
 use crate::{EditorLock, Lookup, MmsId, Store};
 
 pub(super) fn check_locks(store: &dyn Store) {
@@ -159,4 +162,46 @@ pub(super) fn check_zones_are_separate(store: &dyn Store) {
         vec![entry(100, &in_a.mms_id, true)]
     );
     assert_eq!(record(store, ZONE_A, &in_a.mms_id), Some(in_a));
+}
+
+pub(super) fn check_duplicates(store: &dyn Store) {
+    setup_zones(store);
+    assert_eq!(
+        ok(store.duplicates(ZONE_A), "duplicates of an empty zone"),
+        Vec::new()
+    );
+    let a = add_new(store, ZONE_A, &[active(700)], "e-dup-1").mms_id;
+    // A second record carrying 700 (cancelled, as after a WorldCat merge), added knowing
+    // that 700 matches the first.
+    let b = allocate(store, ZONE_A);
+    let second = sample_record(ZONE_A, &b, &[active(701), cancelled(700)]);
+    commit(
+        store,
+        &add_commit(&second, std::slice::from_ref(&a), "e-dup-2"),
+        "add a second record carrying 700",
+    );
+    add_new(store, ZONE_A, &[active(702)], "e-dup-3");
+    add_new(store, ZONE_B, &[active(702)], "e-dup-other-zone");
+    let shared = ok(store.duplicates(ZONE_A), "duplicates");
+    assert_eq!(
+        shared.len(),
+        1,
+        "only 700 is on two records of zone A: {shared:?}"
+    );
+    let (number, entries) = &shared[0];
+    assert_eq!(*number, 700);
+    let mut got: Vec<(String, bool)> = entries
+        .iter()
+        .map(|e| (e.mms_id.0.clone(), e.active))
+        .collect();
+    got.sort();
+    let mut want = vec![(a.0, true), (b.0, false)];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(entries.iter().all(|e| e.number == 700));
+    assert_eq!(
+        ok(store.duplicates(ZONE_B), "duplicates of zone B"),
+        Vec::new(),
+        "702 is on one record in each zone: not shared"
+    );
 }

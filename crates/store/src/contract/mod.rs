@@ -112,6 +112,7 @@ pub fn store_contract(make: &dyn Fn() -> Box<dyn Store>) {
         ("lookup_many", lookups::check_lookup_many),
         ("commit_batch", commits::check_commit_batch),
         ("zones_are_separate", lookups::check_zones_are_separate),
+        ("duplicates", lookups::check_duplicates),
     ];
     run_checks("store", make, checks);
 }
