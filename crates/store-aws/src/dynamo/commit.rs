@@ -143,15 +143,7 @@ impl DynamoStore {
         actions: Vec<TransactWriteItem>,
         what: &str,
     ) -> Result<()> {
-        let sent = {
-            let _serialised = TRANSACTIONS.lock().await;
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .client_request_token(transaction_token())
-                .send()
-                .await
-        };
+        let sent = self.send_transaction(actions).await;
         match sent {
             Ok(_) => Ok(()),
             Err(err)
@@ -163,6 +155,26 @@ impl DynamoStore {
             }
             Err(err) => Err(sdk_error(what, &err)),
         }
+    }
+
+    /// Sends one `TransactWriteItems` with an idempotency token, one at a time per process
+    /// (see the crate docs).
+    async fn send_transaction(
+        &self,
+        actions: Vec<TransactWriteItem>,
+    ) -> std::result::Result<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        >,
+    > {
+        let _serialised = TRANSACTIONS.lock().await;
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .client_request_token(transaction_token())
+            .send()
+            .await
     }
 
     /// Applies one commit (see the crate docs, "Commit").
@@ -347,15 +359,7 @@ impl DynamoStore {
         result: Option<&ImportResult>,
         what: &str,
     ) -> Result<()> {
-        let sent = {
-            let _serialised = TRANSACTIONS.lock().await;
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .client_request_token(transaction_token())
-                .send()
-                .await
-        };
+        let sent = self.send_transaction(actions).await;
         let err = match sent {
             Ok(_) => return Ok(()),
             Err(err) => err,
