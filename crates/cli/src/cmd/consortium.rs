@@ -453,8 +453,7 @@ pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Apply { file, dry_run } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("could not read {}", file.display()))?;
+            let text = read_capped(&file)?;
             let parsed =
                 parse(&text).with_context(|| format!("{} is not usable", file.display()))?;
             let plan = plan(store, &parsed)?;
@@ -479,6 +478,27 @@ pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
         Command::Show => write_show(&mut out, store)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The most bytes of a consortium file read (a consortium of hundreds of libraries is a
+/// few hundred KiB); a larger file, or a link to `/dev/zero`, is refused, not read on.
+const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// Reads a consortium file of at most [`MAX_FILE_BYTES`].
+fn read_capped(file: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+        .with_context(|| format!("could not read {}", file.display()))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        bail!(
+            "{} is larger than {} MiB: not a consortium file",
+            file.display(),
+            MAX_FILE_BYTES >> 20
+        );
+    }
+    Ok(text)
 }
 
 /// A TOML string.
@@ -721,6 +741,19 @@ name = "Library B"
         .unwrap();
         let error = plan(&store, &file).unwrap_err().to_string();
         assert!(error.contains("no network"), "{error}");
+    }
+
+    #[test]
+    fn a_file_is_read_up_to_its_cap_only() {
+        assert!(
+            read_capped(std::path::Path::new("/dev/null"))
+                .unwrap()
+                .is_empty()
+        );
+        let error = read_capped(std::path::Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("larger than 4 MiB"), "{error}");
     }
 
     #[test]
