@@ -43,15 +43,8 @@ pub fn cheap_hash(password: &str) -> String {
         .to_string()
 }
 
-/// Seconds since the Unix epoch, now.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .try_into()
-        .unwrap()
-}
+/// Seconds since the Unix epoch, now (the pipeline's clock).
+pub use bibgate_inbox::now_unix;
 
 /// Creates the test consortium: the demo consortium of `bibgate init` (NETWORK, ALPHA,
 /// BETA), plus GAMMA (two profiles) and DECIMAL, every profile with [`PASSWORD`].

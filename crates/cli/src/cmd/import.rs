@@ -66,15 +66,25 @@ fn importer<'a>(
     ))
 }
 
+/// The route of `institution` (in `zone`, or the profile's) and the published merge
+/// policies, for import and explain.
+fn route_and_policies(
+    data: &Data,
+    institution: &str,
+    zone: Option<ZoneArg>,
+) -> anyhow::Result<(Route, Option<Arc<bibgate_plugin_host::WasmPolicyRunner>>)> {
+    let route = bibgate_import::route(
+        data.store()?.as_ref(),
+        institution,
+        zone.map(ZoneArg::target),
+    )?;
+    Ok((route, data.published_policy_runner()?))
+}
+
 /// `bibgate import`: exit 1 when a record failed or a file held no record (or was not read
 /// to its end).
 pub fn run_import(data: &Data, args: &ImportArgs) -> anyhow::Result<ExitCode> {
-    let route = bibgate_import::route(
-        data.store()?.as_ref(),
-        &args.institution,
-        args.zone.map(ZoneArg::target),
-    )?;
-    let policies = data.published_policy_runner()?;
+    let (route, policies) = route_and_policies(data, &args.institution, args.zone)?;
     let importer = importer(data, policies.as_ref())?;
     let options = Options {
         dry_run: args.dry_run,
@@ -126,12 +136,7 @@ pub fn run_import(data: &Data, args: &ImportArgs) -> anyhow::Result<ExitCode> {
 
 /// `bibgate explain`: writes nothing; exit 1 when the file holds no record.
 pub fn run_explain(data: &Data, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let route = bibgate_import::route(
-        data.store()?.as_ref(),
-        &args.institution,
-        args.zone.map(ZoneArg::target),
-    )?;
-    let policies = data.published_policy_runner()?;
+    let (route, policies) = route_and_policies(data, &args.institution, args.zone)?;
     let importer = importer(data, policies.as_ref())?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

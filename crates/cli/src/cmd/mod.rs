@@ -53,9 +53,5 @@ pub fn zone_of(store: &dyn Store, institution: &str, zone: TargetZone) -> anyhow
     })
 }
 
-/// Current time in Unix seconds.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+/// Current time in Unix seconds (the pipeline's clock).
+pub use bibgate_inbox::now_unix;
