@@ -117,6 +117,8 @@ pub struct Data {
     sqlite: OnceCell<Arc<SqliteStore>>,
     policies: OnceCell<Arc<dyn PolicyStore>>,
     runner: OnceCell<Arc<WasmPolicyRunner>>,
+    /// The AWS configuration and its runtime (the AWS backend), shared by its stores.
+    aws: Option<bibgate_store_aws::AwsContext>,
 }
 
 fn store_path(dir: &Path) -> PathBuf {
@@ -155,6 +157,7 @@ impl Data {
                     sqlite: OnceCell::new(),
                     policies: OnceCell::new(),
                     runner: OnceCell::new(),
+                    aws: None,
                 })
             }
             Backend::Aws { bucket, table } => {
@@ -171,6 +174,7 @@ impl Data {
                     sqlite: OnceCell::new(),
                     policies: OnceCell::new(),
                     runner: OnceCell::new(),
+                    aws: Some(context),
                 })
             }
         }
@@ -248,7 +252,15 @@ impl Data {
                 self.sqlite(dir)?,
                 self.blobs.clone(),
             )) as Arc<dyn PolicyStore>),
-            Backend::Aws { .. } => bail!("merge policies are kept by the local backend only"),
+            Backend::Aws { bucket, table } => {
+                let Some(context) = &self.aws else {
+                    bail!("the aws configuration was not loaded");
+                };
+                let blobs = bibgate_store_aws::S3BlobStore::new(context, bucket);
+                Ok(Arc::new(bibgate_store_aws::DynamoPolicyStore::new(
+                    context, table, blobs,
+                )) as Arc<dyn PolicyStore>)
+            }
         })
     }
 
@@ -264,11 +276,8 @@ impl Data {
     }
 
     /// [`Data::policy_runner`], or `None` when no policy was ever published (nothing to
-    /// run, no engine started), and on AWS, which keeps no merge policies yet.
+    /// run, no engine started).
     pub fn published_policy_runner(&self) -> anyhow::Result<Option<Arc<WasmPolicyRunner>>> {
-        if self.backend.kind() == BackendKind::Aws {
-            return Ok(None);
-        }
         if self.policy_store()?.published()?.is_empty() {
             return Ok(None);
         }

@@ -131,15 +131,21 @@ impl WasmPolicyRunner {
             return Ok(policy.clone());
         }
         let name = self.engine.precompiled_name();
-        let from_cache = match self.store.derived(sha256, &name)? {
-            Some(bytes) => match self.engine.load_precompiled(sha256, &bytes) {
+        // A cached artifact that cannot be read, is refused by the store (its digest is not
+        // the recorded one) or does not load costs a compile, never the import.
+        let from_cache = match self.store.derived(sha256, &name) {
+            Ok(Some(bytes)) => match self.engine.load_precompiled(sha256, &bytes) {
                 Ok(policy) => Some(policy),
                 Err(error) => {
                     warn!(%sha256, %error, "precompiled policy not loadable; compiling again");
                     None
                 }
             },
-            None => None,
+            Ok(None) => None,
+            Err(error) => {
+                warn!(%sha256, %error, "precompiled policy not readable; compiling again");
+                None
+            }
         };
         let policy = match from_cache {
             Some(policy) => policy,
@@ -151,8 +157,10 @@ impl WasmPolicyRunner {
                     return Err(Error::Digest(sha256.to_string()));
                 }
                 let admitted = self.engine.admit(&component)?;
-                self.store
-                    .put_derived(sha256, &name, &admitted.precompiled)?;
+                // The cache is an optimisation: a failed write is logged, the policy runs.
+                if let Err(error) = self.store.put_derived(sha256, &name, &admitted.precompiled) {
+                    warn!(%sha256, %error, "could not cache the precompiled policy");
+                }
                 admitted.policy
             }
         };

@@ -13,7 +13,7 @@ use bibgate_marc::iso2709::{self, Mode};
 use bibgate_plugin_host::{
     Error, Limits, PublishRequest, WasmEngine, WasmPolicyRunner, componentize, publish,
 };
-use bibgate_store::policy::{ConfigValue, NewActivation, OnError};
+use bibgate_store::policy::{Activation, ConfigValue, NewActivation, OnError, PolicyManifest};
 use bibgate_store::{BlobStore, ImportResult, MmsId, Outcome, PolicyStore, Store};
 use bibgate_store_local::{FolderBlobStore, SqlitePolicyStore, SqliteStore};
 
@@ -755,4 +755,65 @@ fn precompiled_artifacts_load_and_activation_is_picked_up_within_the_ttl() {
     )
     .unwrap();
     assert_eq!(again, manifest);
+}
+
+/// A policy store whose cache of precompiled code is broken: reads are refused (as a
+/// swapped object is) and writes fail.
+struct BrokenCache(Arc<SqlitePolicyStore>);
+
+impl PolicyStore for BrokenCache {
+    fn publish(&self, manifest: &PolicyManifest, component: &[u8]) -> bibgate_store::Result<bool> {
+        self.0.publish(manifest, component)
+    }
+    fn manifest(&self, sha256: &str) -> bibgate_store::Result<Option<PolicyManifest>> {
+        self.0.manifest(sha256)
+    }
+    fn published(&self) -> bibgate_store::Result<Vec<PolicyManifest>> {
+        self.0.published()
+    }
+    fn artifact(&self, sha256: &str) -> bibgate_store::Result<Option<Vec<u8>>> {
+        self.0.artifact(sha256)
+    }
+    fn put_derived(&self, _: &str, _: &str, _: &[u8]) -> bibgate_store::Result<()> {
+        Err(bibgate_store::Error::Backend(
+            "the cache is read-only".into(),
+        ))
+    }
+    fn derived(&self, _: &str, _: &str) -> bibgate_store::Result<Option<Vec<u8>>> {
+        Err(bibgate_store::Error::Corrupt("swapped: refused".into()))
+    }
+    fn activate(
+        &self,
+        activation: &NewActivation,
+        expected: u64,
+    ) -> bibgate_store::Result<Activation> {
+        self.0.activate(activation, expected)
+    }
+    fn active(&self, institution: &str) -> bibgate_store::Result<Option<Activation>> {
+        self.0.active(institution)
+    }
+    fn history(&self, institution: &str) -> bibgate_store::Result<Vec<Activation>> {
+        self.0.history(institution)
+    }
+}
+
+#[test]
+fn a_refused_or_unwritable_cache_costs_a_compile_never_the_policy() {
+    let w = world();
+    let manifest = publish(
+        &engine(),
+        &*w.policies,
+        &component("no_005_check"),
+        &request("no_005_check"),
+    )
+    .unwrap();
+    let runner = WasmPolicyRunner::new(engine(), Arc::new(BrokenCache(w.policies.clone())));
+    let loaded = runner.load(&manifest.sha256).unwrap();
+    assert_eq!(loaded.sha256(), manifest.sha256);
+    assert!(
+        engine()
+            .run(&loaded, &input(), &[], Limits::default())
+            .result
+            .is_ok()
+    );
 }

@@ -153,11 +153,15 @@
 mod context;
 mod dynamo;
 mod error;
+#[cfg(feature = "sqs")]
+mod queue;
 mod s3;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
 pub use context::AwsContext;
-pub use dynamo::{DynamoStore, INLINE_MARC_LIMIT};
+pub use dynamo::{DynamoPolicyStore, DynamoStore, INLINE_MARC_LIMIT};
 pub use error::{Error, Result};
+#[cfg(feature = "sqs")]
+pub use queue::{QueueMessage, SqsQueue};
 pub use s3::S3BlobStore;

@@ -4,7 +4,6 @@
 //! its endpoint must fail, never skip.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::HashMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,9 +12,9 @@ use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
     QueueConfiguration, S3KeyFilter,
 };
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::QueueAttributeName;
 
-use crate::{AwsContext, DynamoStore, S3BlobStore};
+use crate::{AwsContext, DynamoStore, S3BlobStore, SqsQueue};
 
 static NAME_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -85,24 +84,12 @@ pub fn fresh_bucket(context: &AwsContext) -> S3BlobStore {
     blobs
 }
 
-/// One SQS message as received.
-#[derive(Clone, Debug)]
-pub struct QueueMessage {
-    /// The message id.
-    pub message_id: String,
-    /// The receipt handle (to delete it).
-    pub receipt_handle: String,
-    /// The body.
-    pub body: String,
-    /// System attributes (`ApproximateReceiveCount`, `SentTimestamp`, ...).
-    pub attributes: HashMap<String, String>,
-}
+pub use crate::QueueMessage;
 
 /// An SQS queue (the local stand-in for the queue between S3 and the Lambda).
 #[derive(Clone, Debug)]
 pub struct Queue {
-    context: AwsContext,
-    client: aws_sdk_sqs::Client,
+    queue: SqsQueue,
     /// The queue URL.
     pub url: String,
     /// The queue ARN.
@@ -130,89 +117,31 @@ impl Queue {
             .queue_url()
             .expect("a queue url")
             .to_owned();
-        let attributes = context
-            .block_on(async {
-                client
-                    .get_queue_attributes()
-                    .queue_url(&url)
-                    .attribute_names(QueueAttributeName::QueueArn)
-                    .send()
-                    .await
-            })
-            .expect("the queue's attributes");
-        let arn = attributes
-            .attributes()
-            .and_then(|map| map.get(&QueueAttributeName::QueueArn))
-            .expect("a queue arn")
-            .clone();
-        Queue {
-            context: context.clone(),
-            client,
-            url,
-            arn,
-        }
+        let queue = SqsQueue::new(context, &url);
+        let arn = queue.arn().expect("the queue's arn");
+        Queue { queue, url, arn }
+    }
+
+    /// The queue as the production code uses it.
+    pub fn sqs(&self) -> &SqsQueue {
+        &self.queue
     }
 
     /// Up to `max` messages, waiting up to `wait_s` seconds for the first.
     pub fn receive(&self, max: i32, wait_s: i32) -> Vec<QueueMessage> {
-        let output = self
-            .context
-            .block_on(async {
-                self.client
-                    .receive_message()
-                    .queue_url(&self.url)
-                    .max_number_of_messages(max)
-                    .wait_time_seconds(wait_s)
-                    .message_system_attribute_names(MessageSystemAttributeName::All)
-                    .send()
-                    .await
-            })
-            .expect("receive from the queue");
-        output
-            .messages()
-            .iter()
-            .map(|message| QueueMessage {
-                message_id: message.message_id().unwrap_or_default().to_owned(),
-                receipt_handle: message.receipt_handle().unwrap_or_default().to_owned(),
-                body: message.body().unwrap_or_default().to_owned(),
-                attributes: message
-                    .attributes()
-                    .map(|map| {
-                        map.iter()
-                            .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            })
-            .collect()
+        self.queue
+            .receive(max, wait_s)
+            .expect("receive from the queue")
     }
 
     /// Deletes a message (acknowledges it).
     pub fn delete(&self, receipt_handle: &str) {
-        self.context
-            .block_on(async {
-                self.client
-                    .delete_message()
-                    .queue_url(&self.url)
-                    .receipt_handle(receipt_handle)
-                    .send()
-                    .await
-            })
-            .expect("delete a message");
+        self.queue.delete(receipt_handle).expect("delete a message");
     }
 
     /// Sends a raw body (for hand-made events).
     pub fn send(&self, body: &str) {
-        self.context
-            .block_on(async {
-                self.client
-                    .send_message()
-                    .queue_url(&self.url)
-                    .message_body(body)
-                    .send()
-                    .await
-            })
-            .expect("send a message");
+        self.queue.send(body).expect("send a message");
     }
 }
 

@@ -5,9 +5,9 @@
 //! moto is not reachable: `scripts/test.sh` starts moto and sets it.
 
 use bibgate_store::contract::{self, ZONE_A};
-use bibgate_store::{BlobStore, Store};
+use bibgate_store::{BlobStore, PolicyStore, Store, contract_policy};
 use bibgate_store_aws::testing;
-use bibgate_store_aws::{DynamoStore, INLINE_MARC_LIMIT};
+use bibgate_store_aws::{DynamoPolicyStore, DynamoStore, INLINE_MARC_LIMIT};
 
 #[test]
 fn dynamo_store_passes_the_contract() {
@@ -118,4 +118,53 @@ fn a_profile_moved_to_another_institution_leaves_no_copy() {
     assert!(store.delete_profile("moving").unwrap());
     assert!(store.profiles(contract::ZONE_B).unwrap().is_empty());
     assert!(!store.delete_profile("moving").unwrap());
+}
+
+/// A policy store on a fresh table and bucket.
+fn fresh_policy_store(context: &bibgate_store_aws::AwsContext) -> DynamoPolicyStore {
+    let table = testing::fresh_store(context);
+    DynamoPolicyStore::new(context, table.table(), testing::fresh_bucket(context))
+}
+
+#[test]
+fn dynamo_policy_store_passes_the_policy_contract() {
+    let context = testing::context();
+    bibgate_store::contract_policy::policy_store_contract(&|| {
+        Box::new(fresh_policy_store(&context)) as Box<dyn PolicyStore>
+    });
+}
+
+#[test]
+fn a_swapped_precompiled_object_is_refused() {
+    let context = testing::context();
+    let table = testing::fresh_store(&context);
+    let bucket = testing::fresh_bucket(&context);
+    let policies = DynamoPolicyStore::new(&context, table.table(), bucket.clone());
+    let sha = "c".repeat(64);
+    policies
+        .publish(&contract_policy::manifest("c", &sha, 1), b"c")
+        .unwrap();
+    policies.put_derived(&sha, "x.cwasm", b"compiled").unwrap();
+    assert_eq!(
+        policies.derived(&sha, "x.cwasm").unwrap().unwrap(),
+        b"compiled"
+    );
+    // Whoever can write the bucket but not the table swaps the object.
+    let objects = bucket.list(&format!("policies/sha256/{sha}/")).unwrap();
+    let object = objects
+        .iter()
+        .find(|key| key.ends_with("-x.cwasm"))
+        .expect("the derived object is under the policy's prefix");
+    bucket.put(object, b"evil code").unwrap();
+    let refused = policies.derived(&sha, "x.cwasm");
+    assert!(
+        matches!(&refused, Err(bibgate_store::Error::Corrupt(message)) if message.contains("refused")),
+        "{refused:?}"
+    );
+    // Written again (as the host does after compiling from the checked component): loads.
+    policies.put_derived(&sha, "x.cwasm", b"compiled").unwrap();
+    assert_eq!(
+        policies.derived(&sha, "x.cwasm").unwrap().unwrap(),
+        b"compiled"
+    );
 }

@@ -10,7 +10,8 @@
 //!   every activation is kept as history.
 //! - **Roll back**: activate the activation before the current one again, as a new revision.
 //!
-//! The AWS adapter does not implement this port yet (the embedded one does).
+//! Adapters: `SqlitePolicyStore` (embedded) and `DynamoPolicyStore` (DynamoDB + S3, which
+//! also records each derived artifact's sha256 and refuses bytes that do not match it).
 
 use crate::{Error, Result};
 

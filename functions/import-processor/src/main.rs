@@ -14,18 +14,28 @@
 //! stderr). The invocation's deadline is `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900,
 //! the function's timeout); `BIBGATE_DROP_CHUNK` sets the records of a drop file per chunk
 //! (default 500). The fault tests run it with `BIBGATE_FAILPOINT` armed and kill it
-//! (`functions/import-processor/tests/faults.rs`). Without arguments the binary is the
-//! Lambda runtime client, unchanged.
+//! (`functions/import-processor/tests/faults.rs`).
+//!
+//! `bibgate-import-processor poll` is the Lambda service's side of the SQS event source, in
+//! this process: it receives from each queue of `BIBGATE_QUEUE_URL` (comma-separated),
+//! hands up to 10 messages at a time to the same handler and deletes what it acknowledged,
+//! until SIGTERM or ctrl-c (the function without the Lambda service: on moto with
+//! `scripts/aws-local.sh`, or for a local test). Each invocation gets
+//! `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900).
+//!
+//! Without arguments the binary is the Lambda runtime client, unchanged.
 
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use bibgate_import_processor::{Processor, Settings};
 use bibgate_inbox::{ResultDelivery, Services};
-use bibgate_store::{BlobStore, Store};
-use bibgate_store_aws::{AwsContext, DynamoStore, S3BlobStore};
+use bibgate_plugin_host::{WasmEngine, WasmPolicyRunner};
+use bibgate_store::{BlobStore, PolicyStore, Store};
+use bibgate_store_aws::{AwsContext, DynamoPolicyStore, DynamoStore, S3BlobStore, SqsQueue};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::info;
 
@@ -67,11 +77,20 @@ async fn processor(adjust: impl FnOnce(Settings) -> Settings) -> Result<Arc<Proc
     let context = tokio::task::spawn_blocking(AwsContext::from_env).await??;
     let blobs = S3BlobStore::new(&context, &bucket);
     let store = DynamoStore::new(&context, &table).with_marc_bucket(blobs.clone());
+    // The institutions' merge policies, from the same table and bucket. The engine starts
+    // here; a policy is loaded when an institution's first record needs it (its code
+    // precompiled for this architecture from the cache, or compiled once and cached).
+    let policies: Arc<dyn PolicyStore> =
+        Arc::new(DynamoPolicyStore::new(&context, &table, blobs.clone()));
+    let engine = Arc::new(WasmEngine::new()?);
+    let runner = Arc::new(WasmPolicyRunner::new(engine, policies));
     let store: Arc<dyn Store> = Arc::new(store);
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let processor = Arc::new(Processor::new(
         // The shim polls S3 for `results/<export-id>.json`.
-        Services::new(store, blobs).with_delivery(ResultDelivery::Documents),
+        Services::new(store, blobs)
+            .with_delivery(ResultDelivery::Documents)
+            .with_policies(runner),
         adjust(Settings::new(&bucket)),
     ));
     info!(init_ms = started.elapsed().as_millis() as u64, %table, %bucket, "import processor initialised");
@@ -94,6 +113,47 @@ async fn handle(
     })
     .await?;
     Ok(response)
+}
+
+/// Polls the queues of `BIBGATE_QUEUE_URL` into the handler until SIGTERM or ctrl-c.
+async fn poll() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
+    let urls = required("BIBGATE_QUEUE_URL")?;
+    let timeout = Duration::from_secs(optional_number("BIBGATE_INVOKE_TIMEOUT_S")?.unwrap_or(900));
+    let processor = processor(|settings| settings).await?;
+    let context = tokio::task::spawn_blocking(AwsContext::from_env).await??;
+    let queues = tokio::task::spawn_blocking(move || {
+        urls.split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                let queue = SqsQueue::new(&context, url);
+                let arn = queue.arn()?;
+                Ok((queue, arn))
+            })
+            .collect::<Result<Vec<_>, bibgate_store::Error>>()
+    })
+    .await??;
+    if queues.is_empty() {
+        return Err(Error::from("BIBGATE_QUEUE_URL names no queue"));
+    }
+    info!(queues = queues.len(), "polling; SIGTERM or ctrl-c stops");
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            bibgate_import_processor::poll::poll(&processor, &queues, timeout, &stop);
+        })
+    };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    info!("stopping after the current invocation");
+    stop.store(true, Ordering::Relaxed);
+    poller.await?;
+    Ok(())
 }
 
 /// One local invocation (see the module docs).
@@ -141,9 +201,17 @@ async fn main() -> Result<(), Error> {
             }
             return invoke(source).await;
         }
+        Some("poll") => {
+            if let Some(extra) = args.next() {
+                return Err(Error::from(format!(
+                    "unexpected argument {extra:?}; usage: bibgate-import-processor poll"
+                )));
+            }
+            return poll().await;
+        }
         Some(other) => {
             return Err(Error::from(format!(
-                "unknown argument {other:?}; usage: bibgate-import-processor [invoke [EVENT.json|-]]"
+                "unknown argument {other:?}; usage: bibgate-import-processor [invoke [EVENT.json|-] | poll]"
             )));
         }
     }

@@ -124,6 +124,67 @@ fn carli_not_added_old() {
     );
 }
 
+/// The component of the built `no-005-check` policy (scripts/test.sh builds it).
+fn no_005_check() -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/wasm32-unknown-unknown/policy/bibgate_policy_no_005_check.wasm");
+    let core = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "the policy is not built ({}: {e}); run `bash scripts/test.sh`",
+            path.display()
+        )
+    });
+    bibgate_plugin_host::componentize(&core).unwrap()
+}
+
+#[test]
+fn the_function_applies_the_institutions_active_policy_and_names_it() {
+    use bibgate_store::PolicyStore;
+    use bibgate_store::policy::{NewActivation, OnError};
+    let aws = Loop::new();
+    let request = bibgate_plugin_host::PublishRequest {
+        name: "no-005-check".into(),
+        version: "1.0.0".into(),
+        description: "test".into(),
+        fuel: 10_000_000,
+        memory_bytes: 16 << 20,
+        published_by: "test".into(),
+        published_unix: 1_800_000_000,
+    };
+    let manifest =
+        bibgate_plugin_host::publish(&engine(), &*aws.policies, &no_005_check(), &request)
+            .unwrap();
+    let activation = aws
+        .policies
+        .activate(
+            &NewActivation {
+                institution: ALPHA.into(),
+                sha256: manifest.sha256.clone(),
+                config: Vec::new(),
+                on_error: OnError::Default,
+                activated_by: "test".into(),
+                activated_unix: 1_800_000_000,
+            },
+            0,
+        )
+        .unwrap();
+    for (institution, number) in [(ALPHA, 3105), (BETA, 3106)] {
+        aws.import(
+            institution,
+            &encode(&oclc_record(number, b' ', Some("20230101000000.0"), "New.")),
+        );
+    }
+    let old = |number| encode(&oclc_record(number, b' ', Some("20220101000000.0"), "Old."));
+    let alpha = aws.import(ALPHA, &old(3105));
+    assert_eq!(alpha.reason_code, "MERGED", "{alpha:?}");
+    let stored = aws.store.result(&alpha.export_id).unwrap().unwrap();
+    assert_eq!(stored.policy.as_deref(), Some(activation.label().as_str()));
+    assert!(activation.label().starts_with("no-005-check@1 sha256:"));
+    let beta = aws.import(BETA, &old(3106));
+    assert_eq!(beta.reason_code, "NOT_ADDED_OLD", "{beta:?}");
+    assert_eq!(aws.store.result(&beta.export_id).unwrap().unwrap().policy, None);
+}
+
 #[test]
 fn carli_failed_marcxml_conversion_keeps_only_the_result() {
     let aws = Loop::new();

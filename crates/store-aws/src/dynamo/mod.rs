@@ -7,7 +7,10 @@
 
 mod commit;
 mod items;
+mod policy;
 mod table;
+
+pub use policy::DynamoPolicyStore;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};

@@ -3,18 +3,17 @@
 //! handler as an `SqsEvent` (what the Lambda service does on AWS).
 #![allow(dead_code)]
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use bibgate_import_processor::{Processor, Settings};
+use bibgate_import_processor::{Processor, Settings, poll};
 use bibgate_inbox::Services;
 use bibgate_inbox::layout::{ExportIds, ResultDoc, inbox_key, result_key};
 use bibgate_store::BlobStore;
 use bibgate_store_aws::testing::{self, Queue, QueueMessage};
-use bibgate_store_aws::{AwsContext, DynamoStore, S3BlobStore};
-use serde_json::json;
+use bibgate_plugin_host::{WasmEngine, WasmPolicyRunner};
+use bibgate_store_aws::{AwsContext, DynamoPolicyStore, DynamoStore, S3BlobStore};
 
 pub use bibgate_test_support::*;
 
@@ -26,7 +25,16 @@ pub struct Loop {
     pub queue: Queue,
     pub processor: Processor,
     pub services: Services,
+    pub policies: Arc<DynamoPolicyStore>,
     pub ids: ExportIds,
+}
+
+/// One wasmtime engine for the test process.
+pub fn engine() -> Arc<WasmEngine> {
+    static ENGINE: std::sync::OnceLock<Arc<WasmEngine>> = std::sync::OnceLock::new();
+    ENGINE
+        .get_or_init(|| Arc::new(WasmEngine::new().unwrap()))
+        .clone()
 }
 
 impl Loop {
@@ -42,7 +50,15 @@ impl Loop {
         let queue = Queue::create(&context, 5);
         testing::notify_queue(&blobs, &queue, &["inbox/", "drop/"]);
         take_test_event(&queue);
-        let services = Services::new(store.clone(), blobs.clone());
+        // As in the function's composition root: the policies on the same table and bucket.
+        let policies = Arc::new(DynamoPolicyStore::new(
+            &context,
+            store.table(),
+            (*blobs).clone(),
+        ));
+        let runner = WasmPolicyRunner::with_ttl(engine(), policies.clone(), Duration::ZERO);
+        let services =
+            Services::new(store.clone(), blobs.clone()).with_policies(Arc::new(runner));
         let settings = adjust(Settings {
             reserve: Duration::ZERO,
             ..Settings::new(blobs.bucket())
@@ -55,6 +71,7 @@ impl Loop {
             queue,
             processor,
             services,
+            policies,
             ids: ExportIds::new(),
         }
     }
@@ -137,36 +154,14 @@ impl Loop {
 
 /// The SQS event the Lambda service would build from these messages.
 pub fn sqs_event(messages: &[QueueMessage]) -> SqsEvent {
-    let records: Vec<_> = messages
-        .iter()
-        .map(|message| {
-            json!({
-                "messageId": message.message_id,
-                "receiptHandle": message.receipt_handle,
-                "body": message.body,
-                "attributes": message.attributes,
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bibgate",
-                "awsRegion": "us-east-1",
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).unwrap()
+    poll::sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:bibgate")
 }
 
 /// Deletes the messages the response does not name as failed (what the Lambda service
 /// does with `ReportBatchItemFailures`).
 pub fn acknowledge(queue: &Queue, messages: &[QueueMessage], response: &SqsBatchResponse) {
-    let failed: HashSet<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|failure| failure.item_identifier.as_str())
-        .collect();
-    for message in messages {
-        if !failed.contains(message.message_id.as_str()) {
-            queue.delete(&message.receipt_handle);
-        }
+    for message in poll::acknowledged(messages, response) {
+        queue.delete(&message.receipt_handle);
     }
 }
 
