@@ -57,7 +57,7 @@ policy_crates=(no-005-check protect-local-fields elvl-m-is-full authentication-g
 policy_args=()
 for p in "${policy_crates[@]}"; do policy_args+=(-p "bibgate-policy-$p"); done
 cargo build --profile policy --target wasm32-unknown-unknown "${policy_args[@]}" -p bibgate-test-policy-adversarial
-cargo build -p bibgate-cli
+cargo build -p bibgate-cli -p bibgate-import-processor
 policy_data=$(mktemp -d)
 for p in "${policy_crates[@]}"; do
   ./target/debug/bibgate --data-dir "$policy_data" policy test "plugins/policies/$p"

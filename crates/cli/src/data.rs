@@ -216,6 +216,11 @@ impl Data {
         Ok(data)
     }
 
+    /// The AWS configuration of the AWS backend (`None` on the local one).
+    pub fn aws_context(&self) -> Option<&bibgate_store_aws::AwsContext> {
+        self.aws.as_ref()
+    }
+
     /// Where the stores are.
     pub fn backend(&self) -> &Backend {
         &self.backend

@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 
 use cmd::{
     bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile, record,
-    result, send, serve,
+    redrive, result, send, serve,
 };
 use data::{Backend, BackendArgs, BackendKind, Data};
 
@@ -71,6 +71,8 @@ enum Command {
     Duplicates(duplicates::Args),
     /// Stand-in for a cataloguer opening, leaving or releasing a record in the metadata editor.
     Editor(editor::Args),
+    /// Move the dead-letter queue's messages back to the import queue (AWS backend).
+    Redrive(redrive::Args),
     /// Manage integration profiles.
     #[command(subcommand)]
     Profile(profile::Command),
@@ -154,5 +156,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Process(args) => serve::process(local()?, &args),
         Command::Policy(command) => policy::run(&backend, command),
         Command::Send(args) => send::run(&args),
+        Command::Redrive(args) => redrive::run(&Data::open(&backend)?, &args),
     }
 }

@@ -9,6 +9,7 @@
 //! - `input`: input without records, endless and sparse files in bounded memory, `policy
 //!   publish` of an endless file, owner-only file modes (issue 18).
 //! - `demo`: `bibgate demo` from a folder outside the repository, no shared corpus.
+//! - `scenario`: `scripts/consortium-scenario.sh` on both backends (issue 14's acceptance).
 //! - `util`: the helpers they share.
 
 mod cli;
@@ -17,4 +18,5 @@ mod demo;
 mod faults;
 mod input;
 mod result;
+mod scenario;
 mod util;

@@ -152,8 +152,7 @@ fn the_function_applies_the_institutions_active_policy_and_names_it() {
         published_unix: 1_800_000_000,
     };
     let manifest =
-        bibgate_plugin_host::publish(&engine(), &*aws.policies, &no_005_check(), &request)
-            .unwrap();
+        bibgate_plugin_host::publish(&engine(), &*aws.policies, &no_005_check(), &request).unwrap();
     let activation = aws
         .policies
         .activate(
@@ -182,7 +181,10 @@ fn the_function_applies_the_institutions_active_policy_and_names_it() {
     assert!(activation.label().starts_with("no-005-check@1 sha256:"));
     let beta = aws.import(BETA, &old(3106));
     assert_eq!(beta.reason_code, "NOT_ADDED_OLD", "{beta:?}");
-    assert_eq!(aws.store.result(&beta.export_id).unwrap().unwrap().policy, None);
+    assert_eq!(
+        aws.store.result(&beta.export_id).unwrap().unwrap().policy,
+        None
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod policy;
 pub mod profile;
 pub mod record;
+pub mod redrive;
 pub mod result;
 pub mod send;
 pub mod serve;

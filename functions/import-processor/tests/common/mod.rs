@@ -10,9 +10,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use bibgate_import_processor::{Processor, Settings, poll};
 use bibgate_inbox::Services;
 use bibgate_inbox::layout::{ExportIds, ResultDoc, inbox_key, result_key};
+use bibgate_plugin_host::{WasmEngine, WasmPolicyRunner};
 use bibgate_store::BlobStore;
 use bibgate_store_aws::testing::{self, Queue, QueueMessage};
-use bibgate_plugin_host::{WasmEngine, WasmPolicyRunner};
 use bibgate_store_aws::{AwsContext, DynamoPolicyStore, DynamoStore, S3BlobStore};
 
 pub use bibgate_test_support::*;
@@ -57,8 +57,7 @@ impl Loop {
             (*blobs).clone(),
         ));
         let runner = WasmPolicyRunner::with_ttl(engine(), policies.clone(), Duration::ZERO);
-        let services =
-            Services::new(store.clone(), blobs.clone()).with_policies(Arc::new(runner));
+        let services = Services::new(store.clone(), blobs.clone()).with_policies(Arc::new(runner));
         let settings = adjust(Settings {
             reserve: Duration::ZERO,
             ..Settings::new(blobs.bucket())

@@ -1,0 +1,139 @@
+//! `bibgate redrive`: moves the messages of the dead-letter queue back to the import queue,
+//! so the import processor function takes them again (after the cause, e.g. a DynamoDB
+//! outage or a bad deployment, is fixed). Each message is an S3 event for an inbox export or
+//! a drop file; the processor is idempotent per export id, so a message moved twice imports
+//! once. The inbox objects outlive the dead-letter queue's retention (infra/template.yaml),
+//! so a re-driven export finds its bytes.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use bibgate_store_aws::SqsQueue;
+
+use crate::data::Data;
+
+/// Arguments of `bibgate redrive`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The dead-letter queue's URL.
+    #[arg(long, env = "BIBGATE_DLQ_URL")]
+    from: Option<String>,
+    /// The queue the import processor reads.
+    #[arg(long, env = "BIBGATE_QUEUE_URL")]
+    to: Option<String>,
+    /// Move at most this many messages.
+    #[arg(long, default_value_t = 10_000)]
+    max: usize,
+}
+
+/// The one queue URL of `value` (a comma-separated list names several: ask for the flag).
+fn one_url(value: Option<&str>, flag: &str) -> anyhow::Result<String> {
+    let urls: Vec<&str> = value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect();
+    match urls.as_slice() {
+        [url] => Ok((*url).to_owned()),
+        [] => bail!(
+            "{flag} is missing (the queue URL; scripts/aws-local.sh and the stack's outputs give it)"
+        ),
+        _ => bail!("{flag} names {} queues; name the one to use", urls.len()),
+    }
+}
+
+/// Moves the dead letters; prints what each was.
+pub fn run(data: &Data, args: &Args) -> anyhow::Result<ExitCode> {
+    let Some(context) = data.aws_context() else {
+        bail!(
+            "the embedded backend has no dead-letter queue: the processor retries every export \
+             itself, and one that cannot be imported ends with a PROCESSING_FAILED result \
+             (bibgate result ID; bibgate result retry)"
+        );
+    };
+    let from = SqsQueue::new(context, &one_url(args.from.as_deref(), "--from")?);
+    let to = SqsQueue::new(context, &one_url(args.to.as_deref(), "--to")?);
+    let moved = from
+        .redrive_to(&to, args.max)
+        .context("could not re-drive the dead-letter queue")?;
+    for body in &moved {
+        println!("{}", describe(body));
+    }
+    eprintln!(
+        "moved {} message{} from {} to {}",
+        moved.len(),
+        if moved.len() == 1 { "" } else { "s" },
+        from.url(),
+        to.url()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The object keys of an S3 event body, or the body's first 200 characters.
+fn describe(body: &str) -> String {
+    let keys: Vec<String> = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| {
+            value
+                .get("Records")
+                .and_then(|records| records.as_array())
+                .map(|records| {
+                    records
+                        .iter()
+                        .filter_map(|record| record.pointer("/s3/object/key")?.as_str())
+                        .map(form_decoded)
+                        .collect()
+                })
+        })
+        .unwrap_or_default();
+    if keys.is_empty() {
+        body.chars().take(200).collect()
+    } else {
+        keys.join(" ")
+    }
+}
+
+/// An S3 event's object key as it was written (events carry it form-encoded: `+` for a
+/// space, `%2F`); a malformed escape is kept as it is.
+fn form_decoded(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(byte)) => {
+                out.push(byte);
+                i += 2;
+            }
+            (b'+', None) => out.push(b' '),
+            (byte, None) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_descriptions() {
+        assert_eq!(one_url(Some(" http://q/a "), "--to").unwrap(), "http://q/a");
+        assert!(one_url(Some("http://q/a,http://q/b"), "--to").is_err());
+        assert!(one_url(None, "--to").is_err());
+        let body = r#"{"Records":[{"s3":{"object":{"key":"inbox/01A/x.mrc"}}}]}"#;
+        assert_eq!(describe(body), "inbox/01A/x.mrc");
+        assert_eq!(describe("not json"), "not json");
+        let encoded = r#"{"Records":[{"s3":{"object":{"key":"drop/01A/my+file%2B1.mrc"}}}]}"#;
+        assert_eq!(describe(encoded), "drop/01A/my file+1.mrc");
+        assert_eq!(form_decoded("a%2"), "a%2");
+        assert_eq!(form_decoded("a%zz"), "a%zz");
+        assert_eq!(form_decoded("%41%2f"), "A/");
+    }
+}
