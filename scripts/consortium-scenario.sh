@@ -154,6 +154,19 @@ expect_reply 01SCEN_CCC "$work/rotate.xml" "processed successfully" "$new"
 b profile set 01SCEN_CCC-connexion --password "$new-2" --keep-previous-for 0 >/dev/null 2>&1 || fail "rotate again"
 expect_reply 01SCEN_CCC "$work/rotate.xml" "Logon Failed" "$new"
 
+step "logon lock-out shared by the shims, lifted with profile unlock (01SCEN_BBB)"
+for _ in $(seq 1 10); do
+  reply=$(send 01SCEN_BBB "$work/rotate.xml" "not-the-password")
+  case "$reply" in *"Logon Failed"*) ;; *) fail "a wrong password got \"$reply\"" ;; esac
+done
+expect_reply 01SCEN_BBB "$work/new-01SCEN_BBB.xml" "Logon Failed"
+b profile show 01SCEN_BBB-connexion 2>&1 | grep -q "logon locked      for address 127.0.0.1" \
+  || fail "profile show does not tell the lock: $(b profile show 01SCEN_BBB-connexion 2>&1)"
+b profile unlock 01SCEN_BBB-connexion 2>&1 | grep -q "^1 logon lock lifted" || fail "profile unlock"
+sleep 2.5
+expect_reply 01SCEN_BBB "$work/new-01SCEN_BBB.xml" "processed successfully"
+b profile show 01SCEN_BBB-connexion 2>&1 | grep -q "logon lock-out    none" || fail "the lock is still shown"
+
 if [ "$backend" = aws ]; then
   step "a message forced into the dead-letter queue is re-driven and imported once"
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'

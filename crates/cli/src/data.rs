@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bibgate_plugin_host::{WasmEngine, WasmPolicyRunner};
-use bibgate_store::{BlobStore, PolicyStore, Store};
+use bibgate_store::{BlobLogonLocks, BlobStore, LogonLocks, PolicyStore, Store};
 use bibgate_store_local::{FolderBlobStore, SqlitePolicyStore, SqliteStore};
 use clap::ValueEnum;
 
@@ -214,6 +214,18 @@ impl Data {
             }
         }
         Ok(data)
+    }
+
+    /// The logon locks every shim of the backend shares: files under `logon-locks/` in the
+    /// blob folder, or items of the DynamoDB table.
+    pub fn logon_locks(&self) -> anyhow::Result<Arc<dyn LogonLocks>> {
+        Ok(match (&self.backend, &self.aws) {
+            (Backend::Aws { table, .. }, Some(context)) => {
+                Arc::new(bibgate_store_aws::DynamoLogonLocks::new(context, table))
+            }
+            (Backend::Aws { .. }, None) => bail!("the aws configuration was not loaded"),
+            (Backend::Local(_), _) => Arc::new(BlobLogonLocks::new(self.blobs.clone())),
+        })
     }
 
     /// The AWS configuration of the AWS backend (`None` on the local one).

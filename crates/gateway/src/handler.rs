@@ -20,8 +20,10 @@ use crate::checks::PasswordChecks;
 use crate::config::Config;
 use crate::logon::{Lock, Lockout, LogonCache, Throttle};
 use crate::retry::{Claim, RetryWindow};
+use crate::shared_locks::SharedLocks;
 use bibgate_inbox::layout::{ExportIds, ResultDoc, inbox_key, result_key};
 use bibgate_inbox::{ResultDelivery, Services};
+use bibgate_store::LogonLock;
 
 use crate::blocking;
 
@@ -38,6 +40,8 @@ pub(crate) struct Shared {
     retry: Mutex<RetryWindow>,
     ids: ExportIds,
     password_checks: PasswordChecks,
+    /// The locks every shim shares, when the services have a store for them.
+    shared_locks: Option<SharedLocks>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,6 +122,7 @@ impl Shared {
             retry: Mutex::new(RetryWindow::new(config.retry_window)),
             ids: ExportIds::new(),
             password_checks: PasswordChecks::new(config.max_password_checks),
+            shared_locks: services.logon_locks.clone().map(SharedLocks::new),
             services,
             config,
         }
@@ -206,7 +211,7 @@ impl Shared {
         };
         // A locked logon id is refused whatever the password, after the same password check
         // as any other logon (so neither the reply nor its timing tells the client).
-        let locked = lock(&self.lockout).is_locked(&logon_id, peer, Instant::now());
+        let locked = self.is_locked(&logon_id, peer).await;
         if !locked
             && lock(&self.logons).hit(
                 &logon_id,
@@ -229,7 +234,7 @@ impl Shared {
             .map_err(Refused::Unavailable)?;
         // Checked again after the slow password check: a guess racing the one that locked
         // the logon id is refused too.
-        let locked = locked || lock(&self.lockout).is_locked(&logon_id, peer, Instant::now());
+        let locked = locked || self.is_locked(&logon_id, peer).await;
         match checked {
             Ok(_) if locked => Err(Refused::Credentials(
                 bibgate_import::Error::LogonFailed.to_string(),
@@ -249,6 +254,7 @@ impl Shared {
             Err(bibgate_import::Error::LogonFailed) => {
                 let outcome = lock(&self.lockout).failed(&logon_id, peer, Instant::now());
                 let config = &self.config.logon_lockout;
+                self.share_lock(&logon_id, peer, outcome).await;
                 match outcome {
                     Lock::LockedNow => {
                         warn!(
@@ -280,6 +286,53 @@ impl Shared {
             }
             Err(error) => Err(refused(error)),
         }
+    }
+
+    /// True while `logon_id` is locked for `peer`: by the shared locks when there are
+    /// (this shim's own lock is forgotten once staff lifted the shared one), else by this
+    /// shim's counts.
+    async fn is_locked(&self, logon_id: &str, peer: IpAddr) -> bool {
+        let now = Instant::now();
+        let (local, trusted) = {
+            let lockout = lock(&self.lockout);
+            (
+                lockout.is_locked(logon_id, peer, now),
+                lockout.is_trusted(logon_id, peer, now),
+            )
+        };
+        let Some(shared) = &self.shared_locks else {
+            return local;
+        };
+        let held = shared
+            .is_locked(logon_id, peer, trusted, now_millis() / 1000)
+            .await;
+        if local && !held {
+            lock(&self.lockout).forget(logon_id);
+        }
+        held
+    }
+
+    /// Publishes the lock a failed logon imposed, when locks are shared.
+    async fn share_lock(&self, logon_id: &str, peer: IpAddr, outcome: Lock) {
+        let Some(shared) = &self.shared_locks else {
+            return;
+        };
+        let address = match outcome {
+            Lock::LockedNow => Some(peer.to_string()),
+            Lock::LockedForAll => None,
+            Lock::Counted | Lock::AlreadyLocked => return,
+        };
+        let now_unix = now_millis() / 1000;
+        let duration =
+            i64::try_from(self.config.logon_lockout.duration.as_secs()).unwrap_or(i64::MAX);
+        shared
+            .publish(LogonLock {
+                logon_id: logon_id.to_owned(),
+                address,
+                locked_unix: now_unix,
+                until_unix: now_unix.saturating_add(duration),
+            })
+            .await;
     }
 
     /// A password check against no profile (see

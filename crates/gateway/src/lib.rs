@@ -115,6 +115,7 @@ mod logon;
 pub mod processor;
 mod retry;
 mod server;
+mod shared_locks;
 mod slots;
 mod tls;
 
@@ -128,6 +129,8 @@ pub use error::{Error, Result};
 pub use handler::pending_message;
 pub use processor::spawn_processor;
 pub use server::{Listeners, run, run_listeners};
+/// How long a shim trusts the shared logon locks it read (an unlock takes effect within it).
+pub use shared_locks::CACHE_TTL as SHARED_LOCKS_CACHE_TTL;
 pub use tls::{TlsClient, TlsError, TlsServer};
 
 /// Runs a blocking closure (storage, password hashing) on tokio's blocking pool.

@@ -177,7 +177,14 @@ impl Lockout {
         }
     }
 
-    fn is_trusted(&self, logon_id: &str, ip: IpAddr, now: Instant) -> bool {
+    /// Forgets the logon id's failures and locks (a shared lock was lifted by staff).
+    pub(crate) fn forget(&mut self, logon_id: &str) {
+        self.ids.remove(logon_id);
+        self.pairs.retain(|(id, _), _| id != logon_id);
+    }
+
+    /// True when `ip` logged on with `logon_id` recently (a lock of every address spares it).
+    pub(crate) fn is_trusted(&self, logon_id: &str, ip: IpAddr, now: Instant) -> bool {
         self.trusted
             .get(&(logon_id.to_string(), ip))
             .is_some_and(|since| now.duration_since(*since) < self.config.trusted_for)

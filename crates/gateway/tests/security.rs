@@ -134,6 +134,84 @@ async fn a_logon_id_is_locked_after_repeated_failures_and_unlocked_after_the_per
     assert!(!logs.contains(wrong), "the wrong password is never logged");
 }
 
+/// Two shims on one store (two tasks of the service): a lock imposed by failures on one
+/// holds on the other, and `profile unlock` (the shared locks' `unlock`) lifts it on both
+/// within the locks' cache time, long before the lock would have ended.
+#[tokio::test]
+async fn a_lock_holds_on_every_shim_and_unlock_lifts_it_everywhere() {
+    logs();
+    let config = Config {
+        logon_lockout: LogonLockout {
+            threshold: 3,
+            window: Duration::from_secs(60),
+            duration: Duration::from_secs(3_600),
+            ..LogonLockout::default()
+        },
+        logon_backoff: LogonBackoff {
+            threshold: 1_000,
+            ..LogonBackoff::default()
+        },
+        ..config()
+    };
+    let harness = Harness::start(config.clone()).await;
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_addr = other.local_addr().unwrap();
+    let (stop_other, stopped) = tokio::sync::oneshot::channel::<()>();
+    let other_server = tokio::spawn(bibgate_gateway::run(
+        other,
+        async move {
+            let _ = stopped.await;
+        },
+        harness.services.clone(),
+        config,
+    ));
+    let send_to = |addr, password: &'static str, number| async move {
+        text(
+            &exchange(
+                addr,
+                &desktop_request(BETA, password, &record_bytes(number, "Shared.")),
+            )
+            .await,
+        )
+    };
+    let wrong = "wrong-Shared-pw-7731";
+    for _ in 0..3 {
+        assert_eq!(send_to(harness.addr, wrong, 7001).await, LOGON_FAILED);
+    }
+    assert_eq!(
+        send_to(other_addr, PASSWORD, 7002).await,
+        LOGON_FAILED,
+        "the other shim refuses the right password: the lock is shared"
+    );
+    let locks = bibgate_store::BlobLogonLocks::new(harness.blobs.clone());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    use bibgate_store::LogonLocks;
+    let held = locks.locks(BETA, now).unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(locks.unlock(BETA, now).unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert!(is_success(&send_to(other_addr, PASSWORD, 7003).await));
+    assert!(
+        is_success(&send_to(harness.addr, PASSWORD, 7004).await),
+        "the shim that imposed the lock forgets it once it is lifted"
+    );
+    // Counting starts again: three failures lock again, on the other shim at once and on
+    // this one once its cache of the locks (read a moment ago, empty) is read again.
+    for _ in 0..3 {
+        assert_eq!(send_to(other_addr, wrong, 7005).await, LOGON_FAILED);
+    }
+    assert_eq!(send_to(other_addr, PASSWORD, 7006).await, LOGON_FAILED);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(send_to(harness.addr, PASSWORD, 7006).await, LOGON_FAILED);
+    let _ = stop_other.send(());
+    other_server.await.unwrap();
+    harness.stop().await;
+}
+
 /// A password rotation on a running shim: the new password works at once, the previous one
 /// until its expiry (not longer, even though it was cached), and the server never restarts.
 #[tokio::test]

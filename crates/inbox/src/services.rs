@@ -25,6 +25,9 @@ pub struct Services {
     pub results: Arc<ResultSignals>,
     /// Runs institutions' merge policies in the processor (`None`: no policies).
     pub policies: Option<Arc<dyn bibgate_import::PolicyRunner>>,
+    /// The logon locks every shim process shares (`None`: each shim keeps its own, in
+    /// memory, and `bibgate profile unlock` cannot reach them).
+    pub logon_locks: Option<Arc<dyn bibgate_store::LogonLocks>>,
     /// Where the shim finds an export's result, and so whether the processor writes result
     /// documents. The shim and the processor must be given the same.
     pub delivery: ResultDelivery,
@@ -54,8 +57,15 @@ impl Services {
             wake: Arc::new(Notify::new()),
             results: Arc::new(ResultSignals::default()),
             policies: None,
+            logon_locks: None,
             delivery: ResultDelivery::default(),
         }
+    }
+
+    /// The same services, sharing logon locks through `locks`.
+    pub fn with_logon_locks(mut self, locks: Arc<dyn bibgate_store::LogonLocks>) -> Services {
+        self.logon_locks = Some(locks);
+        self
     }
 
     /// The same services, delivering results through `delivery`.

@@ -160,7 +160,7 @@ mod s3;
 pub mod testing;
 
 pub use context::AwsContext;
-pub use dynamo::{DynamoPolicyStore, DynamoStore, INLINE_MARC_LIMIT};
+pub use dynamo::{DynamoLogonLocks, DynamoPolicyStore, DynamoStore, INLINE_MARC_LIMIT};
 pub use error::{Error, Result};
 #[cfg(feature = "sqs")]
 pub use queue::{QueueMessage, SqsQueue};

@@ -168,3 +168,13 @@ fn a_swapped_precompiled_object_is_refused() {
         b"compiled"
     );
 }
+
+#[test]
+fn dynamo_logon_locks_pass_the_contract() {
+    let context = testing::context();
+    let table = testing::fresh_store(&context);
+    bibgate_store::logon::logon_locks_contract(&bibgate_store_aws::DynamoLogonLocks::new(
+        &context,
+        table.table(),
+    ));
+}

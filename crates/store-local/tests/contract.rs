@@ -153,3 +153,11 @@ fn sqlite_policy_store_passes_the_policy_contract() {
         Box::new(bibgate_store_local::SqlitePolicyStore::new(db, blobs))
     });
 }
+
+#[test]
+fn blob_logon_locks_in_the_folder_pass_the_contract() {
+    let root = tempfile::tempdir().unwrap();
+    let blobs: std::sync::Arc<dyn BlobStore> =
+        std::sync::Arc::new(FolderBlobStore::new(root.path().join("blobs")).unwrap());
+    bibgate_store::logon::logon_locks_contract(&bibgate_store::BlobLogonLocks::new(blobs));
+}

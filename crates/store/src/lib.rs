@@ -28,11 +28,13 @@ pub mod contract;
 pub mod contract_policy;
 mod error;
 mod key_list;
+pub mod logon;
 mod model;
 pub mod policy;
 
 pub use error::{Error, Result};
 pub use key_list::{BadIndexKey, encode_index_keys, parse_index_keys};
+pub use logon::{BlobLogonLocks, LogonLock, LogonLocks};
 pub use model::*;
 pub use policy::PolicyStore;
 

@@ -29,7 +29,13 @@ pub enum Command {
     },
     /// List profiles.
     List,
-    /// Show one profile.
+    /// Lift the logon lock-out of a profile's logon id (on every shim at once; the failures
+    /// that caused it are in the server log).
+    Unlock {
+        /// The profile id.
+        id: String,
+    },
+    /// Show one profile (with its logon lock-out and password rotation state).
     Show {
         /// The profile id.
         id: String,
@@ -90,6 +96,35 @@ pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
                 .find(|p| p.id == id)
                 .with_context(|| format!("profile {id:?} does not exist"))?;
             profile_show(&profile, &mut out)?;
+            let locks = data.logon_locks()?.locks(&profile.logon_id, now_unix())?;
+            if locks.is_empty() {
+                writeln!(out, "  logon lock-out    none")?;
+            }
+            for lock in locks {
+                writeln!(
+                    out,
+                    "  logon locked      for {} since {} until {} (bibgate profile unlock {})",
+                    lock.scope(),
+                    bibgate_engine::messages::utc_minutes(lock.locked_unix),
+                    bibgate_engine::messages::utc_minutes(lock.until_unix),
+                    profile.id
+                )?;
+            }
+        }
+        Command::Unlock { id } => {
+            let profile = all_profiles(store)?
+                .into_iter()
+                .find(|p| p.id == id)
+                .with_context(|| format!("profile {id:?} does not exist"))?;
+            let lifted = data.logon_locks()?.unlock(&profile.logon_id, now_unix())?;
+            writeln!(
+                out,
+                "{} logon lock{} lifted for logon id {} (every shim sees it within {} s)",
+                lifted,
+                if lifted == 1 { "" } else { "s" },
+                profile.logon_id,
+                bibgate_gateway::SHARED_LOCKS_CACHE_TTL.as_secs()
+            )?;
         }
         Command::Set {
             id,

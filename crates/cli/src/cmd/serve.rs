@@ -214,8 +214,10 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         BackendKind::Local => ResultDelivery::Store,
         BackendKind::Aws => ResultDelivery::Documents,
     };
-    let mut services =
-        Services::new(data.store()?.clone(), data.blobs.clone()).with_delivery(delivery);
+    // Logon locks shared with every other shim of the backend (and `profile unlock`).
+    let mut services = Services::new(data.store()?.clone(), data.blobs.clone())
+        .with_delivery(delivery)
+        .with_logon_locks(data.logon_locks()?);
     if in_process {
         // Activations are read every couple of seconds, so a policy activated while the
         // server runs takes effect without a restart.

@@ -75,7 +75,10 @@ impl Harness {
         let store = Arc::new(SqliteStore::open(&dir.path().join("bibgate.sqlite")).unwrap());
         init_demo(&*store);
         let blobs = Arc::new(FolderBlobStore::new(dir.path().join("blobs")).unwrap());
-        let services = Services::new(store.clone(), blobs.clone()).with_delivery(delivery);
+        // As `bibgate serve` wires it: logon locks shared through the data directory.
+        let services = Services::new(store.clone(), blobs.clone())
+            .with_delivery(delivery)
+            .with_logon_locks(Arc::new(bibgate_store::BlobLogonLocks::new(blobs.clone())));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

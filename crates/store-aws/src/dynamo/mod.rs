@@ -7,9 +7,11 @@
 
 mod commit;
 mod items;
+mod logon;
 mod policy;
 mod table;
 
+pub use logon::DynamoLogonLocks;
 pub use policy::DynamoPolicyStore;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
