@@ -185,6 +185,25 @@ fn the_function_applies_the_institutions_active_policy_and_names_it() {
         aws.store.result(&beta.export_id).unwrap().unwrap().policy,
         None
     );
+    // A drop file of the same institution goes through the same policy.
+    let oldest = encode(&oclc_record(
+        3105,
+        b' ',
+        Some("20210101000000.0"),
+        "Oldest.",
+    ));
+    aws.blobs.put("drop/01DEMO_ALPHA/old.mrc", &oldest).unwrap();
+    let report_key = "reports/01DEMO_ALPHA/old.mrc.results.jsonl";
+    aws.drain_until(WAIT, || aws.blobs.get(report_key).unwrap().is_some());
+    let report = String::from_utf8(aws.blobs.get(report_key).unwrap().unwrap()).unwrap();
+    let line: serde_json::Value = serde_json::from_str(report.lines().next().unwrap()).unwrap();
+    assert_eq!(line["reason_code"], "MERGED", "{report}");
+    let stored = aws
+        .store
+        .result(line["export_id"].as_str().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.policy.as_deref(), Some(activation.label().as_str()));
 }
 
 #[test]
