@@ -129,15 +129,16 @@
 //! left the editor, none for an open one; DynamoDB deletes expired items lazily, which is
 //! harmless because nothing reads `expires_at`.
 //!
-//! ## Concurrency on moto
+//! ## Concurrency
 //!
-//! moto's `TransactWriteItems` is not thread-safe (concurrent calls fail with HTTP 500).
-//! Every `TransactWriteItems` call of this process therefore goes through one async mutex.
-//! On AWS this costs nothing that matters: a Lambda process runs one invocation at a time
-//! and the handler commits sequentially, and the shim does not commit. Concurrency between
-//! processes (many Lambdas) is what the conditions above protect, and the tests race many
-//! threads through read → decide → commit, so the conditions are exercised; what they do
-//! not exercise is DynamoDB's own server-side isolation, which is AWS's guarantee.
+//! Transactions are sent as they come, from any number of threads: DynamoDB applies each
+//! atomically and the conditions above decide between racing processes (a loser gets
+//! `Conflict` and decides again). moto's `TransactWriteItems` is not thread-safe
+//! (concurrent calls can fail with HTTP 500), so the *test double* is made to behave like
+//! DynamoDB instead: `scripts/moto_server.py` serves DynamoDB requests one at a time. The
+//! tests race many threads through read → decide → commit, so the conditions are
+//! exercised; what they do not exercise is DynamoDB's own server-side isolation, which is
+//! AWS's guarantee.
 //!
 //! # Invariants
 //!

@@ -19,10 +19,6 @@ use super::{DynamoStore, build_error, sdk_error};
 /// The most actions one `TransactWriteItems` may hold.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 
-/// Every `TransactWriteItems` of this process goes through here (see the crate docs,
-/// "Concurrency on moto").
-static TRANSACTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// Makes transaction tokens unique within the process.
 static TOKEN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -157,8 +153,7 @@ impl DynamoStore {
         }
     }
 
-    /// Sends one `TransactWriteItems` with an idempotency token, one at a time per process
-    /// (see the crate docs).
+    /// Sends one `TransactWriteItems` with an idempotency token.
     async fn send_transaction(
         &self,
         actions: Vec<TransactWriteItem>,
@@ -168,7 +163,6 @@ impl DynamoStore {
             aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
         >,
     > {
-        let _serialised = TRANSACTIONS.lock().await;
         self.client
             .transact_write_items()
             .set_transact_items(Some(actions))
