@@ -20,8 +20,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cmd::{
-    bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile, record,
-    result, send, serve,
+    backup, bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile,
+    record, result, send, serve,
 };
 use data::{Backend, BackendArgs, BackendKind, Data};
 
@@ -91,6 +91,14 @@ enum Command {
     Policy(policy::Command),
     /// Send each record of a file to a Connexion gateway, like the Connexion client.
     Send(send::Args),
+    /// Copy the data directory while `serve` runs: a database snapshot, the blobs and a
+    /// manifest of SHA-256 sums (local backend; on AWS, PITR and S3 versioning).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory, after checking its manifest.
+    Restore(backup::RestoreArgs),
+    /// Check the data directory: database integrity, every result's raw bytes, the OCLC
+    /// index against the records (exit 1 with each problem).
+    Verify,
 }
 
 fn main() -> ExitCode {
@@ -112,6 +120,14 @@ fn broken_pipe(error: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The local backend, or the error that names what to use on AWS instead.
+fn aws_instead(backend: &Backend) -> anyhow::Result<&Backend> {
+    match backend.kind() {
+        BackendKind::Local => Ok(backend),
+        BackendKind::Aws => anyhow::bail!(backup::AWS_INSTEAD),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -154,5 +170,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Process(args) => serve::process(local()?, &args),
         Command::Policy(command) => policy::run(&backend, command),
         Command::Send(args) => send::run(&args),
+        Command::Backup(args) => {
+            backup::backup(&Data::open_existing(aws_instead(&backend)?)?, &args)
+        }
+        Command::Restore(args) => {
+            aws_instead(&backend)?;
+            backup::restore(&data_dir, &args)
+        }
+        Command::Verify => backup::verify(&Data::open_existing(aws_instead(&backend)?)?),
     }
 }

@@ -74,4 +74,4 @@ mod sqlite;
 
 pub use folder::{FolderBlobStore, create_private_dir_all};
 pub use policy::SqlitePolicyStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Check, SqliteStore};

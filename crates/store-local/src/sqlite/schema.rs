@@ -150,6 +150,25 @@ CREATE TABLE policy_config (
 );
 ";
 
+/// Refuses a database whose schema is newer than this build's ([`Error::Corrupt`], saying
+/// so), before anything is written to it: an older binary never changes such a file.
+pub(super) fn refuse_newer(conn: &Connection, shown: &str) -> Result<()> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|err| backend(&format!("read the schema version of {shown:?}"), err))?;
+    if version > SCHEMA_VERSION {
+        return Err(newer(shown, version));
+    }
+    Ok(())
+}
+
+fn newer(shown: &str, version: i64) -> Error {
+    Error::Corrupt(format!(
+        "database {shown:?} has schema version {version}, newer than the {SCHEMA_VERSION} this build supports: \
+         it was written by a newer bibgate; run that version (or newer), this one leaves the file as it is"
+    ))
+}
+
 /// Brings the schema up to [`SCHEMA_VERSION`].
 pub(super) fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
     let tx = conn
@@ -159,9 +178,7 @@ pub(super) fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(|err| backend(&format!("read the schema version of {shown:?}"), err))?;
     if version > SCHEMA_VERSION {
-        return Err(Error::Corrupt(format!(
-            "database {shown:?} has schema version {version}, newer than the {SCHEMA_VERSION} this build supports"
-        )));
+        return Err(newer(shown, version));
     }
     if version < 1 {
         tx.execute_batch(SCHEMA_V1)
