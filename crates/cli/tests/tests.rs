@@ -1,6 +1,8 @@
 //! The `bibgate` binary, end to end, as one test binary (`cargo test -p bibgate-cli --test
 //! tests`; a module's tests alone with a filter, e.g. `-- faults::`).
 //!
+//! - `backup`: `backup`, `restore` and `verify`, a backup under the load of 50 clients
+//!   (issue 19).
 //! - `cli`: output shapes and documented exit codes of `inspect` and `convert`.
 //! - `consortium`: `consortium apply|show` and `institution list|show` on both backends (AWS
 //!   on moto).
@@ -11,6 +13,7 @@
 //! - `demo`: `bibgate demo` from a folder outside the repository, no shared corpus.
 //! - `util`: the helpers they share.
 
+mod backup;
 mod cli;
 mod consortium;
 mod demo;

@@ -273,3 +273,96 @@ fn check_index(conn: &Connection, out: &mut Vec<String>) -> Result<(u64, u64)> {
     }
     Ok((records, entries))
 }
+
+#[cfg(test)]
+mod tests {
+    use bibgate_store::contract::{
+        ZONE_A, active, add_commit, cancelled, sample_record, setup_zones,
+    };
+    use bibgate_store::{BlobStore, Store};
+    use rusqlite::Connection;
+
+    use crate::{FolderBlobStore, SqliteStore};
+
+    /// A store with two committed adds whose raw bytes are in the blob folder.
+    fn seeded(dir: &std::path::Path) -> (SqliteStore, FolderBlobStore) {
+        let store = SqliteStore::open(&dir.join("db.sqlite")).unwrap();
+        let blobs = FolderBlobStore::new(dir.join("blobs")).unwrap();
+        setup_zones(&store);
+        for (export_id, keys) in [
+            ("e1", vec![active(11), cancelled(12)]),
+            ("e2", vec![active(21), cancelled(21)]),
+        ] {
+            let mms_id = store.allocate_mms_id(ZONE_A).unwrap();
+            let commit = add_commit(&sample_record(ZONE_A, &mms_id, &keys), &[], export_id);
+            store.commit(&commit).unwrap();
+            blobs
+                .put(&format!("inbox/{ZONE_A}/{export_id}.mrc"), &[b'x'; 1234])
+                .unwrap();
+        }
+        (store, blobs)
+    }
+
+    #[test]
+    fn a_consistent_store_has_no_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, blobs) = seeded(dir.path());
+        let check = store.check(&blobs).unwrap();
+        assert_eq!(check.problems, Vec::<String>::new());
+        assert_eq!(
+            (check.records, check.index_entries, check.results),
+            (2, 3, 2)
+        );
+    }
+
+    #[test]
+    fn missing_or_short_raw_bytes_and_index_differences_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, blobs) = seeded(dir.path());
+        blobs.delete(&format!("inbox/{ZONE_A}/e1.mrc")).unwrap();
+        blobs
+            .put(&format!("inbox/{ZONE_A}/e2.mrc"), b"short")
+            .unwrap();
+        let conn = Connection::open(dir.path().join("db.sqlite")).unwrap();
+        conn.execute_batch(
+            "DELETE FROM oclc_index WHERE number = 11;
+             UPDATE oclc_index SET active = 0 WHERE number = 21;
+             INSERT INTO oclc_index (zone, number, mms_id, active)
+                 SELECT zone, 99, mms_id, 1 FROM records LIMIT 1;",
+        )
+        .unwrap();
+        let problems = store.check(&blobs).unwrap().problems;
+        let has = |needle: &str| problems.iter().any(|problem| problem.contains(needle));
+        assert!(has("result e1: its raw bytes"), "{problems:?}");
+        assert!(
+            has("result e2: \"inbox/01DEMO_ALPHA/e2.mrc\" has 5 bytes"),
+            "{problems:?}"
+        );
+        assert!(
+            has("OCLC number 11 is missing from the index"),
+            "{problems:?}"
+        );
+        assert!(has("active is false, the record says true"), "{problems:?}");
+        assert!(has("/99 → "), "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
+    }
+
+    #[test]
+    fn a_backup_is_an_owner_only_copy_that_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, blobs) = seeded(dir.path());
+        let copy = dir.path().join("copy.sqlite");
+        store.backup_into(&copy).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let copied = SqliteStore::open(&copy).unwrap();
+        assert_eq!(copied.count_records(ZONE_A).unwrap(), 2);
+        assert_eq!(copied.check(&blobs).unwrap().problems, Vec::<String>::new());
+        // Never over an existing file.
+        assert!(store.backup_into(&copy).is_err());
+    }
+}
