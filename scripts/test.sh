@@ -27,6 +27,8 @@ need_pip=()
 python3 -c 'import moto, flask, werkzeug' >/dev/null 2>&1 && command -v moto_server >/dev/null 2>&1 \
   || need_pip+=("moto[server]==5.2.*")
 cfn-lint --version 2>/dev/null | grep -q 'cfn-lint 1\.58\.' || need_pip+=("cfn-lint==1.58.*")
+# The Prometheus text-format parser that crates/cli/tests/metrics.rs checks /metrics with.
+python3 -c 'import prometheus_client' >/dev/null 2>&1 || need_pip+=("prometheus_client==0.21.*")
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "installing ${need_pip[*]} (pip)" >&2
   python3 -m pip install -q "${need_pip[@]}"

@@ -26,15 +26,19 @@ const CLIENTS: usize = 50;
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// `bibgate serve` on a free loopback port, killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    addr: String,
+    /// The gateway's address.
+    pub(crate) addr: String,
+    /// What it printed up to the gateway's address.
+    pub(crate) lines: Vec<String>,
 }
 
 impl Serve {
-    fn start(data: &Path) -> Serve {
+    pub(crate) fn start(data: &Path, extra: &[&str]) -> Serve {
         let mut child = bibgate_in(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -42,6 +46,7 @@ impl Serve {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut seen = Vec::new();
         let addr = loop {
             let line = lines
                 .next()
@@ -50,10 +55,15 @@ impl Serve {
             if let Some(addr) = line.strip_prefix("bibgate gateway listening on ") {
                 break addr.trim().to_string();
             }
+            seen.push(line);
         };
         // Keep reading, so that serve never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Serve { child, addr }
+        Serve {
+            child,
+            addr,
+            lines: seen,
+        }
     }
 }
 
@@ -89,7 +99,7 @@ fn owner_only(dir: &Path) {
 fn a_backup_while_fifty_clients_export_restores_every_answered_export() {
     let scratch = Scratch::new("backup-under-load");
     run_ok(bibgate_in(&scratch.data()).args(["init", "--password", PASSWORD]));
-    let serve = Serve::start(&scratch.data());
+    let serve = Serve::start(&scratch.data(), &[]);
     let rounds: Arc<Mutex<Vec<Round>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let load = {

@@ -10,6 +10,8 @@
 //! - `faults`: the processor killed at each step of an import and restarted (Unix only).
 //! - `input`: input without records, endless and sparse files in bounded memory, `policy
 //!   publish` of an endless file, owner-only file modes (issue 18).
+//! - `metrics`: `serve --metrics`: /metrics parsed by Prometheus's parser against the stored
+//!   results, and /health.
 //! - `demo`: `bibgate demo` from a folder outside the repository, no shared corpus.
 //! - `util`: the helpers they share.
 
@@ -19,5 +21,6 @@ mod consortium;
 mod demo;
 mod faults;
 mod input;
+mod metrics;
 mod result;
 mod util;

@@ -139,6 +139,7 @@ impl Shared {
             }
             Err(Refused::Credentials(text, status)) => {
                 info!(%peer, logon = %logon_shown, status, "logon refused");
+                bibgate_inbox::metrics::global().logon_failed();
                 let delay = lock(&self.throttle).failed(peer, Instant::now());
                 if !delay.is_zero() {
                     info!(%peer, delay_ms = delay.as_millis() as u64, "delaying a logon failure reply");
@@ -251,6 +252,7 @@ impl Shared {
                 let config = &self.config.logon_lockout;
                 match outcome {
                     Lock::LockedNow => {
+                        bibgate_inbox::metrics::global().locked_out(false);
                         warn!(
                             logon = %shown(&logon_id),
                             %peer,
@@ -262,6 +264,7 @@ impl Shared {
                         Err(failed())
                     }
                     Lock::LockedForAll => {
+                        bibgate_inbox::metrics::global().locked_out(true);
                         warn!(
                             logon = %shown(&logon_id),
                             failures = config.id_threshold,

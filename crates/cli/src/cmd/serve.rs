@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -46,6 +47,10 @@ pub struct ServeArgs {
     /// An optional TLS listener.
     #[command(flatten)]
     tls: TlsListenArgs,
+    /// Also serve Prometheus metrics at /metrics and a health check at /health on this
+    /// address and port (e.g. 127.0.0.1:9500).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<String>,
 }
 
 /// Arguments of `bibgate process`.
@@ -191,6 +196,23 @@ pub fn process(backend: &Backend, args: &ProcessArgs) -> anyhow::Result<ExitCode
     })
 }
 
+/// What `/metrics` and `/health` read: the blob store, and on the local backend the
+/// database's write check.
+fn metrics_sources(data: &Data) -> anyhow::Result<bibgate_gateway::MetricsSources> {
+    let mut probes: Vec<(&'static str, bibgate_gateway::Probe)> = Vec::new();
+    if data.backend().kind() == BackendKind::Local {
+        let (sqlite, _) = data.local_stores()?;
+        probes.push((
+            "store",
+            Arc::new(move || sqlite.check_writable().map_err(|error| error.to_string())),
+        ));
+    }
+    Ok(bibgate_gateway::MetricsSources {
+        blobs: data.blobs.clone(),
+        probes,
+    })
+}
+
 /// Runs the gateway (and, with the local backend, the processor unless `--no-processor`)
 /// until ctrl-c or SIGTERM.
 pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -198,7 +220,7 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         listen,
         processor,
         tls,
-        ..
+        metrics,
     } = args;
     init_tracing();
     // Read the certificate before anything starts, so a bad file fails at once.
@@ -214,8 +236,16 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         BackendKind::Local => ResultDelivery::Store,
         BackendKind::Aws => ResultDelivery::Documents,
     };
-    let mut services =
-        Services::new(data.store()?.clone(), data.blobs.clone()).with_delivery(delivery);
+    let mut store = data.store()?.clone();
+    if metrics.is_some() {
+        // Counts every stored result and times every commit, for /metrics.
+        store = Arc::new(bibgate_inbox::metrics::MeteredStore::new(store));
+    }
+    let metrics_sources = match metrics {
+        Some(_) => Some(metrics_sources(&data)?),
+        None => None,
+    };
+    let mut services = Services::new(store, data.blobs.clone()).with_delivery(delivery);
     if in_process {
         // Activations are read every couple of seconds, so a policy activated while the
         // server runs takes effect without a restart.
@@ -241,9 +271,36 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("could not listen on {tls_listen:?}"))?;
             listeners.tls = Some((listener, server));
         }
+        let metrics_listener = match metrics {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("could not listen on {addr:?} for metrics"))?,
+            ),
+            None => None,
+        };
         let institutions = bibgate_inbox::ensure_drop_folders(&services)
             .context("could not create the drop folders")?;
         let mut out = std::io::stdout();
+        if let Some(listener) = &metrics_listener {
+            let addr = listener.local_addr()?;
+            writeln!(
+                out,
+                "bibgate metrics on http://{addr}/metrics and http://{addr}/health"
+            )?;
+        }
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_task = metrics_listener
+            .zip(metrics_sources)
+            .map(|(listener, sources)| {
+                tokio::spawn(bibgate_gateway::serve_metrics(
+                    listener,
+                    sources,
+                    async move {
+                        let _ = metrics_stopped.await;
+                    },
+                ))
+            });
         if let Some(listener) = &listeners.plain {
             writeln!(
                 out,
@@ -279,6 +336,10 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = stop_processor.send(());
         if let Some(processor) = processor {
             let _ = processor.await;
+        }
+        let _ = stop_metrics.send(());
+        if let Some(task) = metrics_task {
+            let _ = task.await;
         }
         Ok(ExitCode::SUCCESS)
     })

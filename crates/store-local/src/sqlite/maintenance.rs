@@ -92,6 +92,18 @@ impl SqliteStore {
             .map_err(|err| Error::Backend(format!("could not sync {shown:?}: {err}")))
     }
 
+    /// Whether the database takes a durable write now: one write transaction that rewrites
+    /// the schema version with its own value (for a health check; nothing changes).
+    pub fn check_writable(&self) -> Result<()> {
+        self.write("check that the database is writable", |tx| {
+            let version: i64 = tx
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .map_err(|err| backend("read the schema version", err))?;
+            tx.pragma_update(None, "user_version", version)
+                .map_err(|err| backend("write the schema version", err))
+        })
+    }
+
     /// Checks the database and the blobs it refers to: SQLite's integrity and foreign-key
     /// checks, every result's raw bytes present in `blobs` (the key exists and is long
     /// enough for the result's offset and length), and the OCLC index equal to what the
@@ -362,6 +374,7 @@ mod tests {
         let copied = SqliteStore::open(&copy).unwrap();
         assert_eq!(copied.count_records(ZONE_A).unwrap(), 2);
         assert_eq!(copied.check(&blobs).unwrap().problems, Vec::<String>::new());
+        store.check_writable().unwrap();
         // Never over an existing file.
         assert!(store.backup_into(&copy).is_err());
     }
