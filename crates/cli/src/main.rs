@@ -17,7 +17,8 @@ mod input;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::{
     backup, bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile,
@@ -102,7 +103,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    match run(cli, &matches) {
         Ok(code) => code,
         // The reader went away (`bibgate record show … | head`): nothing more to say.
         Err(error) if broken_pipe(&error) => ExitCode::SUCCESS,
@@ -130,7 +136,22 @@ fn aws_instead(backend: &Backend) -> anyhow::Result<&Backend> {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
+    if let Command::Serve(args) = &mut cli.command {
+        // `serve --config FILE`: the file's settings, except those given as flags.
+        let serve = matches.subcommand_matches("serve");
+        let explicit = |id: &str| {
+            matches!(
+                serve.and_then(|m| m.value_source(id)),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        if let Some(data_dir) = args.apply_config(&explicit)?
+            && !explicit("data_dir")
+        {
+            cli.data_dir = data_dir;
+        }
+    }
     // The data directory, unless --backend (or BIBGATE_BACKEND) says otherwise.
     let data_dir = cli.data_dir;
     let backend = Backend::new(&data_dir, &cli.backend)?;

@@ -17,6 +17,7 @@ pub mod record;
 pub mod result;
 pub mod send;
 pub mod serve;
+pub mod serve_config;
 
 use anyhow::Context;
 use bibgate_store::{Store, TargetZone};

@@ -51,6 +51,64 @@ pub struct ServeArgs {
     /// address and port (e.g. 127.0.0.1:9500).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<String>,
+    /// A TOML file of these settings (and `data-dir`), under the flags' names; flags given
+    /// on the command line win over it.
+    #[arg(long, env = "BIBGATE_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+}
+
+impl ServeArgs {
+    /// Takes each setting of the `--config` file that `explicit` (by argument id) says was
+    /// not given on the command line or by its variable; returns the file's `data-dir`
+    /// (the caller applies it unless `--data-dir` was given).
+    pub fn apply_config(
+        &mut self,
+        explicit: &dyn Fn(&str) -> bool,
+    ) -> anyhow::Result<Option<std::path::PathBuf>> {
+        let Some(path) = &self.config else {
+            return Ok(None);
+        };
+        let config = crate::cmd::serve_config::load(path)?;
+        let take = |id: &str| !explicit(id);
+        if let Some(listen) = config.listen.filter(|_| take("listen")) {
+            self.listen = listen;
+        }
+        if let Some(metrics) = config.metrics.filter(|_| take("metrics")) {
+            self.metrics = Some(metrics);
+        }
+        let tls = &mut self.tls;
+        if let Some(cert) = config.tls_cert.filter(|_| take("tls_cert")) {
+            tls.tls_cert = Some(cert);
+        }
+        if let Some(key) = config.tls_key.filter(|_| take("tls_key")) {
+            tls.tls_key = Some(key);
+        }
+        if tls.tls_cert.is_some() != tls.tls_key.is_some() {
+            anyhow::bail!(
+                "a TLS certificate needs its key and a key its certificate (tls-cert and tls-key)"
+            );
+        }
+        if let Some(tls_listen) = config.tls_listen.filter(|_| take("tls_listen")) {
+            tls.tls_listen = tls_listen;
+        }
+        if let Some(no_plain) = config.no_plain.filter(|_| take("no_plain")) {
+            tls.no_plain = no_plain;
+        }
+        if tls.no_plain && tls.tls_cert.is_none() {
+            anyhow::bail!("no-plain needs a TLS listener (tls-cert and tls-key)");
+        }
+        let processor = &mut self.processor;
+        if let Some(no_processor) = config.no_processor.filter(|_| take("no_processor")) {
+            processor.no_processor = no_processor;
+        }
+        if let Some(chunk) = config.drop_chunk.filter(|_| take("drop_chunk")) {
+            processor.processor.drop_chunk = Some(chunk);
+        }
+        if let Some(settle) = config.drop_settle_ms.filter(|_| take("drop_settle_ms")) {
+            processor.processor.drop_settle_ms = Some(settle);
+        }
+        Ok(config.data_dir)
+    }
 }
 
 /// Arguments of `bibgate process`.
@@ -221,6 +279,7 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         processor,
         tls,
         metrics,
+        ..
     } = args;
     init_tracing();
     // Read the certificate before anything starts, so a bad file fails at once.
