@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need first (idempotent):
 # - yaz (yaz-marcdump), the peer tool of the differential MARCXML test.
-# - moto (local S3/DynamoDB/SQS, started on a free loopback port) and cfn-lint (pip).
+# - moto (local S3/DynamoDB/SQS, started on a free loopback port), cfn-lint and
+#   prometheus_client (pip).
+# - systemd (systemd-analyze, for the Debian package's unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,8 @@ need_apt=()
 command -v yaz-marcdump >/dev/null 2>&1 || need_apt+=(yaz)
 # /usr/bin/time -v measures the peak RSS of `bibgate import` in crates/cli/tests/input.rs.
 [ -x /usr/bin/time ] || need_apt+=(time)
+# systemd-analyze verifies bibgate.service in scripts/test-deb.sh (dpkg-deb is always there).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (apt)" >&2
   apt-get update -qq
@@ -27,6 +31,8 @@ need_pip=()
 python3 -c 'import moto, flask, werkzeug' >/dev/null 2>&1 && command -v moto_server >/dev/null 2>&1 \
   || need_pip+=("moto[server]==5.2.*")
 cfn-lint --version 2>/dev/null | grep -q 'cfn-lint 1\.58\.' || need_pip+=("cfn-lint==1.58.*")
+# The Prometheus text-format parser that crates/cli/tests/metrics.rs checks /metrics with.
+python3 -c 'import prometheus_client' >/dev/null 2>&1 || need_pip+=("prometheus_client==0.21.*")
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "installing ${need_pip[*]} (pip)" >&2
   python3 -m pip install -q "${need_pip[@]}"
@@ -64,5 +70,9 @@ for p in "${policy_crates[@]}"; do
 done
 rm -rf "$policy_data"
 # --- end merge policies
+
+# --- The Debian package (issue 19): built from the debug binary above, checked, verified by
+# systemd-analyze and installed into a throw-away root.
+bash scripts/test-deb.sh "${CARGO_TARGET_DIR:-target}/debug/bibgate"
 
 cargo test --workspace --all-features "$@"

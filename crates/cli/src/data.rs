@@ -252,6 +252,14 @@ impl Data {
         .cloned()
     }
 
+    /// The local backend's database and blob folder (for `backup` and `verify`).
+    pub fn local_stores(&self) -> anyhow::Result<(Arc<SqliteStore>, FolderBlobStore)> {
+        match (&self.backend, &self.folder) {
+            (Backend::Local(dir), Some(folder)) => Ok((self.sqlite(dir)?, folder.clone())),
+            _ => bail!(crate::cmd::backup::AWS_INSTEAD),
+        }
+    }
+
     /// The record store.
     pub fn store(&self) -> anyhow::Result<&Arc<dyn Store>> {
         once(&self.store, || match &self.backend {

@@ -17,11 +17,12 @@ mod input;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::{
-    bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile, record,
-    redrive, result, send, serve,
+    backup, bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile,
+    record, redrive, result, send, serve,
 };
 use data::{Backend, BackendArgs, BackendKind, Data};
 
@@ -93,10 +94,23 @@ enum Command {
     Policy(policy::Command),
     /// Send each record of a file to a Connexion gateway, like the Connexion client.
     Send(send::Args),
+    /// Copy the data directory while `serve` runs: a database snapshot, the blobs and a
+    /// manifest of SHA-256 sums (local backend; on AWS, PITR and S3 versioning).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory, after checking its manifest.
+    Restore(backup::RestoreArgs),
+    /// Check the data directory: database integrity, every result's raw bytes, the OCLC
+    /// index against the records (exit 1 with each problem).
+    Verify,
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    match run(cli, &matches) {
         Ok(code) => code,
         // The reader went away (`bibgate record show … | head`): nothing more to say.
         Err(error) if broken_pipe(&error) => ExitCode::SUCCESS,
@@ -116,7 +130,30 @@ fn broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// The local backend, or the error that names what to use on AWS instead.
+fn aws_instead(backend: &Backend) -> anyhow::Result<&Backend> {
+    match backend.kind() {
+        BackendKind::Local => Ok(backend),
+        BackendKind::Aws => anyhow::bail!(backup::AWS_INSTEAD),
+    }
+}
+
+fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
+    if let Command::Serve(args) = &mut cli.command {
+        // `serve --config FILE`: the file's settings, except those given as flags.
+        let serve = matches.subcommand_matches("serve");
+        let explicit = |id: &str| {
+            matches!(
+                serve.and_then(|m| m.value_source(id)),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        if let Some(data_dir) = args.apply_config(&explicit)?
+            && !explicit("data_dir")
+        {
+            cli.data_dir = data_dir;
+        }
+    }
     // The data directory, unless --backend (or BIBGATE_BACKEND) says otherwise.
     let data_dir = cli.data_dir;
     let backend = Backend::new(&data_dir, &cli.backend)?;
@@ -157,5 +194,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => policy::run(&backend, command),
         Command::Send(args) => send::run(&args),
         Command::Redrive(args) => redrive::run(&Data::open(&backend)?, &args),
+        Command::Backup(args) => {
+            backup::backup(&Data::open_existing(aws_instead(&backend)?)?, &args)
+        }
+        Command::Restore(args) => {
+            aws_instead(&backend)?;
+            backup::restore(&data_dir, &args)
+        }
+        Command::Verify => backup::verify(&Data::open_existing(aws_instead(&backend)?)?),
     }
 }

@@ -144,6 +144,7 @@ impl Shared {
             }
             Err(Refused::Credentials(text, status)) => {
                 info!(%peer, logon = %logon_shown, status, "logon refused");
+                bibgate_inbox::metrics::global().logon_failed();
                 let delay = lock(&self.throttle).failed(peer, Instant::now());
                 if !delay.is_zero() {
                     info!(%peer, delay_ms = delay.as_millis() as u64, "delaying a logon failure reply");
@@ -257,6 +258,7 @@ impl Shared {
                 self.share_lock(&logon_id, peer, outcome).await;
                 match outcome {
                     Lock::LockedNow => {
+                        bibgate_inbox::metrics::global().locked_out(false);
                         warn!(
                             logon = %shown(&logon_id),
                             %peer,
@@ -268,6 +270,7 @@ impl Shared {
                         Err(failed())
                     }
                     Lock::LockedForAll => {
+                        bibgate_inbox::metrics::global().locked_out(true);
                         warn!(
                             logon = %shown(&logon_id),
                             failures = config.id_threshold,

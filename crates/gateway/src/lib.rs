@@ -112,6 +112,7 @@ mod digest;
 mod error;
 mod handler;
 mod logon;
+mod metrics;
 pub mod processor;
 mod retry;
 mod server;
@@ -127,6 +128,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use handler::pending_message;
+pub use metrics::{MetricsSources, Probe, serve_metrics};
 pub use processor::spawn_processor;
 pub use server::{Listeners, run, run_listeners};
 /// How long a shim trusts the shared logon locks it read (an unlock takes effect within it).

@@ -127,7 +127,7 @@ struct DropFailure {
 /// `(institution, file)` of a drop-folder key the processor looks at: a file right in an
 /// institution's folder, not being written (`.part`, a leading dot: see
 /// [`bibgate_inbox::layout::is_in_progress_name`]) and not the folder's `README.txt`.
-fn drop_candidate(key: &str) -> Option<(&str, &str)> {
+pub fn drop_candidate(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix(DROP)?;
     let (institution, file) = rest.split_once('/')?;
     if institution.is_empty()

@@ -482,6 +482,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                     }
                     Parse::Complete(request) => {
                         let extra = parser.check_one_record().is_err();
+                        let asked = Instant::now();
                         let mut answer = self.shared.answer(self.peer.ip(), request).await;
                         if extra {
                             info!(peer = %self.peer, "more than one record in one read; extra data ignored");
@@ -497,6 +498,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                         if self.reply(&answer.text).await.is_err() {
                             return;
                         }
+                        bibgate_inbox::metrics::global().replied(answer.status, asked.elapsed());
                         // A fresh parser drops whatever else came in the same read.
                         parser = RequestParser::with_max_bytes(config.max_request_bytes);
                         let Some(next) = self.after_reply(true).await else {

@@ -35,6 +35,7 @@ pub mod drop;
 mod error;
 pub mod export;
 pub mod layout;
+pub mod metrics;
 mod services;
 
 use std::time::{SystemTime, UNIX_EPOCH};

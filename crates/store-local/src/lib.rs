@@ -29,9 +29,11 @@
 //! `previous_password_hash` and `previous_password_expires` to `profiles` (password
 //! rotation; `NULL` in migrated rows).
 //!
-//! Every migration is in `src/sqlite/schema.rs`. A database with a newer `user_version`
-//! than this build knows is refused with
-//! [`Error::Corrupt`](bibgate_store::Error::Corrupt) rather than misread.
+//! Every migration is in `src/sqlite/schema.rs`, numbered; `tests/fixtures/schema-v<N>.sqlite`
+//! holds a database of each schema version, which a test migrates and reads back. A
+//! database with a newer `user_version` than this build knows is refused with
+//! [`Error::Corrupt`](bibgate_store::Error::Corrupt) before anything is written to it,
+//! rather than misread or changed.
 //!
 //! # Durability
 //!
@@ -74,4 +76,4 @@ mod sqlite;
 
 pub use folder::{FolderBlobStore, create_private_dir_all};
 pub use policy::SqlitePolicyStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Check, SqliteStore};

@@ -11,7 +11,7 @@
 //! like `sam local invoke`: it reads an `SqsEvent` (from the file, or stdin for `-` or no
 //! argument), runs the same handler on the same DynamoDB + S3 services from the
 //! environment, prints the `SqsBatchResponse` JSON on stdout and exits 0 (logs go to
-//! stderr). The invocation's deadline is `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900,
+//! stderr, and so do the invocation's metrics). The invocation's deadline is `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900,
 //! the function's timeout); `BIBGATE_DROP_CHUNK` sets the records of a drop file per chunk
 //! (default 500). The fault tests run it with `BIBGATE_FAILPOINT` armed and kill it
 //! (`functions/import-processor/tests/faults.rs`).
@@ -24,6 +24,13 @@
 //! `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900).
 //!
 //! Without arguments the binary is the Lambda runtime client, unchanged.
+//!
+//! # Metrics
+//!
+//! After each invocation, the results it stored are logged as CloudWatch embedded metric
+//! format lines (namespace `Bibgate`, metric `Results`, dimensions source, institution,
+//! outcome and reason: the counters `bibgate serve --metrics` exposes as
+//! `bibgate_results_total`); CloudWatch turns them into metrics with no API call.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -32,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use bibgate_import_processor::{Processor, Settings};
+use bibgate_inbox::metrics::{self, MeteredStore};
 use bibgate_inbox::{ResultDelivery, Services};
 use bibgate_plugin_host::{WasmEngine, WasmPolicyRunner};
 use bibgate_store::{BlobStore, PolicyStore, Store};
@@ -84,7 +92,8 @@ async fn processor(adjust: impl FnOnce(Settings) -> Settings) -> Result<Arc<Proc
         Arc::new(DynamoPolicyStore::new(&context, &table, blobs.clone()));
     let engine = Arc::new(WasmEngine::new()?);
     let runner = Arc::new(WasmPolicyRunner::new(engine, policies));
-    let store: Arc<dyn Store> = Arc::new(store);
+    // Counts the results it stores: each invocation logs them as CloudWatch metrics.
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(Arc::new(store)));
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let processor = Arc::new(Processor::new(
         // The shim polls S3 for `results/<export-id>.json`.
@@ -97,11 +106,22 @@ async fn processor(adjust: impl FnOnce(Settings) -> Settings) -> Result<Arc<Proc
     Ok(processor)
 }
 
-/// Runs `event` through the handler on a blocking thread, with `deadline`.
+/// Where an invocation's metrics go: the Lambda's stdout (CloudWatch Logs reads embedded
+/// metric format there), or stderr in `invoke` mode, whose stdout is the response.
+#[derive(Clone, Copy)]
+enum MetricsTo {
+    Stdout,
+    Stderr,
+}
+
+/// Runs `event` through the handler on a blocking thread, with `deadline`; then logs the
+/// results it stored as CloudWatch embedded-metric-format lines
+/// ([`bibgate_inbox::metrics::emf_lines`]: one a label set, `Bibgate/Results`).
 async fn handle(
     processor: Arc<Processor>,
     event: SqsEvent,
     deadline: SystemTime,
+    metrics_to: MetricsTo,
 ) -> Result<SqsBatchResponse, Error> {
     let response = tokio::task::spawn_blocking(move || {
         let remaining = || {
@@ -109,7 +129,21 @@ async fn handle(
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO)
         };
-        processor.handle(&event, &remaining)
+        // One invocation at a time per instance: the difference is this invocation's.
+        let before = metrics::global().results();
+        let response = processor.handle(&event, &remaining);
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+            });
+        for line in metrics::emf_lines(&before, &metrics::global().results(), now_ms) {
+            match metrics_to {
+                MetricsTo::Stdout => println!("{line}"),
+                MetricsTo::Stderr => eprintln!("{line}"),
+            }
+        }
+        response
     })
     .await?;
     Ok(response)
@@ -182,7 +216,7 @@ async fn invoke(source: Option<String>) -> Result<(), Error> {
         ..settings
     })
     .await?;
-    let response = handle(processor, event, deadline).await?;
+    let response = handle(processor, event, deadline, MetricsTo::Stderr).await?;
     println!("{}", serde_json::to_string(&response)?);
     Ok(())
 }
@@ -221,7 +255,7 @@ async fn main() -> Result<(), Error> {
         let processor = processor.clone();
         async move {
             let deadline = deadline_of(event.context.deadline);
-            handle(processor, event.payload, deadline).await
+            handle(processor, event.payload, deadline, MetricsTo::Stdout).await
         }
     }))
     .await

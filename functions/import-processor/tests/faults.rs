@@ -163,7 +163,12 @@ impl Invocation {
     }
 
     /// Waits for the invocation to end and returns the response it printed.
-    fn finish(mut self) -> SqsBatchResponse {
+    fn finish(self) -> SqsBatchResponse {
+        self.finish_logged().0
+    }
+
+    /// [`Invocation::finish`], with the invocation's stderr lines.
+    fn finish_logged(mut self) -> (SqsBatchResponse, Vec<String>) {
         let stdout = match self.stdout.recv_timeout(WAIT) {
             Ok(bytes) => bytes,
             Err(_) => panic!(
@@ -186,13 +191,14 @@ impl Invocation {
             "{}",
             self.log()
         );
-        serde_json::from_slice(&stdout).unwrap_or_else(|error| {
+        let response = serde_json::from_slice(&stdout).unwrap_or_else(|error| {
             panic!(
                 "the invocation printed no response ({error}): {:?}; stderr:\n{}",
                 String::from_utf8_lossy(&stdout),
                 self.log()
             )
-        })
+        });
+        (response, std::mem::take(&mut self.log))
     }
 }
 
@@ -1071,4 +1077,48 @@ fn a_report_part_without_a_marker_is_not_joined() {
             .is_empty()
     );
     assert_eq!(aws.store.count_records(ALPHA).unwrap(), 3);
+}
+
+/// An invocation logs the results it stored as CloudWatch embedded-metric-format lines
+/// (issue 19): an added export is one `Bibgate/Results` line with its labels and 1; a
+/// duplicate delivery that stores nothing logs none.
+#[test]
+fn an_invocation_logs_its_results_as_embedded_metrics() {
+    let aws = Loop::new();
+    let bytes = encode(&oclc_record(
+        29_000,
+        b' ',
+        Some("20240101120000.0"),
+        "Counted.",
+    ));
+    aws.export(ALPHA, &bytes);
+    let message = one_message(&aws);
+    let emf = |log: &[String]| -> Vec<serde_json::Value> {
+        log.iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|value| value.get("_aws").is_some())
+            .collect()
+    };
+    let (response, log) =
+        Invocation::start(&aws, std::slice::from_ref(&message), &[]).finish_logged();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let lines = emf(&log);
+    assert_eq!(lines.len(), 1, "{log:#?}");
+    let line = &lines[0];
+    let metric = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(metric["Namespace"], "Bibgate");
+    assert_eq!(metric["Metrics"][0]["Name"], "Results");
+    assert_eq!(
+        metric["Dimensions"][0],
+        serde_json::json!(["source", "institution", "outcome", "reason"])
+    );
+    assert!(line["_aws"]["Timestamp"].as_i64().unwrap() > 1_700_000_000_000);
+    assert_eq!(line["source"], "export");
+    assert_eq!(line["institution"], ALPHA);
+    assert_eq!(line["outcome"], "added");
+    assert_eq!(line["reason"], "ADDED");
+    assert_eq!(line["Results"], 1);
+    // The same message again: the stored result is found, nothing is stored, no metric.
+    let (_, log) = Invocation::start(&aws, std::slice::from_ref(&message), &[]).finish_logged();
+    assert!(emf(&log).is_empty(), "{log:#?}");
 }

@@ -1,6 +1,7 @@
 //! One module per command group, each with its clap arguments and its `run` function.
 //! Also the few things several commands share: the `--zone` argument and the clock.
 
+pub mod backup;
 pub mod bench;
 pub mod consortium;
 pub mod convert;
@@ -17,6 +18,7 @@ pub mod redrive;
 pub mod result;
 pub mod send;
 pub mod serve;
+pub mod serve_config;
 
 use anyhow::Context;
 use bibgate_store::{Store, TargetZone};

@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -46,6 +47,68 @@ pub struct ServeArgs {
     /// An optional TLS listener.
     #[command(flatten)]
     tls: TlsListenArgs,
+    /// Also serve Prometheus metrics at /metrics and a health check at /health on this
+    /// address and port (e.g. 127.0.0.1:9500).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<String>,
+    /// A TOML file of these settings (and `data-dir`), under the flags' names; flags given
+    /// on the command line win over it.
+    #[arg(long, env = "BIBGATE_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+}
+
+impl ServeArgs {
+    /// Takes each setting of the `--config` file that `explicit` (by argument id) says was
+    /// not given on the command line or by its variable; returns the file's `data-dir`
+    /// (the caller applies it unless `--data-dir` was given).
+    pub fn apply_config(
+        &mut self,
+        explicit: &dyn Fn(&str) -> bool,
+    ) -> anyhow::Result<Option<std::path::PathBuf>> {
+        let Some(path) = &self.config else {
+            return Ok(None);
+        };
+        let config = crate::cmd::serve_config::load(path)?;
+        let take = |id: &str| !explicit(id);
+        if let Some(listen) = config.listen.filter(|_| take("listen")) {
+            self.listen = listen;
+        }
+        if let Some(metrics) = config.metrics.filter(|_| take("metrics")) {
+            self.metrics = Some(metrics);
+        }
+        let tls = &mut self.tls;
+        if let Some(cert) = config.tls_cert.filter(|_| take("tls_cert")) {
+            tls.tls_cert = Some(cert);
+        }
+        if let Some(key) = config.tls_key.filter(|_| take("tls_key")) {
+            tls.tls_key = Some(key);
+        }
+        if tls.tls_cert.is_some() != tls.tls_key.is_some() {
+            anyhow::bail!(
+                "a TLS certificate needs its key and a key its certificate (tls-cert and tls-key)"
+            );
+        }
+        if let Some(tls_listen) = config.tls_listen.filter(|_| take("tls_listen")) {
+            tls.tls_listen = tls_listen;
+        }
+        if let Some(no_plain) = config.no_plain.filter(|_| take("no_plain")) {
+            tls.no_plain = no_plain;
+        }
+        if tls.no_plain && tls.tls_cert.is_none() {
+            anyhow::bail!("no-plain needs a TLS listener (tls-cert and tls-key)");
+        }
+        let processor = &mut self.processor;
+        if let Some(no_processor) = config.no_processor.filter(|_| take("no_processor")) {
+            processor.no_processor = no_processor;
+        }
+        if let Some(chunk) = config.drop_chunk.filter(|_| take("drop_chunk")) {
+            processor.processor.drop_chunk = Some(chunk);
+        }
+        if let Some(settle) = config.drop_settle_ms.filter(|_| take("drop_settle_ms")) {
+            processor.processor.drop_settle_ms = Some(settle);
+        }
+        Ok(config.data_dir)
+    }
 }
 
 /// Arguments of `bibgate process`.
@@ -191,6 +254,23 @@ pub fn process(backend: &Backend, args: &ProcessArgs) -> anyhow::Result<ExitCode
     })
 }
 
+/// What `/metrics` and `/health` read: the blob store, and on the local backend the
+/// database's write check.
+fn metrics_sources(data: &Data) -> anyhow::Result<bibgate_gateway::MetricsSources> {
+    let mut probes: Vec<(&'static str, bibgate_gateway::Probe)> = Vec::new();
+    if data.backend().kind() == BackendKind::Local {
+        let (sqlite, _) = data.local_stores()?;
+        probes.push((
+            "store",
+            Arc::new(move || sqlite.check_writable().map_err(|error| error.to_string())),
+        ));
+    }
+    Ok(bibgate_gateway::MetricsSources {
+        blobs: data.blobs.clone(),
+        probes,
+    })
+}
+
 /// Runs the gateway (and, with the local backend, the processor unless `--no-processor`)
 /// until ctrl-c or SIGTERM.
 pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -198,6 +278,7 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         listen,
         processor,
         tls,
+        metrics,
         ..
     } = args;
     init_tracing();
@@ -214,8 +295,17 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         BackendKind::Local => ResultDelivery::Store,
         BackendKind::Aws => ResultDelivery::Documents,
     };
+    let mut store = data.store()?.clone();
+    if metrics.is_some() {
+        // Counts every stored result and times every commit, for /metrics.
+        store = Arc::new(bibgate_inbox::metrics::MeteredStore::new(store));
+    }
+    let metrics_sources = match metrics {
+        Some(_) => Some(metrics_sources(&data)?),
+        None => None,
+    };
     // Logon locks shared with every other shim of the backend (and `profile unlock`).
-    let mut services = Services::new(data.store()?.clone(), data.blobs.clone())
+    let mut services = Services::new(store, data.blobs.clone())
         .with_delivery(delivery)
         .with_logon_locks(data.logon_locks()?);
     if in_process {
@@ -243,9 +333,36 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("could not listen on {tls_listen:?}"))?;
             listeners.tls = Some((listener, server));
         }
+        let metrics_listener = match metrics {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("could not listen on {addr:?} for metrics"))?,
+            ),
+            None => None,
+        };
         let institutions = bibgate_inbox::ensure_drop_folders(&services)
             .context("could not create the drop folders")?;
         let mut out = std::io::stdout();
+        if let Some(listener) = &metrics_listener {
+            let addr = listener.local_addr()?;
+            writeln!(
+                out,
+                "bibgate metrics on http://{addr}/metrics and http://{addr}/health"
+            )?;
+        }
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_task = metrics_listener
+            .zip(metrics_sources)
+            .map(|(listener, sources)| {
+                tokio::spawn(bibgate_gateway::serve_metrics(
+                    listener,
+                    sources,
+                    async move {
+                        let _ = metrics_stopped.await;
+                    },
+                ))
+            });
         if let Some(listener) = &listeners.plain {
             writeln!(
                 out,
@@ -281,6 +398,10 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = stop_processor.send(());
         if let Some(processor) = processor {
             let _ = processor.await;
+        }
+        let _ = stop_metrics.send(());
+        if let Some(task) = metrics_task {
+            let _ = task.await;
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -68,6 +68,24 @@ impl FolderBlobStore {
         Ok(removed)
     }
 
+    /// The size in bytes of blob `key`, or `None` when there is none (or the name is not a
+    /// regular file).
+    pub fn size(&self, key: &str) -> Result<Option<u64>> {
+        match fs::symlink_metadata(self.file_of(key)?) {
+            Ok(metadata) if metadata.is_file() => Ok(Some(metadata.len())),
+            Ok(_) => Ok(None),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(io_error(&format!("read the size of blob {key:?}"), err)),
+        }
+    }
+
     /// The file of a key, after checking the key.
     fn file_of(&self, key: &str) -> Result<PathBuf> {
         check_key(key)?;

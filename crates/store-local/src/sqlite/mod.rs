@@ -7,6 +7,7 @@
 
 mod commit;
 mod lookup;
+mod maintenance;
 mod pool;
 mod rows;
 mod schema;
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use commit::{apply_batch, apply_commit};
 use lookup::{in_read_transaction, lookup_in, query_index, query_lock, query_record};
+pub use maintenance::Check;
 use pool::Pool;
 use rows::{
     INSTITUTION_COLUMNS, PROFILE_COLUMNS, RESULT_COLUMNS, VERSION_COLUMNS, get_u16, get_u64,

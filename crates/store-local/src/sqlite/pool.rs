@@ -108,6 +108,8 @@ pub(super) fn open_writer(path: &Path, shown: &str) -> Result<Connection> {
     let writer =
         Connection::open(path).map_err(|err| backend(&format!("open database {shown:?}"), err))?;
     configure(&writer, shown)?;
+    // Before anything writes to the file: a database of a newer build stays as it is.
+    super::schema::refuse_newer(&writer, shown)?;
     let mode: String = writer
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(|err| backend(&format!("switch {shown:?} to wal mode"), err))?;

@@ -150,6 +150,42 @@ CREATE TABLE policy_config (
 );
 ";
 
+/// The migrations in order: `MIGRATIONS[n]` brings a database of schema version `n` to
+/// `n + 1` (version 0 is a new, empty file). Never edit one that was released: add the
+/// next, raise [`SCHEMA_VERSION`], and add the fixture of the version it migrates from
+/// (`tests/fixtures/schema-v<N>.sqlite`, written by the test
+/// `every_schema_version_is_migrated_and_its_rows_read_back` with
+/// `UPDATE_SCHEMA_FIXTURES=1`).
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    SCHEMA_V1,
+    // v2: the merge policy that decided a result.
+    "ALTER TABLE results ADD COLUMN policy TEXT;",
+    // v3: merge-policy manifests and activations (read and written by crate::policy).
+    SCHEMA_V3,
+    // v4: the previous password of a profile, accepted until it expires (rotation).
+    "ALTER TABLE profiles ADD COLUMN previous_password_hash TEXT;
+     ALTER TABLE profiles ADD COLUMN previous_password_expires INTEGER;",
+];
+
+/// Refuses a database whose schema is newer than this build's ([`Error::Corrupt`], saying
+/// so), before anything is written to it: an older binary never changes such a file.
+pub(super) fn refuse_newer(conn: &Connection, shown: &str) -> Result<()> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|err| backend(&format!("read the schema version of {shown:?}"), err))?;
+    if version > SCHEMA_VERSION {
+        return Err(newer(shown, version));
+    }
+    Ok(())
+}
+
+fn newer(shown: &str, version: i64) -> Error {
+    Error::Corrupt(format!(
+        "database {shown:?} has schema version {version}, newer than the {SCHEMA_VERSION} this build supports: \
+         it was written by a newer bibgate; run that version (or newer), this one leaves the file as it is"
+    ))
+}
+
 /// Brings the schema up to [`SCHEMA_VERSION`].
 pub(super) fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
     let tx = conn
@@ -159,31 +195,19 @@ pub(super) fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(|err| backend(&format!("read the schema version of {shown:?}"), err))?;
     if version > SCHEMA_VERSION {
-        return Err(Error::Corrupt(format!(
-            "database {shown:?} has schema version {version}, newer than the {SCHEMA_VERSION} this build supports"
-        )));
+        return Err(newer(shown, version));
     }
-    if version < 1 {
-        tx.execute_batch(SCHEMA_V1)
-            .map_err(|err| backend(&format!("create the schema of {shown:?}"), err))?;
-    }
-    if version < 2 {
-        // v2: the merge policy that decided a result.
-        tx.execute_batch("ALTER TABLE results ADD COLUMN policy TEXT;")
-            .map_err(|err| backend(&format!("migrate {shown:?} to schema version 2"), err))?;
-    }
-    if version < 3 {
-        // v3: merge-policy manifests and activations (read and written by crate::policy).
-        tx.execute_batch(SCHEMA_V3)
-            .map_err(|err| backend(&format!("migrate {shown:?} to schema version 3"), err))?;
-    }
-    if version < 4 {
-        // v4: the previous password of a profile, accepted until it expires (rotation).
-        tx.execute_batch(
-            "ALTER TABLE profiles ADD COLUMN previous_password_hash TEXT;
-             ALTER TABLE profiles ADD COLUMN previous_password_expires INTEGER;",
-        )
-        .map_err(|err| backend(&format!("migrate {shown:?} to schema version 4"), err))?;
+    for (step_idx, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.execute_batch(sql).map_err(|err| {
+            backend(
+                &format!("migrate {shown:?} to schema version {}", step_idx + 1),
+                err,
+            )
+        })?;
     }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -247,5 +271,299 @@ mod tests {
         drop(conn);
         let err = SqliteStore::open(&path).unwrap_err();
         assert!(matches!(err, Error::Corrupt(_)), "{err}");
+    }
+
+    /// Where the committed fixtures are: one database per schema version.
+    fn fixture(version: usize) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(format!("schema-v{version}.sqlite"))
+    }
+
+    /// The MMS IDs the source data gets (the zone's first two serials).
+    struct Source {
+        store: std::sync::Arc<SqliteStore>,
+        policies: crate::SqlitePolicyStore,
+        merged: bibgate_store::MmsId,
+        added: bibgate_store::MmsId,
+    }
+
+    /// The rows every fixture is made from, written through the current code into `dir`:
+    /// zones, a rotated profile, a record added then merged (a prior version), another
+    /// added, an editor lock, results (with the policy that decided them) and a published,
+    /// activated merge policy.
+    fn source(dir: &std::path::Path) -> Source {
+        use bibgate_store::contract::{
+            ZONE_A, active, add_commit, cancelled, demo_profile, merge_commit, sample_record,
+            setup_zones,
+        };
+        use bibgate_store::policy::{ConfigValue, NewActivation, OnError, PolicyManifest};
+        use bibgate_store::{EditorLock, PolicyStore};
+        let store = std::sync::Arc::new(SqliteStore::open(&dir.join("source.sqlite")).unwrap());
+        setup_zones(&*store);
+        store
+            .put_profile(&Profile {
+                previous_password_hash: Some("$argon2id$v=19$previous".to_owned()),
+                previous_password_expires: Some(1_900_000_000),
+                ..demo_profile("alpha-connexion", ZONE_A)
+            })
+            .unwrap();
+        let merged = store.allocate_mms_id(ZONE_A).unwrap();
+        let record = sample_record(ZONE_A, &merged, &[active(42), cancelled(43)]);
+        store
+            .commit(&add_commit(&record, &[], "fixture-add"))
+            .unwrap();
+        let mut revised = record.clone();
+        revised.marc.extend_from_slice(b"revised");
+        store
+            .commit(&merge_commit(&revised, &[42], 1, "fixture-merge"))
+            .unwrap();
+        let added = store.allocate_mms_id(ZONE_A).unwrap();
+        let other = sample_record(ZONE_A, &added, &[active(77)]);
+        store
+            .commit(&add_commit(&other, &[], "fixture-add-2"))
+            .unwrap();
+        store
+            .put_lock(&EditorLock {
+                zone: ZONE_A.to_owned(),
+                mms_id: merged.clone(),
+                institution: ZONE_A.to_owned(),
+                user: "cataloguer".to_owned(),
+                since_unix: 1_700_000_500,
+                left_unix: Some(1_700_000_600),
+            })
+            .unwrap();
+        let blobs = std::sync::Arc::new(crate::FolderBlobStore::new(dir.join("blobs")).unwrap());
+        let policies = crate::SqlitePolicyStore::shared(store.clone(), blobs);
+        let component = b"\0asm fixture";
+        let manifest = PolicyManifest {
+            sha256: "ab".repeat(32),
+            name: "protect-local-fields".to_owned(),
+            version: "1.0.0".to_owned(),
+            abi: "bibgate:merge-policy@1.0.0".to_owned(),
+            size: component.len() as u64,
+            fuel: 1_000_000,
+            memory_bytes: 16 << 20,
+            description: "Keeps local fields.".to_owned(),
+            published_by: "fixture".to_owned(),
+            published_unix: 1_700_000_700,
+        };
+        policies.publish(&manifest, component).unwrap();
+        policies
+            .activate(
+                &NewActivation {
+                    institution: ZONE_A.to_owned(),
+                    sha256: manifest.sha256.clone(),
+                    config: vec![
+                        (
+                            "tags".to_owned(),
+                            ConfigValue::Texts(vec!["590".to_owned(), "9XX".to_owned()]),
+                        ),
+                        ("strict".to_owned(), ConfigValue::Flag(true)),
+                    ],
+                    on_error: OnError::Hold,
+                    activated_by: "fixture".to_owned(),
+                    activated_unix: 1_700_000_800,
+                },
+                0,
+            )
+            .unwrap();
+        Source {
+            store,
+            policies,
+            merged,
+            added,
+        }
+    }
+
+    /// Writes the fixture of schema `version`: the migrations up to it, then every row of
+    /// `source` with the columns that version has, in small pages.
+    fn write_fixture(version: usize, source: &std::path::Path) {
+        let path = fixture(version);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA page_size = 512; PRAGMA journal_mode = DELETE;")
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        for sql in &super::MIGRATIONS[..version] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        tx.commit().unwrap();
+        conn.execute("ATTACH DATABASE ?1 AS source", [source.to_str().unwrap()])
+            .unwrap();
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM main.sqlite_master WHERE type = 'table' ORDER BY rowid")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for table in tables {
+            let columns: Vec<String> = conn
+                .prepare(&format!(
+                    "SELECT name FROM pragma_table_info('{table}', 'main')"
+                ))
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let columns = columns.join(", ");
+            conn.execute(
+                &format!(
+                    "INSERT INTO main.{table} ({columns}) SELECT {columns} FROM source.{table}"
+                ),
+                [],
+            )
+            .unwrap();
+        }
+        conn.execute_batch("DETACH DATABASE source; VACUUM;")
+            .unwrap();
+    }
+
+    /// Each committed fixture of schema v1..v4 (`UPDATE_SCHEMA_FIXTURES=1` rewrites them
+    /// from the migrations) is opened, migrated to the current version, and reads back
+    /// every row it holds, as the current code wrote it, less what its version had no
+    /// column for; the migrated store takes new writes.
+    #[test]
+    fn every_schema_version_is_migrated_and_its_rows_read_back() {
+        use bibgate_store::PolicyStore;
+        use bibgate_store::contract::{ZONE_A, active, add_commit, sample_record};
+        let dir = tempfile::tempdir().unwrap();
+        let source = source(dir.path());
+        let source_path = dir.path().join("source.sqlite");
+
+        let update = std::env::var_os("UPDATE_SCHEMA_FIXTURES").is_some();
+        for version in 1..=SCHEMA_VERSION as usize {
+            if update {
+                write_fixture(version, &source_path);
+            }
+            let committed = fixture(version);
+            assert!(
+                committed.exists(),
+                "{} is missing: UPDATE_SCHEMA_FIXTURES=1 cargo test -p bibgate-store-local every_schema_version",
+                committed.display()
+            );
+            let path = dir.path().join(format!("v{version}.sqlite"));
+            std::fs::copy(&committed, &path).unwrap();
+            let conn = Connection::open(&path).unwrap();
+            let found: i64 = conn
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .unwrap();
+            assert_eq!(found, version as i64);
+            drop(conn);
+
+            let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+            let want = &source.store;
+            assert_eq!(
+                store.institutions().unwrap(),
+                want.institutions().unwrap(),
+                "v{version}"
+            );
+            let mut profiles = want.profiles(ZONE_A).unwrap();
+            if version < 4 {
+                for profile in &mut profiles {
+                    profile.previous_password_hash = None;
+                    profile.previous_password_expires = None;
+                }
+            }
+            assert_eq!(store.profiles(ZONE_A).unwrap(), profiles, "v{version}");
+            for mms_id in [&source.merged, &source.added] {
+                assert_eq!(
+                    store.record(ZONE_A, mms_id).unwrap(),
+                    want.record(ZONE_A, mms_id).unwrap(),
+                    "v{version}"
+                );
+                assert_eq!(
+                    store.versions(ZONE_A, mms_id).unwrap(),
+                    want.versions(ZONE_A, mms_id).unwrap(),
+                    "v{version}"
+                );
+                assert_eq!(
+                    store.lock(ZONE_A, mms_id).unwrap(),
+                    want.lock(ZONE_A, mms_id).unwrap(),
+                    "v{version}"
+                );
+            }
+            assert_eq!(store.versions(ZONE_A, &source.merged).unwrap().len(), 1);
+            assert_eq!(
+                store.find_by_oclc(ZONE_A, &[42, 43, 77]).unwrap(),
+                want.find_by_oclc(ZONE_A, &[42, 43, 77]).unwrap(),
+                "v{version}"
+            );
+            for export_id in ["fixture-add", "fixture-merge", "fixture-add-2"] {
+                let mut result = want.result(export_id).unwrap().unwrap();
+                if version < 2 {
+                    result.policy = None;
+                }
+                assert_eq!(store.result(export_id).unwrap(), Some(result), "v{version}");
+            }
+            let blobs =
+                std::sync::Arc::new(crate::FolderBlobStore::new(dir.path().join("blobs")).unwrap());
+            let policies = crate::SqlitePolicyStore::shared(store.clone(), blobs);
+            if version < 3 {
+                assert_eq!(policies.published().unwrap(), vec![]);
+                assert_eq!(policies.active(ZONE_A).unwrap(), None);
+            } else {
+                assert_eq!(
+                    policies.published().unwrap(),
+                    source.policies.published().unwrap()
+                );
+                assert_eq!(
+                    policies.history(ZONE_A).unwrap(),
+                    source.policies.history(ZONE_A).unwrap()
+                );
+            }
+            // The migrated store takes new writes; serials are not reused.
+            let next = store.allocate_mms_id(ZONE_A).unwrap();
+            assert!(next != source.merged && next != source.added, "v{version}");
+            let record = sample_record(ZONE_A, &next, &[active(99)]);
+            store
+                .commit(&add_commit(&record, &[], "after-migration"))
+                .unwrap();
+            drop(policies);
+            drop(store);
+            let conn = Connection::open(&path).unwrap();
+            let found: i64 = conn
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .unwrap();
+            assert_eq!(found, SCHEMA_VERSION, "v{version}");
+        }
+    }
+
+    /// A database of a newer build (in either journal mode) is refused with a message that
+    /// says so, and its file is not changed by a single byte.
+    #[test]
+    fn a_newer_database_is_refused_and_left_byte_identical() {
+        for journal in ["DELETE", "WAL"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db.sqlite");
+            let store = SqliteStore::open(&path).unwrap();
+            bibgate_store::contract::setup_zones(&store);
+            drop(store);
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+            conn.pragma_update_and_check(None, "journal_mode", journal, |_| Ok(()))
+                .unwrap();
+            drop(conn);
+            let before = std::fs::read(&path).unwrap();
+            let err = SqliteStore::open(&path).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, Error::Corrupt(_)), "{text}");
+            assert!(
+                text.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+                "{text}"
+            );
+            assert!(text.contains("newer bibgate"), "{text}");
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                before,
+                "{journal}: the file changed"
+            );
+        }
     }
 }
