@@ -130,6 +130,17 @@ pub trait Store: Send + Sync {
     fn result(&self, export_id: &str) -> Result<Option<ImportResult>>;
     /// The results of a batch, in record order.
     fn batch_results(&self, batch_id: &str) -> Result<Vec<ImportResult>>;
+    /// The results of an institution's records received at or after `since_unix`, newest
+    /// first (received time, then position in its batch, then export id, all descending),
+    /// at most `limit` of them: the institution's import report. Read from an index on
+    /// institution and received time (on DynamoDB a GSI, eventually consistent); never on
+    /// an import's path.
+    fn institution_results(
+        &self,
+        institution: &str,
+        since_unix: i64,
+        limit: usize,
+    ) -> Result<Vec<ImportResult>>;
 }
 
 /// An entry that [`BlobStore::set_aside_non_blobs`] moved aside.

@@ -287,6 +287,9 @@ pub struct ImportResult {
     /// The merge policy that decided it, `name@revision sha256:<hex>`; `None` when the
     /// engine's built-in rules alone decided.
     pub policy: Option<String>,
+    /// The export id whose stored bytes this result imported again (`bibgate result
+    /// retry`); `None` for a record received the usual way.
+    pub retry_of: Option<String>,
 }
 
 /// What [`crate::Store::lookup`] returns.

@@ -258,6 +258,16 @@ pub(super) fn result_item(result: &ImportResult) -> Item {
         item.insert("idx".into(), n(index));
     }
     item.insert("institution".into(), s(&result.institution));
+    item.insert("ipk".into(), s(&result.institution));
+    item.insert(
+        "isk".into(),
+        s(&format!(
+            "{}#{:020}#{}",
+            received_sort_key(result.received_unix),
+            result.index.unwrap_or(0),
+            result.export_id
+        )),
+    );
     item.insert("zone".into(), s(&result.zone));
     item.insert("outcome".into(), s(result.outcome.as_str()));
     item.insert("host_message".into(), s(&result.host_message));
@@ -281,7 +291,16 @@ pub(super) fn result_item(result: &ImportResult) -> Item {
     if let Some(policy) = &result.policy {
         item.insert("policy".into(), s(policy));
     }
+    if let Some(retry_of) = &result.retry_of {
+        item.insert("retry_of".into(), s(retry_of));
+    }
     item
+}
+
+/// The received time as the start of a result's `isk` (GSI `by_institution`): 20 digits,
+/// so that text order is time order (times before 1970 sort as 1970).
+pub(super) fn received_sort_key(received_unix: i64) -> String {
+    format!("{:020}", received_unix.max(0))
 }
 
 pub(super) fn result_from(item: &Item) -> Result<ImportResult> {
@@ -306,6 +325,7 @@ pub(super) fn result_from(item: &Item) -> Result<ImportResult> {
         decided_unix: get_n(item, "decided")?,
         trace: get_string_list(item, "trace")?,
         policy: get_opt_s(item, "policy")?,
+        retry_of: get_opt_s(item, "retry_of")?,
     })
 }
 
@@ -520,6 +540,7 @@ mod tests {
             decided_unix: 6,
             trace: vec![String::new(), "a\nb".into()],
             policy: Some("p@1 sha256:00".into()),
+            retry_of: Some("e-0".into()),
         };
         assert_eq!(result_from(&result_item(&result)).unwrap(), result);
     }

@@ -26,7 +26,8 @@ use crate::s3::S3BlobStore;
 use items::{
     CURRENT, IndexItem, Item, Marc, NO_SORT, get_n, get_s, index_from, index_pk, index_pk_prefix,
     institution_from, institution_item, key, lock_from, lock_item, lock_pk, n, profile_from,
-    profile_item, profile_pk, profile_pointer, record_from, record_pk, result_from, result_pk, s,
+    profile_item, profile_pk, profile_pointer, received_sort_key, record_from, record_pk, result_from,
+    result_pk, s,
     version_from,
 };
 
@@ -608,6 +609,47 @@ impl Store for DynamoStore {
                     _ => break,
                 }
             }
+            Ok::<_, Error>(items)
+        })?;
+        items.iter().map(result_from).collect()
+    }
+
+    #[instrument(name = "dynamo.institution_results", skip(self), err)]
+    fn institution_results(
+        &self,
+        institution: &str,
+        since_unix: i64,
+        limit: usize,
+    ) -> Result<Vec<ImportResult>> {
+        let what = format!("read the results of institution {institution:?}");
+        let page_size = i32::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000);
+        let items = self.context.block_on(async {
+            let mut items = Vec::new();
+            let mut start: Option<Item> = None;
+            while items.len() < limit {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("by_institution")
+                    .key_condition_expression("#i = :i AND #s >= :s")
+                    .expression_attribute_names("#i", "ipk")
+                    .expression_attribute_names("#s", "isk")
+                    .expression_attribute_values(":i", s(institution))
+                    .expression_attribute_values(":s", s(&received_sort_key(since_unix)))
+                    .scan_index_forward(false)
+                    .limit(page_size)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error(&what, &err))?;
+                items.extend(page.items().iter().cloned());
+                match page.last_evaluated_key() {
+                    Some(last) if !last.is_empty() => start = Some(last.clone()),
+                    _ => break,
+                }
+            }
+            items.truncate(limit);
             Ok::<_, Error>(items)
         })?;
         items.iter().map(result_from).collect()

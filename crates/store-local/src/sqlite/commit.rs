@@ -269,7 +269,7 @@ fn insert_result(conn: &Connection, result: &ImportResult) -> Result<()> {
         conn,
         &format!(
             "INSERT INTO results ({RESULT_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
         ),
         params![
             result.export_id,
@@ -289,6 +289,7 @@ fn insert_result(conn: &Connection, result: &ImportResult) -> Result<()> {
             result.decided_unix,
             encode_trace(&result.trace),
             result.policy,
+            result.retry_of,
         ],
     )
     .map_err(|err| backend(&what, err))?;

@@ -466,6 +466,31 @@ impl Store for SqliteStore {
                 .map_err(|err| backend(&what, err))
         })
     }
+
+    fn institution_results(
+        &self,
+        institution: &str,
+        since_unix: i64,
+        limit: usize,
+    ) -> Result<Vec<ImportResult>> {
+        let what = format!("read the results of institution {institution:?}");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            // Served by `results_by_institution`, read backwards.
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {RESULT_COLUMNS} FROM results \
+                     WHERE institution = ?1 AND received_unix >= ?2 \
+                     ORDER BY received_unix DESC, idx DESC, export_id DESC LIMIT ?3"
+                ))
+                .map_err(|err| backend(&what, err))?;
+            let rows = statement
+                .query_map(params![institution, since_unix, limit], result_from_row)
+                .map_err(|err| backend(&what, err))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|err| backend(&what, err))
+        })
+    }
 }
 
 /// Runs a statement through the connection's prepared-statement cache: an import runs the

@@ -7,6 +7,8 @@
 //! - v2: the merge policy that decided a result.
 //! - v3: merge-policy manifests, activations and their configuration ([`SCHEMA_V3`]).
 //! - v4: the previous password hash of a profile and its expiry (rotation).
+//! - v5: the export id a result retries, and the index of an institution's results by
+//!   received time (`bibgate results`).
 
 use bibgate_store::{Error, Result};
 use rusqlite::{Connection, TransactionBehavior};
@@ -14,7 +16,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::backend;
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Schema v1: every table of the [`Store`](bibgate_store::Store) port (the crate docs
 /// describe them).
@@ -185,6 +187,16 @@ pub(super) fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
         )
         .map_err(|err| backend(&format!("migrate {shown:?} to schema version 4"), err))?;
     }
+    if version < 5 {
+        // v5: the result a retry names, and an institution's results newest first (the
+        // index's order is the report's, read backwards).
+        tx.execute_batch(
+            "ALTER TABLE results ADD COLUMN retry_of TEXT;
+             CREATE INDEX results_by_institution
+                 ON results (institution, received_unix, idx, export_id);",
+        )
+        .map_err(|err| backend(&format!("migrate {shown:?} to schema version 5"), err))?;
+    }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|err| backend(&format!("set the schema version of {shown:?}"), err))?;
@@ -211,10 +223,13 @@ mod tests {
         let profile = demo_profile("alpha-connexion", ZONE_A);
         store.put_profile(&profile).unwrap();
         drop(store);
-        // Back to the v3 shape: no previous-password columns.
+        // Back to the v3 shape: no previous-password columns (nor v5's retry_of and
+        // results_by_institution).
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
-            "ALTER TABLE profiles DROP COLUMN previous_password_expires;
+            "DROP INDEX results_by_institution;
+             ALTER TABLE results DROP COLUMN retry_of;
+             ALTER TABLE profiles DROP COLUMN previous_password_expires;
              ALTER TABLE profiles DROP COLUMN previous_password_hash;
              PRAGMA user_version = 3;",
         )

@@ -5,7 +5,7 @@ use std::sync::Barrier;
 use std::thread;
 
 use super::fixtures::{
-    ZONE_A, ZONE_A_CODE, active, add_commit, cancelled, merge_commit, reject_commit, sample_record,
+    ZONE_A, ZONE_A_CODE, ZONE_B, active, add_commit, cancelled, merge_commit, reject_commit, sample_record,
     sample_result, setup_zones,
 };
 use super::support::{
@@ -539,4 +539,92 @@ pub(super) fn check_commit_batch(store: &dyn Store) {
     assert_eq!(stored_result(store, "e4"), None);
     assert!(stored_result(store, "e5").is_some());
     assert_eq!(count(store, ZONE_A), 2);
+}
+
+pub(super) fn check_institution_results(store: &dyn Store) {
+    setup_zones(store);
+    let at = |export_id: &str, institution: &str, received_unix: i64, index: Option<u64>| {
+        ImportResult {
+            institution: institution.to_owned(),
+            received_unix,
+            batch_id: index.map(|_| "b-report".to_owned()),
+            index,
+            retry_of: None,
+            ..sample_result(export_id)
+        }
+    };
+    let results = [
+        at("r-old", ZONE_A, 1_000, None),
+        at("r-b#1", ZONE_A, 2_000, Some(1)),
+        at("r-b#2", ZONE_A, 2_000, Some(2)),
+        at("r-new", ZONE_A, 3_000, None),
+        at("r-other", ZONE_B, 2_500, None),
+        ImportResult {
+            retry_of: Some("r-old".to_owned()),
+            ..at("r-retry", ZONE_A, 2_500, None)
+        },
+    ];
+    for result in &results {
+        commit(
+            store,
+            &reject_commit(result.clone()),
+            &format!("reject {}", result.export_id),
+        );
+    }
+    let ids = |found: Vec<ImportResult>| -> Vec<String> {
+        found.into_iter().map(|r| r.export_id).collect()
+    };
+    assert_eq!(
+        ids(ok(
+            store.institution_results(ZONE_A, 0, 100),
+            "institution_results(all)"
+        )),
+        vec!["r-new", "r-retry", "r-b#2", "r-b#1", "r-old"],
+        "institution_results() is newest first, later records of a batch first"
+    );
+    assert_eq!(
+        ids(ok(
+            store.institution_results(ZONE_A, 2_000, 100),
+            "institution_results(since)"
+        )),
+        vec!["r-new", "r-retry", "r-b#2", "r-b#1"],
+        "institution_results() keeps results received at or after `since`"
+    );
+    assert_eq!(
+        ids(ok(
+            store.institution_results(ZONE_A, 0, 2),
+            "institution_results(limit)"
+        )),
+        vec!["r-new", "r-retry"],
+        "institution_results() stops at the limit"
+    );
+    assert_eq!(
+        ok(
+            store.institution_results(ZONE_B, 0, 100),
+            "institution_results(other)"
+        ),
+        vec![results[4].clone()],
+        "institution_results() returns whole results of that institution only"
+    );
+    assert_eq!(
+        ok(
+            store.institution_results(ZONE_A, 2_500, 1),
+            "institution_results(retry)"
+        )
+        .first()
+        .map(|r| r.retry_of.clone()),
+        Some(None),
+    );
+    assert_eq!(
+        stored_result(store, "r-retry").and_then(|r| r.retry_of),
+        Some("r-old".to_owned()),
+        "a result keeps the export id it retries"
+    );
+    assert_eq!(
+        ok(
+            store.institution_results(ZONE_A, 3_001, 100),
+            "institution_results(future)"
+        ),
+        Vec::new()
+    );
 }

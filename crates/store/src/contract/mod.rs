@@ -113,6 +113,7 @@ pub fn store_contract(make: &dyn Fn() -> Box<dyn Store>) {
         ("commit_batch", commits::check_commit_batch),
         ("zones_are_separate", lookups::check_zones_are_separate),
         ("duplicates", lookups::check_duplicates),
+        ("institution_results", commits::check_institution_results),
     ];
     run_checks("store", make, checks);
 }
