@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 
 use cmd::{
     bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile, record,
-    result, send, serve,
+    result, results, send, serve,
 };
 use data::{Backend, BackendArgs, BackendKind, Data};
 
@@ -64,6 +64,8 @@ enum Command {
     /// Show the stored result of an export (host message, outcome, MMS ID, trace); exit 1
     /// when there is none yet.
     Result(result::Args),
+    /// An institution's import results, newest first, each failure with what to do next.
+    Results(results::Args),
     /// Show, list the history of, or restore records.
     #[command(subcommand)]
     Record(record::Command),
@@ -142,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &args,
         ),
         Command::Result(args) => result::run(&Data::open_existing(&backend)?, &args),
+        Command::Results(args) => results::run(&Data::open_existing(&backend)?, &args),
         Command::Record(command) => record::run(&Data::open(&backend)?, command),
         Command::Editor(args) => editor::run(&Data::open(&backend)?, &args),
         Command::Duplicates(args) => duplicates::run(&Data::open(&backend)?, &args),

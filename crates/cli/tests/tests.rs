@@ -8,6 +8,7 @@
 //! - `faults`: the processor killed at each step of an import and restarted (Unix only).
 //! - `input`: input without records, endless and sparse files in bounded memory, `policy
 //!   publish` of an endless file, owner-only file modes (issue 18).
+//! - `staff`: `results` and `result retry` on both backends (AWS on moto).
 //! - `demo`: `bibgate demo` from a folder outside the repository, no shared corpus.
 //! - `util`: the helpers they share.
 
@@ -17,4 +18,5 @@ mod demo;
 mod faults;
 mod input;
 mod result;
+mod staff;
 mod util;

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod profile;
 pub mod record;
 pub mod result;
+pub mod results;
 pub mod send;
 pub mod serve;
 

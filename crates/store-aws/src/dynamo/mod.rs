@@ -26,9 +26,8 @@ use crate::s3::S3BlobStore;
 use items::{
     CURRENT, IndexItem, Item, Marc, NO_SORT, get_n, get_s, index_from, index_pk, index_pk_prefix,
     institution_from, institution_item, key, lock_from, lock_item, lock_pk, n, profile_from,
-    profile_item, profile_pk, profile_pointer, received_sort_key, record_from, record_pk, result_from,
-    result_pk, s,
-    version_from,
+    profile_item, profile_pk, profile_pointer, received_sort_key, record_from, record_pk,
+    result_from, result_pk, s, version_from,
 };
 
 /// MARC longer than this is kept in S3, not in the item (items are at most 400 KB, and a

@@ -5,8 +5,8 @@ use std::sync::Barrier;
 use std::thread;
 
 use super::fixtures::{
-    ZONE_A, ZONE_A_CODE, ZONE_B, active, add_commit, cancelled, merge_commit, reject_commit, sample_record,
-    sample_result, setup_zones,
+    ZONE_A, ZONE_A_CODE, ZONE_B, active, add_commit, cancelled, merge_commit, reject_commit,
+    sample_record, sample_result, setup_zones,
 };
 use super::support::{
     ErrorTest, add_new, allocate, any_error, commit, count, entry, fails, find, is_already_exists,
@@ -543,16 +543,15 @@ pub(super) fn check_commit_batch(store: &dyn Store) {
 
 pub(super) fn check_institution_results(store: &dyn Store) {
     setup_zones(store);
-    let at = |export_id: &str, institution: &str, received_unix: i64, index: Option<u64>| {
-        ImportResult {
+    let at =
+        |export_id: &str, institution: &str, received_unix: i64, index: Option<u64>| ImportResult {
             institution: institution.to_owned(),
             received_unix,
             batch_id: index.map(|_| "b-report".to_owned()),
             index,
             retry_of: None,
             ..sample_result(export_id)
-        }
-    };
+        };
     let results = [
         at("r-old", ZONE_A, 1_000, None),
         at("r-b#1", ZONE_A, 2_000, Some(1)),

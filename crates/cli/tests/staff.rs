@@ -1,0 +1,272 @@
+//! Staff tools end to end, on the embedded backend and on DynamoDB + S3 (moto): an
+//! institution's import report (`bibgate results`), each failure with its next steps, and
+//! `bibgate result retry` after the cause was resolved.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use bibgate_store::Store;
+use bibgate_test_support::records::{oclc_record, record_bytes, seed, seed_lock, seed_sharing};
+
+use crate::util::{Scratch, bibgate_in};
+
+const ALPHA: &str = "01DEMO_ALPHA";
+
+/// A data directory or an AWS table and bucket, with the demo consortium, and the store the
+/// test seeds states through.
+struct Site {
+    scratch: Scratch,
+    backend: Vec<String>,
+    store: Box<dyn Store>,
+    /// Keeps the AWS runtime alive for `store`.
+    _context: Option<bibgate_store_aws::AwsContext>,
+}
+
+impl Site {
+    fn local(name: &str) -> Site {
+        let scratch = Scratch::new(name);
+        let mut site = Site {
+            backend: Vec::new(),
+            store: Box::new(
+                bibgate_store_local::SqliteStore::in_memory().expect("a placeholder store"),
+            ),
+            _context: None,
+            scratch,
+        };
+        site.init();
+        site.store = Box::new(
+            bibgate_store_local::SqliteStore::open(&site.data().join("bibgate.sqlite"))
+                .expect("the data directory's store opens"),
+        );
+        site
+    }
+
+    fn aws(name: &str) -> Site {
+        let scratch = Scratch::new(name);
+        let context = bibgate_store_aws::testing::context();
+        let store = bibgate_store_aws::testing::fresh_store(&context);
+        let bucket = bibgate_store_aws::testing::fresh_bucket(&context);
+        let site = Site {
+            backend: vec![
+                "--backend".into(),
+                "aws".into(),
+                "--bucket".into(),
+                bucket.bucket().into(),
+                "--table".into(),
+                store.table().into(),
+            ],
+            store: Box::new(store),
+            _context: Some(context),
+            scratch,
+        };
+        site.init();
+        site
+    }
+
+    fn data(&self) -> PathBuf {
+        self.scratch.path().join("data")
+    }
+
+    fn init(&self) {
+        let out = self
+            .bibgate()
+            .args(["init", "--password", "secret-for-tests"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
+    fn bibgate(&self) -> Command {
+        let mut command = bibgate_in(&self.data());
+        command.args(&self.backend);
+        command
+    }
+
+    /// Writes `bytes` to a file and imports it for ALPHA; returns the one JSON line.
+    fn import(&self, name: &str, bytes: &[u8]) -> (Option<i32>, serde_json::Value) {
+        let file = self.scratch.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let out = self
+            .bibgate()
+            .args(["import", "--institution", ALPHA, "--json"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        let line = stdout.lines().next().unwrap_or_else(|| {
+            panic!("import printed nothing: {}", text(&out.stderr));
+        });
+        (out.status.code(), serde_json::from_str(line).unwrap())
+    }
+
+    /// `bibgate results --institution ALPHA ARGS --json`, one value per line.
+    fn results(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let out = self
+            .bibgate()
+            .args(["results", "--institution", ALPHA, "--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.bibgate().args(args).output().unwrap()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn str_of<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
+    value[key].as_str().unwrap_or_default()
+}
+
+/// NOT_ADDED_LOCKED: reported with its next steps; released; the retry merges into the
+/// locked record and names the export it retries; the report lists both, newest first.
+fn locked_then_released_and_retried(site: &Site) {
+    let record = oclc_record(4_242, b' ', None, "Locked.");
+    let mms_id = seed(site.store.as_ref(), ALPHA, &record, &[(4_242, true)]);
+    seed_lock(site.store.as_ref(), ALPHA, mms_id.as_str());
+
+    let (code, first) = site.import("locked.mrc", &record_bytes(4_242, "Locked, again."));
+    assert_eq!(code, Some(1), "{first}");
+    assert_eq!(str_of(&first, "reason_code"), "NOT_ADDED_LOCKED", "{first}");
+    let export_id = str_of(&first, "export_id").to_string();
+
+    let failed = site.results(&["--outcome", "failed"]);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(str_of(&failed[0], "export_id"), export_id);
+    let next = failed[0]["next"].to_string();
+    assert!(
+        next.contains("bibgate editor list --institution 01DEMO_ALPHA"),
+        "{next}"
+    );
+    assert!(
+        next.contains(&format!("bibgate result retry {export_id}")),
+        "{next}"
+    );
+
+    let out = site.run(&["editor", "release", mms_id.as_str(), "--institution", ALPHA]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Received times are whole seconds: the retry is the newer one a second later.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let out = site.run(&["result", "retry", &export_id]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}{}", text(&out.stderr));
+    assert!(
+        shown.contains("host message: The record has been processed successfully."),
+        "{shown}"
+    );
+    assert!(shown.contains("outcome: merged\n"), "{shown}");
+    assert!(shown.contains(&format!("mms id: {mms_id}\n")), "{shown}");
+    assert!(
+        shown.contains(&format!("retry of: {export_id}\n")),
+        "{shown}"
+    );
+
+    let all = site.results(&[]);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(
+        str_of(&all[0], "outcome"),
+        "merged",
+        "newest first: {all:?}"
+    );
+    assert_eq!(str_of(&all[0], "retry_of"), export_id);
+    assert_eq!(all[0]["next"], serde_json::json!([]));
+    assert_eq!(str_of(&all[1], "export_id"), export_id);
+    let retry_id = str_of(&all[0], "export_id").to_string();
+    let out = site.run(&["result", &retry_id]);
+    assert!(
+        text(&out.stdout).contains(&format!("retry of: {export_id}\n")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    assert_eq!(
+        site.results(&["--reason", "not_added_locked"]).len(),
+        1,
+        "--reason filters (any case)"
+    );
+    assert_eq!(site.results(&["--outcome", "added"]).len(), 0);
+    assert_eq!(site.results(&["--since", "2000-01-01"]).len(), 2);
+    assert_eq!(site.results(&["--limit", "1"]).len(), 1);
+
+    let out = site.run(&["results", "--institution", ALPHA, "--csv"]);
+    let csv = text(&out.stdout);
+    assert!(
+        csv.starts_with(
+            "received,export_id,outcome,reason_code,mms_id,oclc_numbers,host_message,retry_of,next\n"
+        ),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let out = site.run(&["results", "--institution", ALPHA]);
+    let report = text(&out.stdout);
+    assert!(report.contains("    next: "), "{report}");
+    assert!(
+        report.contains(&format!("    retry of {export_id}")),
+        "{report}"
+    );
+    assert!(text(&out.stderr).contains("2 results of 01DEMO_ALPHA since "));
+}
+
+/// MULTI_MATCH: the next steps name the records that carry the number now and the merge.
+fn multi_match_names_the_records_to_merge(site: &Site) {
+    let (a, b) = seed_sharing(site.store.as_ref(), ALPHA, 5_550, 5_551);
+    let (code, first) = site.import("multi.mrc", &record_bytes(5_550, "Shared."));
+    assert_eq!(code, Some(1), "{first}");
+    assert_eq!(str_of(&first, "reason_code"), "MULTI_MATCH", "{first}");
+    let failed = site.results(&["--reason", "MULTI_MATCH"]);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let next = failed[0]["next"].to_string();
+    assert!(
+        next.contains("bibgate record find --institution 01DEMO_ALPHA --oclc 5550"),
+        "{next}"
+    );
+    assert!(
+        next.contains(&format!(
+            "bibgate record merge --keep {a} --from {b} --institution 01DEMO_ALPHA"
+        )),
+        "{next}"
+    );
+}
+
+fn unknown_institution_and_bad_since(site: &Site) {
+    let out = site.run(&["results", "--institution", "01NOPE"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("01NOPE"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = site.run(&["results", "--institution", ALPHA, "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("yesterday"));
+    let out = site.run(&["result", "retry", "no-such-export"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no result for export no-such-export"));
+}
+
+fn all(site: &Site) {
+    locked_then_released_and_retried(site);
+    multi_match_names_the_records_to_merge(site);
+    unknown_institution_and_bad_since(site);
+}
+
+#[test]
+fn staff_tools_on_the_embedded_backend() {
+    all(&Site::local("staff"));
+}
+
+#[test]
+fn staff_tools_on_dynamodb_and_s3() {
+    let site = Site::aws("staff-aws");
+    all(&site);
+    assert!(!Path::new(&site.data().join("bibgate.sqlite")).exists());
+}
