@@ -759,8 +759,8 @@ fn result_of(commit: Commit) -> Result<ImportResult> {
         Commit::Add { result, .. } | Commit::Merge { result, .. } | Commit::Reject { result } => {
             Ok(result)
         }
-        Commit::Replace { .. } => Err(Error::Store(bibgate_store::Error::Backend(
-            "an import commit without a result".into(),
-        ))),
+        Commit::Replace { .. } | Commit::ReplaceMany { .. } => Err(Error::Store(
+            bibgate_store::Error::Backend("an import commit without a result".into()),
+        )),
     }
 }

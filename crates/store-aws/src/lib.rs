@@ -77,7 +77,9 @@
 //!   miss it for a moment. Nothing that decides an import reads a GSI.
 //! - `institution_results`: Query `by_institution`, `isk >= <since, 20 digits>`,
 //!   descending, `Limit` pages until enough (also eventually consistent).
-//! - `commit`: one `TransactWriteItems` (below). `commit_batch`: the commits one by one,
+//! - `commit`: one `TransactWriteItems` (below); a `ReplaceMany` (a staff merge) puts
+//!   each record and its prior version and changes each touched index item once, all in one
+//!   `TransactWriteItems` with the same revision and `ver` conditions. `commit_batch`: the commits one by one,
 //!   each atomic on its own, which is what the port promises ("each succeeds or fails on
 //!   its own", and each sees the ones before it); a crash mid-batch leaves a prefix
 //!   committed, which the importer's per-export idempotency makes harmless.

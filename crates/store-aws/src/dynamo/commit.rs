@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
-use bibgate_store::{Commit, Error, ImportResult, IndexKey, MmsId, Result, StoredRecord};
+use bibgate_store::{
+    Commit, Error, ImportResult, IndexKey, MmsId, Replacement, Result, StoredRecord,
+};
 use tracing::debug;
 
 use super::items::{
@@ -181,6 +183,7 @@ impl DynamoStore {
     pub(super) async fn apply(&self, commit: &Commit) -> Result<()> {
         let (expect, record, expected_revision, replaced_by, reason, result) = match commit {
             Commit::Reject { result } => return self.put_result_alone(result).await,
+            Commit::ReplaceMany { replacements } => return self.replace_many(replacements).await,
             Commit::Add {
                 expect,
                 record,
@@ -349,6 +352,94 @@ impl DynamoStore {
         actions.extend(index_actions);
         bibgate_failpoint::point("store.commit.before");
         self.transact(actions, &roles, record, result, &what).await
+    }
+
+    /// [`Commit::ReplaceMany`]: one `TransactWriteItems` with, per record, its new state
+    /// (conditioned on the expected revision) and its prior version, and each index item
+    /// whose set changes once for all records (conditioned on the `ver` read).
+    async fn replace_many(&self, replacements: &[Replacement]) -> Result<()> {
+        let Some(first) = replacements.first() else {
+            return Ok(());
+        };
+        let zone = first.record.zone.as_str();
+        let what = format!("replace {} records in zone {zone:?}", replacements.len());
+        let mut seen = BTreeSet::new();
+        for replacement in replacements {
+            if replacement.record.zone != zone || !seen.insert(&replacement.record.mms_id) {
+                return Err(Error::Backend(format!(
+                    "could not {what}: each record once, all of one zone"
+                )));
+            }
+        }
+        let mut currents = Vec::with_capacity(replacements.len());
+        let mut touched = BTreeSet::new();
+        for replacement in replacements {
+            let mms_id = replacement.record.mms_id.as_str();
+            let item = self
+                .get_item(key(record_pk(zone, mms_id), CURRENT), &what)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("record {mms_id:?} in zone {zone:?}")))?;
+            let stored: u64 = get_n(&item, "revision")?;
+            if stored != replacement.expected_revision {
+                return Err(Error::Conflict(format!(
+                    "record {mms_id:?} in zone {zone:?} is at revision {stored}, not {}",
+                    replacement.expected_revision
+                )));
+            }
+            touched.extend(key_set(&decode_keys(&item)?).into_keys());
+            touched.extend(key_set(&replacement.record.keys).into_keys());
+            currents.push(item);
+        }
+        let index = self.read_index(zone, &touched).await?;
+        let mut index_actions = Vec::new();
+        for (&number, read) in &index {
+            let mut new = read.recs.clone();
+            for replacement in replacements {
+                let mms_id = replacement.record.mms_id.as_str();
+                new.remove(mms_id);
+                if let Some(&active) = key_set(&replacement.record.keys).get(&number) {
+                    new.insert(mms_id.to_owned(), active);
+                }
+            }
+            if new != read.recs {
+                index_actions.push(self.index_action(zone, number, read, &new)?);
+            }
+        }
+        let n_actions = index_actions.len() + 2 * replacements.len();
+        if n_actions > MAX_TRANSACTION_ITEMS {
+            return Err(Error::Backend(format!(
+                "could not {what}: it needs {n_actions} writes, and one transaction holds at most {MAX_TRANSACTION_ITEMS}"
+            )));
+        }
+        let mut actions = Vec::with_capacity(n_actions);
+        let mut roles = Vec::with_capacity(n_actions);
+        for (replacement, current) in replacements.iter().zip(&currents) {
+            let expected = replacement.expected_revision;
+            let new_revision = expected
+                .checked_add(1)
+                .ok_or_else(|| Error::Backend(format!("could not {what}: revision overflow")))?;
+            let marc = self.store_marc(&replacement.record, new_revision)?;
+            actions.push(self.put_action(
+                record_item(&replacement.record, new_revision, &marc),
+                "revision = :r",
+                vec![(":r", n(expected))],
+            )?);
+            roles.push(Role::ReplacedRecord);
+            let version = version_item(
+                current,
+                &replacement.record,
+                expected,
+                &replacement.replaced_by,
+                &replacement.reason,
+            )?;
+            actions.push(self.put_action(version, "attribute_not_exists(pk)", Vec::new())?);
+            roles.push(Role::Version);
+        }
+        roles.extend(std::iter::repeat_n(Role::Index, index_actions.len()));
+        actions.extend(index_actions);
+        bibgate_failpoint::point("store.commit.before");
+        self.transact(actions, &roles, &first.record, None, &what)
+            .await
     }
 
     async fn transact(

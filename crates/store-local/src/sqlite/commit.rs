@@ -17,7 +17,7 @@ fn commit_export_id(commit: &Commit) -> Option<&str> {
         Commit::Add { result, .. } | Commit::Merge { result, .. } | Commit::Reject { result } => {
             Some(&result.export_id)
         }
-        Commit::Replace { .. } => None,
+        Commit::Replace { .. } | Commit::ReplaceMany { .. } => None,
     }
 }
 
@@ -67,6 +67,20 @@ pub(super) fn apply_commit(conn: &Connection, commit: &Commit) -> Result<()> {
             replaced_by,
             reason,
         } => replace_record(conn, record, *expected_revision, replaced_by, reason),
+        Commit::ReplaceMany { replacements } => {
+            // Inside the caller's transaction (or savepoint): a failed replacement rolls
+            // back the ones before it.
+            for replacement in replacements {
+                replace_record(
+                    conn,
+                    &replacement.record,
+                    replacement.expected_revision,
+                    &replacement.replaced_by,
+                    &replacement.reason,
+                )?;
+            }
+            Ok(())
+        }
     }
 }
 

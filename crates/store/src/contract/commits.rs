@@ -12,7 +12,7 @@ use super::support::{
     ErrorTest, add_new, allocate, any_error, commit, count, entry, fails, find, is_already_exists,
     is_conflict, join, merged, ok, record, result_of, sorted, stored_result, version_of, versions,
 };
-use crate::{Commit, ImportResult, MmsId, Result, Store, StoredRecord};
+use crate::{Commit, ImportResult, MmsId, Replacement, Result, Store, StoredRecord};
 
 pub(super) fn check_add_and_find(store: &dyn Store) {
     setup_zones(store);
@@ -625,5 +625,91 @@ pub(super) fn check_institution_results(store: &dyn Store) {
             "institution_results(future)"
         ),
         Vec::new()
+    );
+}
+
+pub(super) fn check_replace_many(store: &dyn Store) {
+    setup_zones(store);
+    // The usual multi-match: `keep` has 100 active; `from` has 200 active and 100 cancelled.
+    let keep = add_new(store, ZONE_A, &[active(100)], "e-keep");
+    let from_id = allocate(store, ZONE_A);
+    let from = sample_record(ZONE_A, &from_id, &[active(200), cancelled(100)]);
+    commit(
+        store,
+        &add_commit(&from, std::slice::from_ref(&keep.mms_id), "e-from"),
+        "add a record sharing number 100",
+    );
+    let survivor = merged(&keep, &[active(100), cancelled(200)], "staff");
+    let withdrawn = merged(&from, &[], "withdrawn");
+    let replacement = |expected_revision: u64, record: &StoredRecord, reason: &str| Replacement {
+        expected_revision,
+        record: record.clone(),
+        replaced_by: "user:alice".to_owned(),
+        reason: reason.to_owned(),
+    };
+    let merge = Commit::ReplaceMany {
+        replacements: vec![
+            replacement(1, &survivor, "merge of another record"),
+            replacement(1, &withdrawn, "merged into another record"),
+        ],
+    };
+
+    // A stale revision of either record fails the whole commit.
+    let stale = Commit::ReplaceMany {
+        replacements: vec![
+            replacement(1, &survivor, "merge of another record"),
+            replacement(7, &withdrawn, "merged into another record"),
+        ],
+    };
+    fails(
+        store.commit(&stale),
+        "replace_many with one stale revision",
+        "Conflict",
+        is_conflict,
+    );
+    assert_eq!(record(store, ZONE_A, &keep.mms_id), Some(keep.clone()));
+    assert_eq!(versions(store, ZONE_A, &keep.mms_id), Vec::new());
+    assert_eq!(
+        find(store, ZONE_A, &[100, 200]),
+        sorted(vec![
+            entry(100, &keep.mms_id, true),
+            entry(100, &from.mms_id, false),
+            entry(200, &from.mms_id, true),
+        ]),
+        "a failed replace_many leaves the index as it was"
+    );
+
+    commit(store, &merge, "replace_many (a staff merge)");
+    assert_eq!(record(store, ZONE_A, &keep.mms_id), Some(survivor.clone()));
+    assert_eq!(record(store, ZONE_A, &from.mms_id), Some(withdrawn.clone()));
+    assert_eq!(
+        versions(store, ZONE_A, &from.mms_id),
+        vec![version_of(
+            &from,
+            withdrawn.updated_unix,
+            "user:alice",
+            "merged into another record"
+        )],
+        "the withdrawn record's state is kept as a version"
+    );
+    assert_eq!(versions(store, ZONE_A, &keep.mms_id).len(), 1);
+    assert_eq!(
+        find(store, ZONE_A, &[100, 200]),
+        vec![
+            entry(100, &keep.mms_id, true),
+            entry(200, &keep.mms_id, false),
+        ],
+        "the index follows both records in the same commit"
+    );
+    assert_eq!(
+        ok(store.duplicates(ZONE_A), "duplicates"),
+        Vec::new(),
+        "no number is shared after the merge"
+    );
+    fails(
+        store.commit(&merge),
+        "the same replace_many again",
+        "Conflict",
+        is_conflict,
     );
 }
