@@ -237,6 +237,300 @@ fn multi_match_names_the_records_to_merge(site: &Site) {
     );
 }
 
+/// MULTI_MATCH resolved: the merge is refused while a record is locked by someone else;
+/// merged, the export of the number goes into the kept record; the withdrawn one is kept
+/// in the history and restorable.
+fn multi_match_merged_then_exported_again(site: &Site) {
+    let (a, b) = seed_sharing(site.store.as_ref(), ALPHA, 6_660, 6_661);
+    let bytes = record_bytes(6_660, "Shared again.");
+    let (code, first) = site.import("multi-again.mrc", &bytes);
+    assert_eq!(code, Some(1), "{first}");
+    assert_eq!(str_of(&first, "reason_code"), "MULTI_MATCH", "{first}");
+
+    let merge = [
+        "record",
+        "merge",
+        "--keep",
+        a.as_str(),
+        "--from",
+        b.as_str(),
+        "--institution",
+        ALPHA,
+    ];
+    seed_lock(site.store.as_ref(), ALPHA, b.as_str());
+    let out = site.run(&merge);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is locked in the metadata editor by 01DEMO_ALPHA (jdoe)"),
+        "{stderr}"
+    );
+    assert!(site.store.release_lock(ALPHA, &b).unwrap());
+
+    let out = site.run(&merge);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(
+        said.contains(&format!("record {b} merged into {a}")),
+        "{said}"
+    );
+    assert!(said.contains("035 $z (OCoLC) 6661"), "{said}");
+
+    // The index moved in the same write: both numbers name the kept record only.
+    let found = text(
+        &site
+            .run(&[
+                "record",
+                "find",
+                "--institution",
+                ALPHA,
+                "--oclc",
+                "6661",
+                "--json",
+            ])
+            .stdout,
+    );
+    assert_eq!(found.lines().count(), 1, "{found}");
+    assert!(found.contains(&format!("\"mms_id\":\"{a}\"")), "{found}");
+    assert!(found.contains("\"active\":false"), "{found}");
+    let shown = text(
+        &site
+            .run(&["record", "show", b.as_str(), "--institution", ALPHA])
+            .stdout,
+    );
+    assert!(
+        shown.contains("revision 2") && shown.contains("(withdrawn)"),
+        "{shown}"
+    );
+    let out = site.run(&[
+        "record",
+        "merge",
+        "--keep",
+        a.as_str(),
+        "--from",
+        b.as_str(),
+        "--institution",
+        ALPHA,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a withdrawn record is not merged again"
+    );
+
+    let (code, again) = site.import("multi-again-2.mrc", &bytes);
+    assert_eq!(code, Some(0), "{again}");
+    assert_eq!(
+        str_of(&again, "host_message"),
+        format!("The record has been processed successfully. MMS ID: {a}")
+    );
+    assert_eq!(str_of(&again, "mms_id"), a.as_str());
+    // The first export, retried, goes the same way.
+    let out = site.run(&["result", "retry", str_of(&first, "export_id")]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains(&format!("mms id: {a}\n")));
+
+    // Withdrawn is restorable.
+    let out = site.run(&[
+        "record",
+        "restore",
+        b.as_str(),
+        "--institution",
+        ALPHA,
+        "--revision",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(
+        &site
+            .run(&["record", "show", b.as_str(), "--institution", ALPHA])
+            .stdout,
+    );
+    assert!(!shown.contains("(withdrawn)"), "{shown}");
+}
+
+/// NOT_ADDED_BRIEF resolved: the match's Leader/17 set like the incoming record's in
+/// `$EDITOR` (holding the lock meanwhile); the export then merges. An edit that cannot
+/// become MARCXML is refused; an edit from a file; delete and restore.
+fn brief_edited_then_exported_again(site: &Site) {
+    let full = oclc_record(7_070, b' ', None, "Full.");
+    let mms_id = seed(site.store.as_ref(), ALPHA, &full, &[(7_070, true)]);
+    let brief = bibgate_test_support::records::encode(&oclc_record(
+        7_070,
+        b'3',
+        Some("20240101120000.0"),
+        "Brief.",
+    ));
+    let (code, first) = site.import("brief.mrc", &brief);
+    assert_eq!(code, Some(1), "{first}");
+    assert_eq!(str_of(&first, "reason_code"), "NOT_ADDED_BRIEF", "{first}");
+    let next = site.results(&["--reason", "NOT_ADDED_BRIEF"])[0]["next"].to_string();
+    assert!(
+        next.contains("bibgate record edit MMS_ID --institution 01DEMO_ALPHA"),
+        "{next}"
+    );
+
+    // The editor: a script that sets Leader/17 to `3` and notes whether the lock is held.
+    let script = site.scratch.path().join("set-ldr17.sh");
+    let seen_lock = site.scratch.path().join("seen-lock.txt");
+    let mut lock_check = site.bibgate();
+    lock_check.args([
+        "record",
+        "edit",
+        mms_id.as_str(),
+        "--institution",
+        ALPHA,
+        "--user",
+        "other",
+        "--from",
+        "/nonexistent.mrk",
+    ]);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nsed -i '1s/^\\(=LDR  .\\{{17\\}}\\)./\\13/' \"$1\"\n{} >{} 2>&1 || true\n",
+            shell_words(&lock_check),
+            seen_lock.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = site
+        .bibgate()
+        .args([
+            "record",
+            "edit",
+            mms_id.as_str(),
+            "--institution",
+            ALPHA,
+            "--user",
+            "cat",
+        ])
+        .env("EDITOR", &script)
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(
+        said.contains("saved as revision 2 (brief level 03, Leader/17 '3')"),
+        "{said}"
+    );
+    let seen = std::fs::read_to_string(&seen_lock).unwrap();
+    assert!(
+        seen.contains("locked in the metadata editor by 01DEMO_ALPHA (cat)"),
+        "{seen}"
+    );
+    assert_eq!(
+        site.store.lock(ALPHA, &mms_id).unwrap(),
+        None,
+        "released after"
+    );
+
+    let (code, again) = site.import("brief-2.mrc", &brief);
+    assert_eq!(code, Some(0), "{again}");
+    assert_eq!(
+        str_of(&again, "host_message"),
+        format!("The record has been processed successfully. MMS ID: {mms_id}")
+    );
+
+    // From a file: a field too long for MARCXML is refused, nothing saved.
+    let mrk = text(
+        &site
+            .run(&[
+                "record",
+                "show",
+                mms_id.as_str(),
+                "--institution",
+                ALPHA,
+                "--format",
+                "mrk",
+            ])
+            .stdout,
+    );
+    let revision = site.store.record(ALPHA, &mms_id).unwrap().unwrap().revision;
+    let long = site.scratch.path().join("long.mrk");
+    std::fs::write(&long, format!("{mrk}=500  \\\\$a{}\n", "x".repeat(10_000))).unwrap();
+    let out = site.run(&[
+        "record",
+        "edit",
+        mms_id.as_str(),
+        "--institution",
+        ALPHA,
+        "--from",
+        &long.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot be converted to MARCXML"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        site.store.record(ALPHA, &mms_id).unwrap().unwrap().revision,
+        revision
+    );
+    let note = site.scratch.path().join("note.mrk");
+    std::fs::write(&note, format!("{mrk}=500  \\\\$aA note.\n")).unwrap();
+    let out = site.run(&[
+        "record",
+        "edit",
+        mms_id.as_str(),
+        "--institution",
+        ALPHA,
+        "--from",
+        &note.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let diff = text(
+        &site
+            .run(&["record", "diff", mms_id.as_str(), "--institution", ALPHA])
+            .stdout,
+    );
+    assert!(diff.contains("+ =500  \\\\$aA note."), "{diff}");
+
+    // Delete withdraws: no export finds it; restore brings it back.
+    let out = site.run(&["record", "delete", mms_id.as_str(), "--institution", ALPHA]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = site.run(&["record", "find", "--institution", ALPHA, "--oclc", "7070"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = site.run(&[
+        "record",
+        "restore",
+        mms_id.as_str(),
+        "--institution",
+        ALPHA,
+        "--revision",
+        &(revision + 1).to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = site.run(&["record", "find", "--institution", ALPHA, "--oclc", "7070"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// A command as one shell line (its arguments have no quotes).
+fn shell_words(command: &Command) -> String {
+    let mut words = vec![command.get_program().to_string_lossy().into_owned()];
+    words.extend(
+        command
+            .get_args()
+            .map(|a| format!("'{}'", a.to_string_lossy())),
+    );
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            words.insert(
+                0,
+                format!("{}='{}'", key.to_string_lossy(), value.to_string_lossy()),
+            );
+        }
+    }
+    words.join(" ")
+}
+
 fn unknown_institution_and_bad_since(site: &Site) {
     let out = site.run(&["results", "--institution", "01NOPE"]);
     assert_eq!(out.status.code(), Some(2));
@@ -256,6 +550,8 @@ fn unknown_institution_and_bad_since(site: &Site) {
 fn all(site: &Site) {
     locked_then_released_and_retried(site);
     multi_match_names_the_records_to_merge(site);
+    multi_match_merged_then_exported_again(site);
+    brief_edited_then_exported_again(site);
     unknown_institution_and_bad_since(site);
 }
 

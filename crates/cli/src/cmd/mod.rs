@@ -15,6 +15,7 @@ pub mod profile;
 pub mod record;
 pub mod result;
 pub mod results;
+mod revise;
 pub mod send;
 pub mod serve;
 

@@ -1,5 +1,6 @@
 //! `bibgate record`: find, show (any revision, in the formats cataloguers read), compare
-//! revisions, list the history of, or restore records.
+//! revisions, list the history of, or restore records; merge, edit and delete them
+//! (`revise.rs`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use anyhow::Context;
 use bibgate_marc::{Field, Record};
 use bibgate_store::{Commit, MmsId, Store, StoredRecord};
 
+use super::revise::Staff;
 use super::{ZoneArg, now_unix, zone_of};
 use crate::data::Data;
 
@@ -94,6 +96,50 @@ pub enum Command {
         #[command(flatten)]
         which: Which,
     },
+    /// Merge two records into one: `--keep` survives (its MMS ID), the OCLC numbers of
+    /// `--from` become 035 $z of it, and `--from` is withdrawn (restorable), with the index
+    /// updated in the same write. Refused while either is locked by someone else.
+    Merge {
+        /// The record that survives.
+        #[arg(long)]
+        keep: String,
+        /// The record merged into it and withdrawn.
+        #[arg(long)]
+        from: String,
+        /// Whose zone.
+        #[arg(long)]
+        institution: String,
+        /// Institution or network zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+        /// Do not carry the OCLC numbers of `--from` over as 035 $z.
+        #[arg(long)]
+        drop_numbers: bool,
+        /// Who merges them.
+        #[arg(long, default_value = "cli")]
+        user: String,
+    },
+    /// Replace a record with an edited one: from a file (mrk, ISO 2709 or MARCXML), or in
+    /// `$EDITOR` on its mrk text while holding the editor lock. The MARCXML verdict is
+    /// checked before saving; the prior revision is kept.
+    Edit {
+        #[command(flatten)]
+        which: Which,
+        /// The edited record (without: open `$VISUAL`/`$EDITOR`).
+        #[arg(long)]
+        from: Option<std::path::PathBuf>,
+        /// Who edits it (the editor lock's user).
+        #[arg(long, default_value = "cli")]
+        user: String,
+    },
+    /// Withdraw a record: no export matches it any more; restorable with `record restore`.
+    Delete {
+        #[command(flatten)]
+        which: Which,
+        /// Who withdraws it.
+        #[arg(long, default_value = "cli")]
+        user: String,
+    },
     /// Make a prior revision current again (the current one is kept as a version).
     Restore {
         #[command(flatten)]
@@ -146,12 +192,32 @@ pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
             let (zone, mms_id) = which.resolve(store)?;
             record_restore(store, &zone, &mms_id, revision, &user, &mut out)?;
         }
+        Command::Merge {
+            keep,
+            from,
+            institution,
+            zone,
+            drop_numbers,
+            user,
+        } => {
+            let staff = Staff::new(store, &institution, zone.target(), &user)?;
+            staff.merge(&MmsId(keep), &MmsId(from), drop_numbers, &mut out)?;
+        }
+        Command::Edit { which, from, user } => {
+            let staff = Staff::new(store, &which.institution, which.zone.target(), &user)?;
+            staff.edit(&MmsId(which.mms_id), from.as_deref(), &mut out)?;
+        }
+        Command::Delete { which, user } => {
+            let staff = Staff::new(store, &which.institution, which.zone.target(), &user)?;
+            staff.delete(&MmsId(which.mms_id), &mut out)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes a record in the usual line display (`=245  10$aTitle`).
-fn write_record(out: &mut impl Write, record: &Record) -> std::io::Result<()> {
+/// Writes a record in the usual line display (`=245  10$aTitle`; a `$` in a value is
+/// MarcEdit's `{dollar}`).
+pub(super) fn write_record(out: &mut impl Write, record: &Record) -> std::io::Result<()> {
     writeln!(out, "=LDR  {}", record.leader.as_text())?;
     for field in &record.fields {
         match field {
@@ -165,7 +231,12 @@ fn write_record(out: &mut impl Write, record: &Record) -> std::io::Result<()> {
                 let ind = |b: u8| if b == b' ' { '\\' } else { char::from(b) };
                 write!(out, "={tag}  {}{}", ind(*ind1), ind(*ind2))?;
                 for subfield in subfields {
-                    write!(out, "${}{}", char::from(subfield.code), subfield.value)?;
+                    write!(
+                        out,
+                        "${}{}",
+                        char::from(subfield.code),
+                        subfield.value.replace('$', "{dollar}")
+                    )?;
                 }
                 writeln!(out)?;
             }
@@ -311,11 +382,16 @@ fn record_show(
         Format::Text => {
             writeln!(
                 out,
-                "MMS ID {} in {zone}: revision {}, brief level {:02}, originating version {}",
+                "MMS ID {} in {zone}: revision {}, brief level {:02}, originating version {}{}",
                 record.mms_id,
                 record.revision,
                 record.brief_level,
-                record.originating_version.as_deref().unwrap_or("none")
+                record.originating_version.as_deref().unwrap_or("none"),
+                if marc.leader.status() == b'd' {
+                    " (withdrawn)"
+                } else {
+                    ""
+                }
             )?;
             write_record(out, &marc)?;
         }
