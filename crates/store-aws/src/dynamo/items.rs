@@ -261,7 +261,7 @@ pub(super) fn result_item(result: &ImportResult) -> Item {
     item.insert("ipk".into(), s(&result.institution));
     item.insert(
         "isk".into(),
-        s(&format!(
+        s(format!(
             "{}#{:020}#{}",
             received_sort_key(result.received_unix),
             result.index.unwrap_or(0),

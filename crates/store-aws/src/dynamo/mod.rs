@@ -635,7 +635,7 @@ impl Store for DynamoStore {
                     .expression_attribute_names("#i", "ipk")
                     .expression_attribute_names("#s", "isk")
                     .expression_attribute_values(":i", s(institution))
-                    .expression_attribute_values(":s", s(&received_sort_key(since_unix)))
+                    .expression_attribute_values(":s", s(received_sort_key(since_unix)))
                     .scan_index_forward(false)
                     .limit(page_size)
                     .set_exclusive_start_key(start.take())
