@@ -105,6 +105,11 @@ pub trait Store: Send + Sync {
     fn versions(&self, zone: &str, mms_id: &MmsId) -> Result<Vec<RecordVersion>>;
     /// How many records a zone holds.
     fn count_records(&self, zone: &str) -> Result<u64>;
+    /// A page of a zone's records (current ones, withdrawn included): at most `limit` MMS
+    /// IDs, in an order the adapter chooses and keeps (SQLite: MMS ID order; DynamoDB: the
+    /// `by_zone` GSI's), starting after `after` (the last MMS ID of the previous page). Every
+    /// record is on exactly one page while the zone does not change.
+    fn list_records(&self, zone: &str, after: Option<&MmsId>, limit: usize) -> Result<Vec<MmsId>>;
     /// The OCLC numbers that two or more records of `zone` carry (active or cancelled), in
     /// number order, each with its index entries in MMS ID order: the records an export of
     /// that number would find as a multi-match. Reads the zone's whole index: a staff report,

@@ -473,6 +473,54 @@ impl Store for DynamoStore {
         })
     }
 
+    #[instrument(name = "dynamo.list_records", skip(self), err)]
+    fn list_records(&self, zone: &str, after: Option<&MmsId>, limit: usize) -> Result<Vec<MmsId>> {
+        let what = format!("list the records of zone {zone:?}");
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let page_size = i32::try_from(limit.min(1_000)).unwrap_or(1_000);
+        // The GSI has no sort key: its order is DynamoDB's, and a page starts after the
+        // previous page's last record (its GSI key, built from the MMS ID).
+        let mut start: Option<Item> = after.map(|mms_id| {
+            let mut start = key(record_pk(zone, mms_id.as_str()), CURRENT);
+            start.insert("zpk".into(), s(zone));
+            start
+        });
+        let prefix = record_pk(zone, "");
+        self.context.block_on(async {
+            let mut ids = Vec::new();
+            while ids.len() < limit {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("by_zone")
+                    .key_condition_expression("#z = :z")
+                    .expression_attribute_names("#z", "zpk")
+                    .expression_attribute_values(":z", s(zone))
+                    .limit(page_size)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error(&what, &err))?;
+                for item in page.items() {
+                    let pk = get_s(item, "pk")?;
+                    let mms_id = pk.strip_prefix(&prefix).ok_or_else(|| {
+                        Error::Corrupt(format!("{what}: {pk:?} is not a record key"))
+                    })?;
+                    ids.push(MmsId(mms_id.to_owned()));
+                }
+                match page.last_evaluated_key() {
+                    Some(last) if !last.is_empty() => start = Some(last.clone()),
+                    _ => break,
+                }
+            }
+            ids.truncate(limit);
+            Ok(ids)
+        })
+    }
+
     fn duplicates(&self, zone: &str) -> Result<Vec<(u64, Vec<IndexEntry>)>> {
         let what = format!("list the shared oclc numbers of zone {zone:?}");
         self.context.block_on(async {

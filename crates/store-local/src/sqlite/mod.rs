@@ -341,6 +341,26 @@ impl Store for SqliteStore {
         })
     }
 
+    fn list_records(&self, zone: &str, after: Option<&MmsId>, limit: usize) -> Result<Vec<MmsId>> {
+        let what = format!("list the records of zone {zone:?}");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after = after.map_or("", MmsId::as_str);
+        self.read(|conn| {
+            // The primary key (zone, mms_id) serves it.
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT mms_id FROM records WHERE zone = ?1 AND mms_id > ?2 \
+                     ORDER BY mms_id LIMIT ?3",
+                )
+                .map_err(|err| backend(&what, err))?;
+            let rows = statement
+                .query_map(params![zone, after, limit], |row| row.get(0).map(MmsId))
+                .map_err(|err| backend(&what, err))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|err| backend(&what, err))
+        })
+    }
+
     fn duplicates(&self, zone: &str) -> Result<Vec<(u64, Vec<IndexEntry>)>> {
         let what = format!("list the shared oclc numbers of zone {zone:?}");
         let rows: Vec<IndexEntry> = self.read(|conn| {

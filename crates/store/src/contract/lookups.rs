@@ -205,3 +205,45 @@ pub(super) fn check_duplicates(store: &dyn Store) {
         "702 is on one record in each zone: not shared"
     );
 }
+
+pub(super) fn check_list_records(store: &dyn Store) {
+    setup_zones(store);
+    assert_eq!(
+        ok(store.list_records(ZONE_A, None, 10), "list_records(empty)"),
+        Vec::new()
+    );
+    let mut added: Vec<MmsId> = (0..5u64)
+        .map(|n| add_new(store, ZONE_A, &[active(900 + n)], &format!("e-list-{n}")).mms_id)
+        .collect();
+    add_new(store, ZONE_B, &[active(999)], "e-list-b");
+    // Pages of two, each after the last of the one before: every record once.
+    let mut listed = Vec::new();
+    let mut after: Option<MmsId> = None;
+    for page_idx in 0..10 {
+        let page = ok(
+            store.list_records(ZONE_A, after.as_ref(), 2),
+            &format!("list_records(page {page_idx})"),
+        );
+        assert!(page.len() <= 2, "a page holds at most `limit`: {page:?}");
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        listed.extend(page);
+        after = Some(last);
+    }
+    assert_eq!(
+        ok(store.list_records(ZONE_A, None, 100), "list_records(all)"),
+        listed,
+        "the pages, one after the other, are the whole list in the same order"
+    );
+    listed.sort();
+    added.sort();
+    assert_eq!(
+        listed, added,
+        "list_records() lists the zone's records only, each once"
+    );
+    assert_eq!(
+        ok(store.list_records(ZONE_A, None, 0), "list_records(0)"),
+        Vec::new()
+    );
+}

@@ -108,6 +108,7 @@ pub fn store_contract(make: &dyn Fn() -> Box<dyn Store>) {
         ("duplicate_export_id", commits::check_duplicate_export_id),
         ("replace", commits::check_replace),
         ("replace_many", commits::check_replace_many),
+        ("list_records", lookups::check_list_records),
         ("locks", lookups::check_locks),
         ("lookup", lookups::check_lookup),
         ("lookup_many", lookups::check_lookup_many),
