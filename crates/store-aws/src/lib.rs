@@ -57,6 +57,7 @@
 //! | prior version | `REC#<zone>#<mms>` | `V#<revision, 20 digits>` | `marc`/`marc_ref`, `revision`, `ov`, `brief`, `saved`, `replaced`, `replaced_by`, `reason` |
 //! | OCLC index | `OCLC#<zone>#<number>` | `-` | `recs` (map MMS ID → active), `ver` (N, +1 per change) |
 //! | editor lock | `LOCK#<zone>#<mms>` | `-` | `institution`, `user`, `since`, `left`, `expires_at` |
+//! | search term | `TERM#<zone>#<term>` | MMS ID | none: one item per current record with the term (`isbn:…`, `title:…`; the record item lists its `terms`) |
 //! | result | `RESULT#<export id>` | `-` | every [`ImportResult`](bibgate_store::ImportResult) field; `bpk`=batch, `bsk`=index; `ipk`=institution, `isk`=received#index#export id |
 //!
 //! Access patterns:
@@ -75,6 +76,10 @@
 //!   `by_batch`, ascending `bsk`. **Both read a GSI, which is eventually consistent on AWS**
 //!   (moto answers at once): an admin count or a batch report read right after a commit may
 //!   miss it for a moment. Nothing that decides an import reads a GSI.
+//! - `find_by_term`: Query `pk = TERM#<zone>#<term>` (consistent; MMS ID order). The
+//!   term items change in the same `TransactWriteItems` as their record (puts of new
+//!   terms, deletes of gone ones: an import that adds a record writes about a dozen more
+//!   items; a merge that keeps the title, none).
 //! - `institution_results`: Query `by_institution`, `isk >= <since, 20 digits>`,
 //!   descending, `Limit` pages until enough (also eventually consistent).
 //! - `commit`: one `TransactWriteItems` (below); a `ReplaceMany` (a staff merge) puts

@@ -30,6 +30,7 @@ mod error;
 mod key_list;
 mod model;
 pub mod policy;
+pub mod search;
 
 pub use error::{Error, Result};
 pub use key_list::{BadIndexKey, encode_index_keys, parse_index_keys};
@@ -110,6 +111,10 @@ pub trait Store: Send + Sync {
     /// `by_zone` GSI's), starting after `after` (the last MMS ID of the previous page). Every
     /// record is on exactly one page while the zone does not change.
     fn list_records(&self, zone: &str, after: Option<&MmsId>, limit: usize) -> Result<Vec<MmsId>>;
+    /// The current records of a zone with a search term ([`search`]: `isbn:…`, `title:…`),
+    /// in MMS ID order, at most `limit`. Adapters keep each record's
+    /// [`search::record_terms`] in the same write as the record.
+    fn find_by_term(&self, zone: &str, term: &str, limit: usize) -> Result<Vec<MmsId>>;
     /// The OCLC numbers that two or more records of `zone` carry (active or cancelled), in
     /// number order, each with its index entries in MMS ID order: the records an export of
     /// that number would find as a multi-match. Reads the zone's whole index: a staff report,

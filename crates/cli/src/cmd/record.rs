@@ -68,6 +68,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List a zone's records a page at a time (MMS ID, revision, brief level, title); the
+    /// next page starts `--after` the last MMS ID shown.
+    List {
+        /// Whose zone.
+        #[arg(long)]
+        institution: String,
+        /// Institution or network zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+        /// Start after this MMS ID (the last one of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per record.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a record: its current state, or a prior revision.
     Show {
         #[command(flatten)]
@@ -167,6 +186,17 @@ pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let zone = zone_of(store, &institution, zone.target())?;
             return record_find(store, &zone, &oclc, json, &mut out);
+        }
+        Command::List {
+            institution,
+            zone,
+            after,
+            limit,
+            json,
+        } => {
+            let zone = zone_of(store, &institution, zone.target())?;
+            let after = after.map(MmsId);
+            record_list(store, &zone, after.as_ref(), limit, json, &mut out)?;
         }
         Command::Show {
             which,
@@ -315,6 +345,73 @@ fn record_find(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `bibgate record list`: one line (or JSON object) per record; the cursor for the next
+/// page on stderr when the page is full.
+fn record_list(
+    store: &dyn Store,
+    zone: &str,
+    after: Option<&MmsId>,
+    limit: usize,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let ids = store.list_records(zone, after, limit)?;
+    for mms_id in &ids {
+        let Some(record) = store.record(zone, mms_id)? else {
+            continue;
+        };
+        write_summary(&record, json, out)?;
+    }
+    out.flush()?;
+    match ids.last() {
+        Some(last) if ids.len() == limit => {
+            eprintln!("bibgate: more may follow: --after {last}");
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// One line about a stored record: MMS ID, revision, brief level, OCLC numbers, title
+/// (withdrawn records say so).
+fn write_summary(record: &StoredRecord, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let marc = bibgate_import::read_stored(record).ok();
+    let title = marc.as_ref().map(title_of).unwrap_or_default();
+    let withdrawn = marc.as_ref().is_some_and(|m| m.leader.status() == b'd');
+    let numbers: Vec<String> = record
+        .keys
+        .iter()
+        .map(|k| format!("{}{}", k.number, if k.active { "" } else { " (cancelled)" }))
+        .collect();
+    if json {
+        let line = serde_json::json!({
+            "mms_id": record.mms_id.0,
+            "zone": record.zone,
+            "revision": record.revision,
+            "brief_level": record.brief_level,
+            "oclc_numbers": record.keys.iter().map(|k| k.number).collect::<Vec<_>>(),
+            "withdrawn": withdrawn,
+            "title": title,
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(
+            out,
+            "{}\trevision {}\tbrief level {:02}\t{}\t{}{title}",
+            record.mms_id,
+            record.revision,
+            record.brief_level,
+            if numbers.is_empty() {
+                "no OCLC number".to_string()
+            } else {
+                format!("OCLC {}", numbers.join(", "))
+            },
+            if withdrawn { "(withdrawn) " } else { "" }
+        )?;
+    }
+    Ok(())
 }
 
 /// The 245 $a (and $b) of a record, for lists.

@@ -13,8 +13,8 @@ use bibgate_store::{
 use tracing::debug;
 
 use super::items::{
-    CURRENT, IndexItem, Item, NO_SORT, decode_keys, get_n, index_item, index_pk, key, n,
-    record_item, record_pk, result_item, result_pk, version_item,
+    CURRENT, IndexItem, Item, NO_SORT, decode_keys, decode_terms, get_n, index_item, index_pk, key,
+    n, record_item, record_pk, result_item, result_pk, term_pk, version_item, with_terms,
 };
 use super::{DynamoStore, build_error, sdk_error};
 
@@ -36,6 +36,7 @@ enum Role {
     Version,
     Result,
     Index,
+    Term,
 }
 
 /// The index set a record contributes: number → active (active wins over cancelled).
@@ -118,6 +119,25 @@ impl DynamoStore {
         }
         let item = index_item(zone, number, new, read.ver.unwrap_or(0) + 1);
         self.put_action(item, condition, values)
+    }
+
+    /// The term items of one record going from `old` to `new` terms: deletes and puts.
+    fn term_actions(
+        &self,
+        zone: &str,
+        mms_id: &str,
+        old: &[String],
+        new: &[String],
+    ) -> Result<Vec<TransactWriteItem>> {
+        let what = "build a transaction";
+        let mut actions = Vec::new();
+        for term in old.iter().filter(|t| !new.contains(t)) {
+            actions.push(self.plain_delete(key(term_pk(zone, term), mms_id), what)?);
+        }
+        for term in new.iter().filter(|t| !old.contains(t)) {
+            actions.push(self.plain_put(key(term_pk(zone, term), mms_id), what)?);
+        }
+        Ok(actions)
     }
 
     pub(super) fn plain_put(&self, item: Item, what: &str) -> Result<TransactWriteItem> {
@@ -296,7 +316,14 @@ impl DynamoStore {
             }
             index_actions.push(self.index_action(zone, number, read, &new)?);
         }
+        let old_terms = match &current {
+            Some(item) => decode_terms(item)?,
+            None => Vec::new(),
+        };
+        let new_terms = bibgate_store::search::record_terms(&record.marc);
+        let term_actions = self.term_actions(zone, mms_id, &old_terms, &new_terms)?;
         let n_actions = index_actions.len()
+            + term_actions.len()
             + 1
             + usize::from(current.is_some())
             + usize::from(result.is_some());
@@ -316,7 +343,7 @@ impl DynamoStore {
         let mut actions = Vec::with_capacity(n_actions);
         let mut roles = Vec::with_capacity(n_actions);
         let marc = self.store_marc(record, new_revision)?;
-        let record_item = record_item(record, new_revision, &marc);
+        let record_item = with_terms(record_item(record, new_revision, &marc), &new_terms);
         match expected_revision {
             None => {
                 actions.push(self.put_action(
@@ -350,6 +377,8 @@ impl DynamoStore {
         }
         roles.extend(std::iter::repeat_n(Role::Index, index_actions.len()));
         actions.extend(index_actions);
+        roles.extend(std::iter::repeat_n(Role::Term, term_actions.len()));
+        actions.extend(term_actions);
         bibgate_failpoint::point("store.commit.before");
         self.transact(actions, &roles, record, result, &what).await
     }
@@ -405,7 +434,19 @@ impl DynamoStore {
                 index_actions.push(self.index_action(zone, number, read, &new)?);
             }
         }
-        let n_actions = index_actions.len() + 2 * replacements.len();
+        let mut term_actions = Vec::new();
+        let mut new_terms = Vec::with_capacity(replacements.len());
+        for (replacement, current) in replacements.iter().zip(&currents) {
+            let terms = bibgate_store::search::record_terms(&replacement.record.marc);
+            term_actions.extend(self.term_actions(
+                zone,
+                replacement.record.mms_id.as_str(),
+                &decode_terms(current)?,
+                &terms,
+            )?);
+            new_terms.push(terms);
+        }
+        let n_actions = index_actions.len() + term_actions.len() + 2 * replacements.len();
         if n_actions > MAX_TRANSACTION_ITEMS {
             return Err(Error::Backend(format!(
                 "could not {what}: it needs {n_actions} writes, and one transaction holds at most {MAX_TRANSACTION_ITEMS}"
@@ -413,14 +454,14 @@ impl DynamoStore {
         }
         let mut actions = Vec::with_capacity(n_actions);
         let mut roles = Vec::with_capacity(n_actions);
-        for (replacement, current) in replacements.iter().zip(&currents) {
+        for ((replacement, current), terms) in replacements.iter().zip(&currents).zip(&new_terms) {
             let expected = replacement.expected_revision;
             let new_revision = expected
                 .checked_add(1)
                 .ok_or_else(|| Error::Backend(format!("could not {what}: revision overflow")))?;
             let marc = self.store_marc(&replacement.record, new_revision)?;
             actions.push(self.put_action(
-                record_item(&replacement.record, new_revision, &marc),
+                with_terms(record_item(&replacement.record, new_revision, &marc), terms),
                 "revision = :r",
                 vec![(":r", n(expected))],
             )?);
@@ -437,6 +478,8 @@ impl DynamoStore {
         }
         roles.extend(std::iter::repeat_n(Role::Index, index_actions.len()));
         actions.extend(index_actions);
+        roles.extend(std::iter::repeat_n(Role::Term, term_actions.len()));
+        actions.extend(term_actions);
         bibgate_failpoint::point("store.commit.before");
         self.transact(actions, &roles, &first.record, None, &what)
             .await

@@ -34,6 +34,29 @@ pub(super) fn key(pk: String, sk: &str) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
+/// The partition of a search term's items (one per record, sort key its MMS ID).
+pub(super) fn term_pk(zone: &str, term: &str) -> String {
+    format!("TERM#{zone}#{term}")
+}
+
+/// The search terms a current record's item lists (none for items written without them).
+pub(super) fn decode_terms(item: &Item) -> Result<Vec<String>> {
+    if item.contains_key("terms") {
+        get_string_list(item, "terms")
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// A record's item with its search terms, which the term items mirror.
+pub(super) fn with_terms(mut item: Item, terms: &[String]) -> Item {
+    item.insert(
+        "terms".into(),
+        AttributeValue::L(terms.iter().map(s).collect()),
+    );
+    item
+}
+
 pub(super) fn record_pk(zone: &str, mms_id: &str) -> String {
     format!("REC#{zone}#{mms_id}")
 }

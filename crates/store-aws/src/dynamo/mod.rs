@@ -27,7 +27,7 @@ use items::{
     CURRENT, IndexItem, Item, Marc, NO_SORT, get_n, get_s, index_from, index_pk, index_pk_prefix,
     institution_from, institution_item, key, lock_from, lock_item, lock_pk, n, profile_from,
     profile_item, profile_pk, profile_pointer, received_sort_key, record_from, record_pk,
-    result_from, result_pk, s, version_from,
+    result_from, result_pk, s, term_pk, version_from,
 };
 
 /// MARC longer than this is kept in S3, not in the item (items are at most 400 KB, and a
@@ -470,6 +470,42 @@ impl Store for DynamoStore {
                 }
             }
             Ok(total)
+        })
+    }
+
+    #[instrument(name = "dynamo.find_by_term", skip(self), err)]
+    fn find_by_term(&self, zone: &str, term: &str, limit: usize) -> Result<Vec<MmsId>> {
+        let what = format!("find the records of zone {zone:?} with {term:?}");
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let page_size = i32::try_from(limit.min(1_000)).unwrap_or(1_000);
+        self.context.block_on(async {
+            let mut ids = Vec::new();
+            let mut start: Option<Item> = None;
+            while ids.len() < limit {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :p")
+                    .expression_attribute_values(":p", s(term_pk(zone, term)))
+                    .consistent_read(true)
+                    .limit(page_size)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error(&what, &err))?;
+                for item in page.items() {
+                    ids.push(MmsId(get_s(item, "sk")?));
+                }
+                match page.last_evaluated_key() {
+                    Some(last) if !last.is_empty() => start = Some(last.clone()),
+                    _ => break,
+                }
+            }
+            ids.truncate(limit);
+            Ok(ids)
         })
     }
 

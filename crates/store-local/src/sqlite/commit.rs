@@ -164,6 +164,26 @@ fn insert_record(conn: &Connection, record: &StoredRecord) -> Result<()> {
         ],
     )
     .map_err(|err| backend(&what, err))?;
+    insert_terms(conn, &record.zone, record.mms_id.as_str(), &record.marc)
+}
+
+/// Adds a record's search terms (`bibgate_store::search::record_terms` of its MARC).
+pub(super) fn insert_terms(conn: &Connection, zone: &str, mms_id: &str, marc: &[u8]) -> Result<()> {
+    let mut statement = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO record_terms (zone, term, mms_id) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(|err| backend("prepare the search term insert", err))?;
+    for term in bibgate_store::search::record_terms(marc) {
+        statement
+            .execute(params![zone, term, mms_id])
+            .map_err(|err| {
+                backend(
+                    &format!("index {term:?} for record {mms_id:?} in zone {zone:?}"),
+                    err,
+                )
+            })?;
+    }
     Ok(())
 }
 
@@ -260,6 +280,13 @@ fn replace_record(
         ],
     )
     .map_err(|err| backend(&what, err))?;
+    exec_cached(
+        conn,
+        "DELETE FROM record_terms WHERE zone = ?1 AND mms_id = ?2",
+        params![zone, mms_id],
+    )
+    .map_err(|err| backend(&format!("clear the search terms: {what}"), err))?;
+    insert_terms(conn, zone, mms_id, &record.marc)?;
     if stored_keys == encode_index_keys(&record.keys) {
         // The usual merge: the same OCLC numbers before and after; the index stands.
         return Ok(());

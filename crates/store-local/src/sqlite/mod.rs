@@ -361,6 +361,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn find_by_term(&self, zone: &str, term: &str, limit: usize) -> Result<Vec<MmsId>> {
+        let what = format!("find the records of zone {zone:?} with {term:?}");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT mms_id FROM record_terms WHERE zone = ?1 AND term = ?2 \
+                     ORDER BY mms_id LIMIT ?3",
+                )
+                .map_err(|err| backend(&what, err))?;
+            let rows = statement
+                .query_map(params![zone, term, limit], |row| row.get(0).map(MmsId))
+                .map_err(|err| backend(&what, err))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|err| backend(&what, err))
+        })
+    }
+
     fn duplicates(&self, zone: &str) -> Result<Vec<(u64, Vec<IndexEntry>)>> {
         let what = format!("list the shared oclc numbers of zone {zone:?}");
         let rows: Vec<IndexEntry> = self.read(|conn| {

@@ -9,6 +9,8 @@
 //! - v4: the previous password hash of a profile and its expiry (rotation).
 //! - v5: the export id a result retries, and the index of an institution's results by
 //!   received time (`bibgate results`).
+//! - v6: the search terms of current records (`record_terms`: ISBNs and title words, see
+//!   `bibgate_store::search`), filled for the records already stored.
 
 use bibgate_store::{Error, Result};
 use rusqlite::{Connection, TransactionBehavior};
@@ -16,7 +18,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::backend;
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// Schema v1: every table of the [`Store`](bibgate_store::Store) port (the crate docs
 /// describe them).
@@ -197,12 +199,42 @@ pub(super) fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
         )
         .map_err(|err| backend(&format!("migrate {shown:?} to schema version 5"), err))?;
     }
+    if version < 6 {
+        // v6: search terms, for `record find --isbn|--title`.
+        tx.execute_batch(
+            "CREATE TABLE record_terms (
+                 zone TEXT NOT NULL,
+                 term TEXT NOT NULL,
+                 mms_id TEXT NOT NULL,
+                 PRIMARY KEY (zone, term, mms_id)
+             );
+             CREATE INDEX record_terms_by_record ON record_terms (zone, mms_id);",
+        )
+        .map_err(|err| backend(&format!("migrate {shown:?} to schema version 6"), err))?;
+        fill_terms(&tx, shown)?;
+    }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|err| backend(&format!("set the schema version of {shown:?}"), err))?;
     }
     tx.commit()
         .map_err(|err| backend(&format!("commit the schema migration of {shown:?}"), err))
+}
+
+/// The search terms of every record already stored (schema v6).
+fn fill_terms(conn: &Connection, shown: &str) -> Result<()> {
+    let what = format!("fill the search terms of {shown:?}");
+    let mut select = conn
+        .prepare("SELECT zone, mms_id, marc FROM records")
+        .map_err(|err| backend(&what, err))?;
+    let mut rows = select.query([]).map_err(|err| backend(&what, err))?;
+    while let Some(row) = rows.next().map_err(|err| backend(&what, err))? {
+        let zone: String = row.get(0).map_err(|err| backend(&what, err))?;
+        let mms_id: String = row.get(1).map_err(|err| backend(&what, err))?;
+        let marc: Vec<u8> = row.get(2).map_err(|err| backend(&what, err))?;
+        super::commit::insert_terms(conn, &zone, &mms_id, &marc)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -227,7 +259,8 @@ mod tests {
         // results_by_institution).
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP INDEX results_by_institution;
+            "DROP TABLE record_terms;
+             DROP INDEX results_by_institution;
              ALTER TABLE results DROP COLUMN retry_of;
              ALTER TABLE profiles DROP COLUMN previous_password_expires;
              ALTER TABLE profiles DROP COLUMN previous_password_hash;
@@ -250,6 +283,36 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_5_database_gets_the_search_terms_of_its_records() {
+        use bibgate_store::contract::{ZONE_A, active, add_commit, sample_record, setup_zones};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        setup_zones(&store);
+        let mms_id = store.allocate_mms_id(ZONE_A).unwrap();
+        let mut marc_record = bibgate_marc::Record::default();
+        marc_record.push_data("245", b'1', b'0', &[(b'a', "Migrated title")]);
+        let mut marc = Vec::new();
+        bibgate_marc::iso2709::write_record(&marc_record, &mut marc).unwrap();
+        let record = bibgate_store::StoredRecord {
+            marc,
+            ..sample_record(ZONE_A, &mms_id, &[active(5)])
+        };
+        store.commit(&add_commit(&record, &[], "e-1")).unwrap();
+        drop(store);
+        // Back to the v5 shape: no search terms.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE record_terms; PRAGMA user_version = 5;")
+            .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.find_by_term(ZONE_A, "title:migrated", 10).unwrap(),
+            vec![mms_id]
+        );
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub fn store_contract(make: &dyn Fn() -> Box<dyn Store>) {
         ("replace", commits::check_replace),
         ("replace_many", commits::check_replace_many),
         ("list_records", lookups::check_list_records),
+        ("find_by_term", lookups::check_find_by_term),
         ("locks", lookups::check_locks),
         ("lookup", lookups::check_lookup),
         ("lookup_many", lookups::check_lookup_many),
