@@ -512,6 +512,78 @@ fn brief_edited_then_exported_again(site: &Site) {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// `record find --isbn|--title` finds an imported record; `record list` pages through the
+/// zone.
+fn find_by_isbn_and_title_and_list(site: &Site) {
+    let mut record = oclc_record(
+        8_080,
+        b' ',
+        Some("20240101120000.0"),
+        "The Searchable history :",
+    );
+    record.push_data("020", b' ', b' ', &[(b'a', "0-306-40615-2 (pbk.)")]);
+    let (code, imported) = site.import("isbn.mrc", &bibgate_test_support::records::encode(&record));
+    assert_eq!(code, Some(0), "{imported}");
+    let mms_id = str_of(&imported, "mms_id").to_string();
+    let find = |args: &[&str]| {
+        let mut all = vec!["record", "find", "--institution", ALPHA, "--json"];
+        all.extend_from_slice(args);
+        site.run(&all)
+    };
+    for args in [
+        &["--isbn", "9780306406157"][..],
+        &["--isbn", "0306406152"][..],
+        &["--title", "HISTORY searchable"][..],
+    ] {
+        let out = find(args);
+        let found = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(found.lines().count(), 1, "{args:?}: {found}");
+        assert!(
+            found.contains(&format!("\"mms_id\":\"{mms_id}\"")),
+            "{found}"
+        );
+    }
+    assert_eq!(
+        find(&["--title", "history of nothing"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(find(&["--isbn", "12"]).status.code(), Some(2));
+    assert_eq!(
+        find(&[]).status.code(),
+        Some(2),
+        "one of --oclc, --isbn, --title"
+    );
+
+    let list = |args: &[&str]| {
+        let mut all = vec!["record", "list", "--institution", ALPHA, "--json"];
+        all.extend_from_slice(args);
+        let out = site.run(&all);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let ids: Vec<String> = text(&out.stdout)
+            .lines()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                str_of(&value, "mms_id").to_string()
+            })
+            .collect();
+        (ids, text(&out.stderr))
+    };
+    let (everything, _) = list(&["--limit", "1000"]);
+    assert!(everything.contains(&mms_id), "{everything:?}");
+    let (first, said) = list(&["--limit", "2"]);
+    assert_eq!(first.len(), 2);
+    assert!(said.contains(&format!("--after {}", first[1])), "{said}");
+    let (rest, _) = list(&["--after", &first[1], "--limit", "1000"]);
+    let paged: Vec<String> = first.into_iter().chain(rest).collect();
+    assert_eq!(paged, everything);
+}
+
 /// A command as one shell line (its arguments have no quotes).
 fn shell_words(command: &Command) -> String {
     let mut words = vec![command.get_program().to_string_lossy().into_owned()];
@@ -552,6 +624,7 @@ fn all(site: &Site) {
     multi_match_names_the_records_to_merge(site);
     multi_match_merged_then_exported_again(site);
     brief_edited_then_exported_again(site);
+    find_by_isbn_and_title_and_list(site);
     unknown_institution_and_bad_since(site);
 }
 

@@ -53,7 +53,8 @@ impl Which {
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Find the records of a zone that carry an OCLC number (035 $a active, 035 $z or 019 $a
-    /// cancelled; `123`, `ocm00000123` and `(OCoLC)123` are the same number).
+    /// cancelled; `123`, `ocm00000123` and `(OCoLC)123` are the same number), an ISBN (020
+    /// $a or $z; ISBN-10 and ISBN-13 are the same) or all the words of a title (245 $a $b).
     Find {
         /// Whose zone.
         #[arg(long)]
@@ -62,8 +63,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "iz")]
         zone: ZoneArg,
         /// The OCLC number.
+        #[arg(long, required_unless_present_any = ["isbn", "title"], conflicts_with_all = ["isbn", "title"])]
+        oclc: Option<String>,
+        /// An ISBN.
+        #[arg(long, conflicts_with = "title")]
+        isbn: Option<String>,
+        /// Words of the title (all of them, any order, any case).
         #[arg(long)]
-        oclc: String,
+        title: Option<String>,
+        /// At most this many records (ISBN and title).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         /// One JSON object per record.
         #[arg(long)]
         json: bool,
@@ -182,10 +192,24 @@ pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
             institution,
             zone,
             oclc,
+            isbn,
+            title,
+            limit,
             json,
         } => {
             let zone = zone_of(store, &institution, zone.target())?;
-            return record_find(store, &zone, &oclc, json, &mut out);
+            if let Some(oclc) = oclc {
+                return record_find(store, &zone, &oclc, json, &mut out);
+            }
+            return record_search(
+                store,
+                &zone,
+                isbn.as_deref(),
+                title.as_deref(),
+                limit,
+                json,
+                &mut out,
+            );
         }
         Command::List {
             institution,
@@ -343,6 +367,63 @@ fn record_find(
             "bibgate: {} records carry OCLC number {number}: an export of it fails as a multi-match until they are one",
             lookup.entries.len()
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Title terms read for one word at most (a common word's records beyond it are not
+/// looked at).
+const MAX_TERM_RECORDS: usize = 10_000;
+
+/// `bibgate record find --isbn|--title`: the records with the ISBN, or with every word of
+/// the title (the records of each word's term, intersected); exit 1 when none.
+fn record_search(
+    store: &dyn Store,
+    zone: &str,
+    isbn: Option<&str>,
+    title: Option<&str>,
+    limit: usize,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let (terms, shown) = match (isbn, title) {
+        (Some(isbn), _) => (
+            vec![
+                bibgate_store::search::isbn_term(isbn)
+                    .with_context(|| format!("{isbn:?} is not an ISBN (10 or 13 digits)"))?,
+            ],
+            format!("ISBN {isbn}"),
+        ),
+        (None, Some(title)) => {
+            let terms = bibgate_store::search::title_terms(title);
+            if terms.is_empty() {
+                anyhow::bail!(
+                    "{title:?} has no word to search for (articles and one-letter words are left out)"
+                );
+            }
+            (terms, format!("title words {title:?}"))
+        }
+        (None, None) => anyhow::bail!("name --oclc, --isbn or --title"),
+    };
+    let mut found: Option<Vec<MmsId>> = None;
+    for term in &terms {
+        let ids = store.find_by_term(zone, term, MAX_TERM_RECORDS)?;
+        found = Some(match found {
+            None => ids,
+            Some(so_far) => so_far.into_iter().filter(|id| ids.contains(id)).collect(),
+        });
+    }
+    let mut found = found.unwrap_or_default();
+    found.truncate(limit);
+    for mms_id in &found {
+        if let Some(record) = store.record(zone, mms_id)? {
+            write_summary(&record, json, out)?;
+        }
+    }
+    out.flush()?;
+    if found.is_empty() {
+        eprintln!("bibgate: no record in {zone} has {shown}");
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
