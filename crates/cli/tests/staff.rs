@@ -614,6 +614,23 @@ fn unknown_institution_and_bad_since(site: &Site) {
     let out = site.run(&["results", "--institution", ALPHA, "--since", "yesterday"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("yesterday"));
+    // A record of a MARCXML file has no bytes of its own to import again.
+    let xml = "<?xml version=\"1.0\"?><collection xmlns=\"http://www.loc.gov/MARC21/slim\">\
+        <record><leader>00000nam a2200000 a 4500</leader>\
+        <controlfield tag=\"001\">ocm00009090</controlfield>\
+        <controlfield tag=\"003\">OCoLC</controlfield>\
+        <datafield tag=\"035\" ind1=\" \" ind2=\" \"><subfield code=\"a\">(OCoLC)9090</subfield></datafield>\
+        <datafield tag=\"245\" ind1=\"1\" ind2=\"0\"><subfield code=\"a\">XML.</subfield></datafield>\
+        </record></collection>";
+    let (code, imported) = site.import("record.xml", xml.as_bytes());
+    assert_eq!(code, Some(0), "{imported}");
+    let out = site.run(&["result", "retry", str_of(&imported, "export_id")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("MARCXML file"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = site.run(&["result", "retry", "no-such-export"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no result for export no-such-export"));

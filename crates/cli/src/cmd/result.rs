@@ -97,7 +97,7 @@ fn retry(data: &Data, export_id: &str, out: &mut impl Write) -> anyhow::Result<E
 /// The raw bytes a result was imported from: its slice of the blob it names.
 fn stored_bytes(blobs: &dyn BlobStore, result: &ImportResult) -> anyhow::Result<Vec<u8>> {
     let export_id = &result.export_id;
-    if result.raw_key.is_empty() || result.raw_len == 0 {
+    if result.raw_key.is_empty() {
         bail!("export {export_id} has no stored bytes to import again");
     }
     if result.raw_len > MAX_RECORD_BYTES {
@@ -107,12 +107,29 @@ fn stored_bytes(blobs: &dyn BlobStore, result: &ImportResult) -> anyhow::Result<
             result.raw_key
         );
     }
-    let mut reader = blobs.open(&result.raw_key)?.with_context(|| {
+    let mut opened = blobs.open(&result.raw_key)?.with_context(|| {
         format!(
             "the bytes of export {export_id} ({:?}) are no longer stored",
             result.raw_key
         )
     })?;
+    // A record of a MARCXML file has no bytes of its own there to import again.
+    let mut prefix = Vec::new();
+    (&mut opened)
+        .take(512)
+        .read_to_end(&mut prefix)
+        .with_context(|| format!("could not read {:?}", result.raw_key))?;
+    if bibgate_marc::Format::sniff(&prefix) == bibgate_marc::Format::MarcXml {
+        bail!(
+            "export {export_id} is a record of the MARCXML file {:?}: import the file again \
+             (`bibgate import`), or the corrected record",
+            result.raw_key
+        );
+    }
+    if result.raw_len == 0 {
+        bail!("export {export_id} has no stored bytes to import again");
+    }
+    let mut reader = std::io::Cursor::new(prefix).chain(opened);
     let skipped = std::io::copy(
         &mut (&mut reader).take(result.raw_offset),
         &mut std::io::sink(),
