@@ -22,7 +22,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::{
     backup, bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile,
-    record, redrive, result, send, serve,
+    record, redrive, result, results, send, serve,
 };
 use data::{Backend, BackendArgs, BackendKind, Data};
 
@@ -65,6 +65,8 @@ enum Command {
     /// Show the stored result of an export (host message, outcome, MMS ID, trace); exit 1
     /// when there is none yet.
     Result(result::Args),
+    /// An institution's import results, newest first, each failure with what to do next.
+    Results(results::Args),
     /// Show, list the history of, or restore records.
     #[command(subcommand)]
     Record(record::Command),
@@ -181,6 +183,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             &args,
         ),
         Command::Result(args) => result::run(&Data::open_existing(&backend)?, &args),
+        Command::Results(args) => results::run(&Data::open_existing(&backend)?, &args),
         Command::Record(command) => record::run(&Data::open(&backend)?, command),
         Command::Editor(args) => editor::run(&Data::open(&backend)?, &args),
         Command::Duplicates(args) => duplicates::run(&Data::open(&backend)?, &args),

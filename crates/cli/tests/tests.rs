@@ -12,6 +12,7 @@
 //!   publish` of an endless file, owner-only file modes (issue 18).
 //! - `metrics`: `serve --metrics`: /metrics parsed by Prometheus's parser against the stored
 //!   results, and /health.
+//! - `staff`: `results` and `result retry` on both backends (AWS on moto).
 //! - `demo`: `bibgate demo` from a folder outside the repository, no shared corpus.
 //! - `scenario`: `scripts/consortium-scenario.sh` on both backends (issue 14's acceptance).
 //! - `util`: the helpers they share.
@@ -25,4 +26,5 @@ mod input;
 mod metrics;
 mod result;
 mod scenario;
+mod staff;
 mod util;

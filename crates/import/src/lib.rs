@@ -197,6 +197,8 @@ impl Planned {
 pub struct Importer<'a> {
     store: &'a dyn Store,
     policies: Option<&'a dyn PolicyRunner>,
+    /// The export id whose stored bytes are imported again, named in each new result.
+    retry_of: Option<String>,
 }
 
 const UNREADABLE: &str = "MARCXML_CONVERSION_FAILED";
@@ -207,6 +209,7 @@ impl<'a> Importer<'a> {
         Importer {
             store,
             policies: None,
+            retry_of: None,
         }
     }
 
@@ -216,7 +219,21 @@ impl<'a> Importer<'a> {
         store: &'a dyn Store,
         policies: Option<&'a dyn PolicyRunner>,
     ) -> Importer<'a> {
-        Importer { store, policies }
+        Importer {
+            store,
+            policies,
+            retry_of: None,
+        }
+    }
+
+    /// The same importer, naming `export_id` as the result its imports retry
+    /// ([`ImportResult::retry_of`]): the stored bytes of that export imported again under
+    /// a new export id.
+    pub fn retrying(self, export_id: &str) -> Importer<'a> {
+        Importer {
+            retry_of: Some(export_id.to_owned()),
+            ..self
+        }
     }
 
     /// Decides and commits one record; retries after a concurrent import changed the state.
@@ -243,7 +260,7 @@ impl<'a> Importer<'a> {
             } else {
                 None
             };
-            let commit = finalize(route, planned, mms, now_unix)?;
+            let commit = finalize(route, planned, mms, &self.retry_of, now_unix)?;
             match self.store.commit(&commit) {
                 Ok(()) => {
                     bibgate_failpoint::point("store.commit.after");
@@ -316,7 +333,7 @@ impl<'a> Importer<'a> {
                 continue;
             }
             let mms = if plan.is_add() { ids.next() } else { None };
-            commits.push(finalize(route, plan, mms, now_unix)?);
+            commits.push(finalize(route, plan, mms, &self.retry_of, now_unix)?);
         }
         let mut outcomes = self.store.commit_batch(&commits)?.into_iter();
         bibgate_failpoint::point("store.commit.after");
@@ -585,7 +602,13 @@ fn encode(record: &Record) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn finalize(route: &Route, planned: Planned, mms: Option<MmsId>, now_unix: i64) -> Result<Commit> {
+fn finalize(
+    route: &Route,
+    planned: Planned,
+    mms: Option<MmsId>,
+    retry_of: &Option<String>,
+    now_unix: i64,
+) -> Result<Commit> {
     let zone = route.zone.code.clone();
     let received = planned.received;
     let base = |outcome,
@@ -610,6 +633,7 @@ fn finalize(route: &Route, planned: Planned, mms: Option<MmsId>, now_unix: i64) 
         decided_unix: now_unix,
         trace,
         policy: planned.policy.clone(),
+        retry_of: retry_of.clone(),
     };
     let expect = Expectation {
         numbers: planned.numbers.clone(),
@@ -735,8 +759,8 @@ fn result_of(commit: Commit) -> Result<ImportResult> {
         Commit::Add { result, .. } | Commit::Merge { result, .. } | Commit::Reject { result } => {
             Ok(result)
         }
-        Commit::Replace { .. } => Err(Error::Store(bibgate_store::Error::Backend(
-            "an import commit without a result".into(),
-        ))),
+        Commit::Replace { .. } | Commit::ReplaceMany { .. } => Err(Error::Store(
+            bibgate_store::Error::Backend("an import commit without a result".into()),
+        )),
     }
 }

@@ -78,6 +78,7 @@ fn failure(services: &Services, export: &Taken, text: String, code: &str) -> Res
         received_unix: received.received_unix,
         decided_unix: now_unix(),
         policy: None,
+        retry_of: None,
     };
     let store = &*services.store;
     match store.commit(&bibgate_store::Commit::Reject {

@@ -321,7 +321,7 @@ fn result_of(commit: &Commit) -> Option<&ImportResult> {
         Commit::Add { result, .. } | Commit::Merge { result, .. } | Commit::Reject { result } => {
             Some(result)
         }
-        Commit::Replace { .. } => None,
+        Commit::Replace { .. } | Commit::ReplaceMany { .. } => None,
     }
 }
 
@@ -409,6 +409,21 @@ impl Store for MeteredStore {
     }
     fn batch_results(&self, batch_id: &str) -> Result<Vec<ImportResult>> {
         self.inner.batch_results(batch_id)
+    }
+    fn list_records(&self, zone: &str, after: Option<&MmsId>, limit: usize) -> Result<Vec<MmsId>> {
+        self.inner.list_records(zone, after, limit)
+    }
+    fn find_by_term(&self, zone: &str, term: &str, limit: usize) -> Result<Vec<MmsId>> {
+        self.inner.find_by_term(zone, term, limit)
+    }
+    fn institution_results(
+        &self,
+        institution: &str,
+        since_unix: i64,
+        limit: usize,
+    ) -> Result<Vec<ImportResult>> {
+        self.inner
+            .institution_results(institution, since_unix, limit)
     }
 }
 

@@ -39,7 +39,10 @@
 //! Keys are strings: partition key `pk`, sort key `sk`. Two global secondary indexes:
 //! `by_zone` (partition `zpk`, keys only; present on current records only: counts) and
 //! `by_batch` (partition `bpk`, sort `bsk` number, all attributes; present on results of a
-//! batch only). TTL attribute: `expires_at` (locks only).
+//! batch only), `by_institution` (partition `ipk` = institution, sort `isk` =
+//! `<received, 20 digits>#<index, 20 digits>#<export id>`, all attributes; on every result
+//! written since it was added: an institution's import report, Query descending).
+//! TTL attribute: `expires_at` (locks only).
 //! The table's definition is data (`src/dynamo/table.rs`), from which
 //! [`DynamoStore::create_table`] builds its request; on AWS the `Table` resource of
 //! `infra/template.yaml` creates the table, and a unit test fails when the two differ.
@@ -54,7 +57,8 @@
 //! | prior version | `REC#<zone>#<mms>` | `V#<revision, 20 digits>` | `marc`/`marc_ref`, `revision`, `ov`, `brief`, `saved`, `replaced`, `replaced_by`, `reason` |
 //! | OCLC index | `OCLC#<zone>#<number>` | `-` | `recs` (map MMS ID → active), `ver` (N, +1 per change) |
 //! | editor lock | `LOCK#<zone>#<mms>` | `-` | `institution`, `user`, `since`, `left`, `expires_at` |
-//! | result | `RESULT#<export id>` | `-` | every [`ImportResult`](bibgate_store::ImportResult) field; `bpk`=batch, `bsk`=index |
+//! | search term | `TERM#<zone>#<term>` | MMS ID | none: one item per current record with the term (`isbn:…`, `title:…`; the record item lists its `terms`) |
+//! | result | `RESULT#<export id>` | `-` | every [`ImportResult`](bibgate_store::ImportResult) field; `bpk`=batch, `bsk`=index; `ipk`=institution, `isk`=received#index#export id |
 //!
 //! Access patterns:
 //!
@@ -72,7 +76,15 @@
 //!   `by_batch`, ascending `bsk`. **Both read a GSI, which is eventually consistent on AWS**
 //!   (moto answers at once): an admin count or a batch report read right after a commit may
 //!   miss it for a moment. Nothing that decides an import reads a GSI.
-//! - `commit`: one `TransactWriteItems` (below). `commit_batch`: the commits one by one,
+//! - `find_by_term`: Query `pk = TERM#<zone>#<term>` (consistent; MMS ID order). The
+//!   term items change in the same `TransactWriteItems` as their record (puts of new
+//!   terms, deletes of gone ones: an import that adds a record writes about a dozen more
+//!   items; a merge that keeps the title, none).
+//! - `institution_results`: Query `by_institution`, `isk >= <since, 20 digits>`,
+//!   descending, `Limit` pages until enough (also eventually consistent).
+//! - `commit`: one `TransactWriteItems` (below); a `ReplaceMany` (a staff merge) puts
+//!   each record and its prior version and changes each touched index item once, all in one
+//!   `TransactWriteItems` with the same revision and `ver` conditions. `commit_batch`: the commits one by one,
 //!   each atomic on its own, which is what the port promises ("each succeeds or fails on
 //!   its own", and each sees the ones before it); a crash mid-batch leaves a prefix
 //!   committed, which the importer's per-export idempotency makes harmless.

@@ -31,6 +31,7 @@ mod key_list;
 pub mod logon;
 mod model;
 pub mod policy;
+pub mod search;
 
 pub use error::{Error, Result};
 pub use key_list::{BadIndexKey, encode_index_keys, parse_index_keys};
@@ -107,6 +108,15 @@ pub trait Store: Send + Sync {
     fn versions(&self, zone: &str, mms_id: &MmsId) -> Result<Vec<RecordVersion>>;
     /// How many records a zone holds.
     fn count_records(&self, zone: &str) -> Result<u64>;
+    /// A page of a zone's records (current ones, withdrawn included): at most `limit` MMS
+    /// IDs, in an order the adapter chooses and keeps (SQLite: MMS ID order; DynamoDB: the
+    /// `by_zone` GSI's), starting after `after` (the last MMS ID of the previous page). Every
+    /// record is on exactly one page while the zone does not change.
+    fn list_records(&self, zone: &str, after: Option<&MmsId>, limit: usize) -> Result<Vec<MmsId>>;
+    /// The current records of a zone with a search term ([`search`]: `isbn:…`, `title:…`),
+    /// in MMS ID order, at most `limit`. Adapters keep each record's
+    /// [`search::record_terms`] in the same write as the record.
+    fn find_by_term(&self, zone: &str, term: &str, limit: usize) -> Result<Vec<MmsId>>;
     /// The OCLC numbers that two or more records of `zone` carry (active or cancelled), in
     /// number order, each with its index entries in MMS ID order: the records an export of
     /// that number would find as a multi-match. Reads the zone's whole index: a staff report,
@@ -132,6 +142,17 @@ pub trait Store: Send + Sync {
     fn result(&self, export_id: &str) -> Result<Option<ImportResult>>;
     /// The results of a batch, in record order.
     fn batch_results(&self, batch_id: &str) -> Result<Vec<ImportResult>>;
+    /// The results of an institution's records received at or after `since_unix`, newest
+    /// first (received time, then position in its batch, then export id, all descending),
+    /// at most `limit` of them: the institution's import report. Read from an index on
+    /// institution and received time (on DynamoDB a GSI, eventually consistent); never on
+    /// an import's path.
+    fn institution_results(
+        &self,
+        institution: &str,
+        since_unix: i64,
+        limit: usize,
+    ) -> Result<Vec<ImportResult>>;
 }
 
 /// An entry that [`BlobStore::set_aside_non_blobs`] moved aside.

@@ -287,6 +287,9 @@ pub struct ImportResult {
     /// The merge policy that decided it, `name@revision sha256:<hex>`; `None` when the
     /// engine's built-in rules alone decided.
     pub policy: Option<String>,
+    /// The export id whose stored bytes this result imported again (`bibgate result
+    /// retry`); `None` for a record received the usual way.
+    pub retry_of: Option<String>,
 }
 
 /// What [`crate::Store::lookup`] returns.
@@ -351,4 +354,25 @@ pub enum Commit {
         /// Why.
         reason: String,
     },
+    /// Several records of one zone replaced together outside an import, all or nothing,
+    /// with the index following each (a staff merge: the survivor gains the other's OCLC
+    /// numbers, the other is withdrawn). Fails with a conflict, writing nothing, unless
+    /// every record is still at its expected revision.
+    ReplaceMany {
+        /// Each record's replacement, as in [`Commit::Replace`]; each record at most once.
+        replacements: Vec<Replacement>,
+    },
+}
+
+/// One record's replacement in a [`Commit::ReplaceMany`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replacement {
+    /// Fails with a conflict unless the record is still at this revision.
+    pub expected_revision: u64,
+    /// The new state (revision `expected_revision + 1`).
+    pub record: StoredRecord,
+    /// Who replaced it (`user:<name>`).
+    pub replaced_by: String,
+    /// Why.
+    pub reason: String,
 }

@@ -89,6 +89,7 @@ pub fn seed(store: &dyn Store, zone: &str, record: &Record, keys: &[(u64, bool)]
         decided_unix: 0,
         trace: Vec::new(),
         policy: None,
+        retry_of: None,
     };
     store
         .commit(&Commit::Add {

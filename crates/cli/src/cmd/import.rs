@@ -56,7 +56,7 @@ pub struct ExplainArgs {
 }
 
 /// The importer over the record store, with the merge-policy runner when there is one.
-fn importer<'a>(
+pub(super) fn importer<'a>(
     data: &'a Data,
     policies: Option<&'a Arc<bibgate_plugin_host::WasmPolicyRunner>>,
 ) -> anyhow::Result<Importer<'a>> {
@@ -68,7 +68,7 @@ fn importer<'a>(
 
 /// The route of `institution` (in `zone`, or the profile's) and the published merge
 /// policies, for import and explain.
-fn route_and_policies(
+pub(super) fn route_and_policies(
     data: &Data,
     institution: &str,
     zone: Option<ZoneArg>,

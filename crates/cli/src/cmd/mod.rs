@@ -16,6 +16,8 @@ pub mod profile;
 pub mod record;
 pub mod redrive;
 pub mod result;
+pub mod results;
+mod revise;
 pub mod send;
 pub mod serve;
 pub mod serve_config;

@@ -1,5 +1,6 @@
 //! `bibgate record`: find, show (any revision, in the formats cataloguers read), compare
-//! revisions, list the history of, or restore records.
+//! revisions, list the history of, or restore records; merge, edit and delete them
+//! (`revise.rs`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use anyhow::Context;
 use bibgate_marc::{Field, Record};
 use bibgate_store::{Commit, MmsId, Store, StoredRecord};
 
+use super::revise::Staff;
 use super::{ZoneArg, now_unix, zone_of};
 use crate::data::Data;
 
@@ -51,7 +53,8 @@ impl Which {
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Find the records of a zone that carry an OCLC number (035 $a active, 035 $z or 019 $a
-    /// cancelled; `123`, `ocm00000123` and `(OCoLC)123` are the same number).
+    /// cancelled; `123`, `ocm00000123` and `(OCoLC)123` are the same number), an ISBN (020
+    /// $a or $z; ISBN-10 and ISBN-13 are the same) or all the words of a title (245 $a $b).
     Find {
         /// Whose zone.
         #[arg(long)]
@@ -60,8 +63,36 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "iz")]
         zone: ZoneArg,
         /// The OCLC number.
+        #[arg(long, required_unless_present_any = ["isbn", "title"], conflicts_with_all = ["isbn", "title"])]
+        oclc: Option<String>,
+        /// An ISBN.
+        #[arg(long, conflicts_with = "title")]
+        isbn: Option<String>,
+        /// Words of the title (all of them, any order, any case).
         #[arg(long)]
-        oclc: String,
+        title: Option<String>,
+        /// At most this many records (ISBN and title).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per record.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a zone's records a page at a time (MMS ID, revision, brief level, title); the
+    /// next page starts `--after` the last MMS ID shown.
+    List {
+        /// Whose zone.
+        #[arg(long)]
+        institution: String,
+        /// Institution or network zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+        /// Start after this MMS ID (the last one of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         /// One JSON object per record.
         #[arg(long)]
         json: bool,
@@ -94,6 +125,50 @@ pub enum Command {
         #[command(flatten)]
         which: Which,
     },
+    /// Merge two records into one: `--keep` survives (its MMS ID), the OCLC numbers of
+    /// `--from` become 035 $z of it, and `--from` is withdrawn (restorable), with the index
+    /// updated in the same write. Refused while either is locked by someone else.
+    Merge {
+        /// The record that survives.
+        #[arg(long)]
+        keep: String,
+        /// The record merged into it and withdrawn.
+        #[arg(long)]
+        from: String,
+        /// Whose zone.
+        #[arg(long)]
+        institution: String,
+        /// Institution or network zone.
+        #[arg(long, value_enum, default_value = "iz")]
+        zone: ZoneArg,
+        /// Do not carry the OCLC numbers of `--from` over as 035 $z.
+        #[arg(long)]
+        drop_numbers: bool,
+        /// Who merges them.
+        #[arg(long, default_value = "cli")]
+        user: String,
+    },
+    /// Replace a record with an edited one: from a file (mrk, ISO 2709 or MARCXML), or in
+    /// `$EDITOR` on its mrk text while holding the editor lock. The MARCXML verdict is
+    /// checked before saving; the prior revision is kept.
+    Edit {
+        #[command(flatten)]
+        which: Which,
+        /// The edited record (without: open `$VISUAL`/`$EDITOR`).
+        #[arg(long)]
+        from: Option<std::path::PathBuf>,
+        /// Who edits it (the editor lock's user).
+        #[arg(long, default_value = "cli")]
+        user: String,
+    },
+    /// Withdraw a record: no export matches it any more; restorable with `record restore`.
+    Delete {
+        #[command(flatten)]
+        which: Which,
+        /// Who withdraws it.
+        #[arg(long, default_value = "cli")]
+        user: String,
+    },
     /// Make a prior revision current again (the current one is kept as a version).
     Restore {
         #[command(flatten)]
@@ -117,10 +192,35 @@ pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
             institution,
             zone,
             oclc,
+            isbn,
+            title,
+            limit,
             json,
         } => {
             let zone = zone_of(store, &institution, zone.target())?;
-            return record_find(store, &zone, &oclc, json, &mut out);
+            if let Some(oclc) = oclc {
+                return record_find(store, &zone, &oclc, json, &mut out);
+            }
+            return record_search(
+                store,
+                &zone,
+                isbn.as_deref(),
+                title.as_deref(),
+                limit,
+                json,
+                &mut out,
+            );
+        }
+        Command::List {
+            institution,
+            zone,
+            after,
+            limit,
+            json,
+        } => {
+            let zone = zone_of(store, &institution, zone.target())?;
+            let after = after.map(MmsId);
+            record_list(store, &zone, after.as_ref(), limit, json, &mut out)?;
         }
         Command::Show {
             which,
@@ -146,12 +246,32 @@ pub fn run(data: &Data, command: Command) -> anyhow::Result<ExitCode> {
             let (zone, mms_id) = which.resolve(store)?;
             record_restore(store, &zone, &mms_id, revision, &user, &mut out)?;
         }
+        Command::Merge {
+            keep,
+            from,
+            institution,
+            zone,
+            drop_numbers,
+            user,
+        } => {
+            let staff = Staff::new(store, &institution, zone.target(), &user)?;
+            staff.merge(&MmsId(keep), &MmsId(from), drop_numbers, &mut out)?;
+        }
+        Command::Edit { which, from, user } => {
+            let staff = Staff::new(store, &which.institution, which.zone.target(), &user)?;
+            staff.edit(&MmsId(which.mms_id), from.as_deref(), &mut out)?;
+        }
+        Command::Delete { which, user } => {
+            let staff = Staff::new(store, &which.institution, which.zone.target(), &user)?;
+            staff.delete(&MmsId(which.mms_id), &mut out)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes a record in the usual line display (`=245  10$aTitle`).
-fn write_record(out: &mut impl Write, record: &Record) -> std::io::Result<()> {
+/// Writes a record in the usual line display (`=245  10$aTitle`; a `$` in a value is
+/// MarcEdit's `{dollar}`).
+pub(super) fn write_record(out: &mut impl Write, record: &Record) -> std::io::Result<()> {
     writeln!(out, "=LDR  {}", record.leader.as_text())?;
     for field in &record.fields {
         match field {
@@ -165,7 +285,12 @@ fn write_record(out: &mut impl Write, record: &Record) -> std::io::Result<()> {
                 let ind = |b: u8| if b == b' ' { '\\' } else { char::from(b) };
                 write!(out, "={tag}  {}{}", ind(*ind1), ind(*ind2))?;
                 for subfield in subfields {
-                    write!(out, "${}{}", char::from(subfield.code), subfield.value)?;
+                    write!(
+                        out,
+                        "${}{}",
+                        char::from(subfield.code),
+                        subfield.value.replace('$', "{dollar}")
+                    )?;
                 }
                 writeln!(out)?;
             }
@@ -246,6 +371,130 @@ fn record_find(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Title terms read for one word at most (a common word's records beyond it are not
+/// looked at).
+const MAX_TERM_RECORDS: usize = 10_000;
+
+/// `bibgate record find --isbn|--title`: the records with the ISBN, or with every word of
+/// the title (the records of each word's term, intersected); exit 1 when none.
+fn record_search(
+    store: &dyn Store,
+    zone: &str,
+    isbn: Option<&str>,
+    title: Option<&str>,
+    limit: usize,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let (terms, shown) = match (isbn, title) {
+        (Some(isbn), _) => (
+            vec![
+                bibgate_store::search::isbn_term(isbn)
+                    .with_context(|| format!("{isbn:?} is not an ISBN (10 or 13 digits)"))?,
+            ],
+            format!("ISBN {isbn}"),
+        ),
+        (None, Some(title)) => {
+            let terms = bibgate_store::search::title_terms(title);
+            if terms.is_empty() {
+                anyhow::bail!(
+                    "{title:?} has no word to search for (articles and one-letter words are left out)"
+                );
+            }
+            (terms, format!("title words {title:?}"))
+        }
+        (None, None) => anyhow::bail!("name --oclc, --isbn or --title"),
+    };
+    let mut found: Option<Vec<MmsId>> = None;
+    for term in &terms {
+        let ids = store.find_by_term(zone, term, MAX_TERM_RECORDS)?;
+        found = Some(match found {
+            None => ids,
+            Some(so_far) => so_far.into_iter().filter(|id| ids.contains(id)).collect(),
+        });
+    }
+    let mut found = found.unwrap_or_default();
+    found.truncate(limit);
+    for mms_id in &found {
+        if let Some(record) = store.record(zone, mms_id)? {
+            write_summary(&record, json, out)?;
+        }
+    }
+    out.flush()?;
+    if found.is_empty() {
+        eprintln!("bibgate: no record in {zone} has {shown}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bibgate record list`: one line (or JSON object) per record; the cursor for the next
+/// page on stderr when the page is full.
+fn record_list(
+    store: &dyn Store,
+    zone: &str,
+    after: Option<&MmsId>,
+    limit: usize,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let ids = store.list_records(zone, after, limit)?;
+    for mms_id in &ids {
+        let Some(record) = store.record(zone, mms_id)? else {
+            continue;
+        };
+        write_summary(&record, json, out)?;
+    }
+    out.flush()?;
+    match ids.last() {
+        Some(last) if ids.len() == limit => {
+            eprintln!("bibgate: more may follow: --after {last}");
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// One line about a stored record: MMS ID, revision, brief level, OCLC numbers, title
+/// (withdrawn records say so).
+fn write_summary(record: &StoredRecord, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let marc = bibgate_import::read_stored(record).ok();
+    let title = marc.as_ref().map(title_of).unwrap_or_default();
+    let withdrawn = marc.as_ref().is_some_and(|m| m.leader.status() == b'd');
+    let numbers: Vec<String> = record
+        .keys
+        .iter()
+        .map(|k| format!("{}{}", k.number, if k.active { "" } else { " (cancelled)" }))
+        .collect();
+    if json {
+        let line = serde_json::json!({
+            "mms_id": record.mms_id.0,
+            "zone": record.zone,
+            "revision": record.revision,
+            "brief_level": record.brief_level,
+            "oclc_numbers": record.keys.iter().map(|k| k.number).collect::<Vec<_>>(),
+            "withdrawn": withdrawn,
+            "title": title,
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(
+            out,
+            "{}\trevision {}\tbrief level {:02}\t{}\t{}{title}",
+            record.mms_id,
+            record.revision,
+            record.brief_level,
+            if numbers.is_empty() {
+                "no OCLC number".to_string()
+            } else {
+                format!("OCLC {}", numbers.join(", "))
+            },
+            if withdrawn { "(withdrawn) " } else { "" }
+        )?;
+    }
+    Ok(())
+}
+
 /// The 245 $a (and $b) of a record, for lists.
 fn title_of(record: &Record) -> String {
     record
@@ -311,11 +560,16 @@ fn record_show(
         Format::Text => {
             writeln!(
                 out,
-                "MMS ID {} in {zone}: revision {}, brief level {:02}, originating version {}",
+                "MMS ID {} in {zone}: revision {}, brief level {:02}, originating version {}{}",
                 record.mms_id,
                 record.revision,
                 record.brief_level,
-                record.originating_version.as_deref().unwrap_or("none")
+                record.originating_version.as_deref().unwrap_or("none"),
+                if marc.leader.status() == b'd' {
+                    " (withdrawn)"
+                } else {
+                    ""
+                }
             )?;
             write_record(out, &marc)?;
         }

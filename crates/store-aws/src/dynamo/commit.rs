@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
-use bibgate_store::{Commit, Error, ImportResult, IndexKey, MmsId, Result, StoredRecord};
+use bibgate_store::{
+    Commit, Error, ImportResult, IndexKey, MmsId, Replacement, Result, StoredRecord,
+};
 use tracing::debug;
 
 use super::items::{
-    CURRENT, IndexItem, Item, NO_SORT, decode_keys, get_n, index_item, index_pk, key, n,
-    record_item, record_pk, result_item, result_pk, version_item,
+    CURRENT, IndexItem, Item, NO_SORT, decode_keys, decode_terms, get_n, index_item, index_pk, key,
+    n, record_item, record_pk, result_item, result_pk, term_pk, version_item, with_terms,
 };
 use super::{DynamoStore, build_error, sdk_error};
 
@@ -30,6 +32,7 @@ enum Role {
     Version,
     Result,
     Index,
+    Term,
 }
 
 /// The index set a record contributes: number → active (active wins over cancelled).
@@ -114,6 +117,25 @@ impl DynamoStore {
         self.put_action(item, condition, values)
     }
 
+    /// The term items of one record going from `old` to `new` terms: deletes and puts.
+    fn term_actions(
+        &self,
+        zone: &str,
+        mms_id: &str,
+        old: &[String],
+        new: &[String],
+    ) -> Result<Vec<TransactWriteItem>> {
+        let what = "build a transaction";
+        let mut actions = Vec::new();
+        for term in old.iter().filter(|t| !new.contains(t)) {
+            actions.push(self.plain_delete(key(term_pk(zone, term), mms_id), what)?);
+        }
+        for term in new.iter().filter(|t| !old.contains(t)) {
+            actions.push(self.plain_put(key(term_pk(zone, term), mms_id), what)?);
+        }
+        Ok(actions)
+    }
+
     pub(super) fn plain_put(&self, item: Item, what: &str) -> Result<TransactWriteItem> {
         let put = Put::builder()
             .table_name(&self.table)
@@ -175,6 +197,7 @@ impl DynamoStore {
     pub(super) async fn apply(&self, commit: &Commit) -> Result<()> {
         let (expect, record, expected_revision, replaced_by, reason, result) = match commit {
             Commit::Reject { result } => return self.put_result_alone(result).await,
+            Commit::ReplaceMany { replacements } => return self.replace_many(replacements).await,
             Commit::Add {
                 expect,
                 record,
@@ -287,7 +310,14 @@ impl DynamoStore {
             }
             index_actions.push(self.index_action(zone, number, read, &new)?);
         }
+        let old_terms = match &current {
+            Some(item) => decode_terms(item)?,
+            None => Vec::new(),
+        };
+        let new_terms = bibgate_store::search::record_terms(&record.marc);
+        let term_actions = self.term_actions(zone, mms_id, &old_terms, &new_terms)?;
         let n_actions = index_actions.len()
+            + term_actions.len()
             + 1
             + usize::from(current.is_some())
             + usize::from(result.is_some());
@@ -307,7 +337,7 @@ impl DynamoStore {
         let mut actions = Vec::with_capacity(n_actions);
         let mut roles = Vec::with_capacity(n_actions);
         let marc = self.store_marc(record, new_revision)?;
-        let record_item = record_item(record, new_revision, &marc);
+        let record_item = with_terms(record_item(record, new_revision, &marc), &new_terms);
         match expected_revision {
             None => {
                 actions.push(self.put_action(
@@ -341,8 +371,112 @@ impl DynamoStore {
         }
         roles.extend(std::iter::repeat_n(Role::Index, index_actions.len()));
         actions.extend(index_actions);
+        roles.extend(std::iter::repeat_n(Role::Term, term_actions.len()));
+        actions.extend(term_actions);
         bibgate_failpoint::point("store.commit.before");
         self.transact(actions, &roles, record, result, &what).await
+    }
+
+    /// [`Commit::ReplaceMany`]: one `TransactWriteItems` with, per record, its new state
+    /// (conditioned on the expected revision) and its prior version, and each index item
+    /// whose set changes once for all records (conditioned on the `ver` read).
+    async fn replace_many(&self, replacements: &[Replacement]) -> Result<()> {
+        let Some(first) = replacements.first() else {
+            return Ok(());
+        };
+        let zone = first.record.zone.as_str();
+        let what = format!("replace {} records in zone {zone:?}", replacements.len());
+        let mut seen = BTreeSet::new();
+        for replacement in replacements {
+            if replacement.record.zone != zone || !seen.insert(&replacement.record.mms_id) {
+                return Err(Error::Backend(format!(
+                    "could not {what}: each record once, all of one zone"
+                )));
+            }
+        }
+        let mut currents = Vec::with_capacity(replacements.len());
+        let mut touched = BTreeSet::new();
+        for replacement in replacements {
+            let mms_id = replacement.record.mms_id.as_str();
+            let item = self
+                .get_item(key(record_pk(zone, mms_id), CURRENT), &what)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("record {mms_id:?} in zone {zone:?}")))?;
+            let stored: u64 = get_n(&item, "revision")?;
+            if stored != replacement.expected_revision {
+                return Err(Error::Conflict(format!(
+                    "record {mms_id:?} in zone {zone:?} is at revision {stored}, not {}",
+                    replacement.expected_revision
+                )));
+            }
+            touched.extend(key_set(&decode_keys(&item)?).into_keys());
+            touched.extend(key_set(&replacement.record.keys).into_keys());
+            currents.push(item);
+        }
+        let index = self.read_index(zone, &touched).await?;
+        let mut index_actions = Vec::new();
+        for (&number, read) in &index {
+            let mut new = read.recs.clone();
+            for replacement in replacements {
+                let mms_id = replacement.record.mms_id.as_str();
+                new.remove(mms_id);
+                if let Some(&active) = key_set(&replacement.record.keys).get(&number) {
+                    new.insert(mms_id.to_owned(), active);
+                }
+            }
+            if new != read.recs {
+                index_actions.push(self.index_action(zone, number, read, &new)?);
+            }
+        }
+        let mut term_actions = Vec::new();
+        let mut new_terms = Vec::with_capacity(replacements.len());
+        for (replacement, current) in replacements.iter().zip(&currents) {
+            let terms = bibgate_store::search::record_terms(&replacement.record.marc);
+            term_actions.extend(self.term_actions(
+                zone,
+                replacement.record.mms_id.as_str(),
+                &decode_terms(current)?,
+                &terms,
+            )?);
+            new_terms.push(terms);
+        }
+        let n_actions = index_actions.len() + term_actions.len() + 2 * replacements.len();
+        if n_actions > MAX_TRANSACTION_ITEMS {
+            return Err(Error::Backend(format!(
+                "could not {what}: it needs {n_actions} writes, and one transaction holds at most {MAX_TRANSACTION_ITEMS}"
+            )));
+        }
+        let mut actions = Vec::with_capacity(n_actions);
+        let mut roles = Vec::with_capacity(n_actions);
+        for ((replacement, current), terms) in replacements.iter().zip(&currents).zip(&new_terms) {
+            let expected = replacement.expected_revision;
+            let new_revision = expected
+                .checked_add(1)
+                .ok_or_else(|| Error::Backend(format!("could not {what}: revision overflow")))?;
+            let marc = self.store_marc(&replacement.record, new_revision)?;
+            actions.push(self.put_action(
+                with_terms(record_item(&replacement.record, new_revision, &marc), terms),
+                "revision = :r",
+                vec![(":r", n(expected))],
+            )?);
+            roles.push(Role::ReplacedRecord);
+            let version = version_item(
+                current,
+                &replacement.record,
+                expected,
+                &replacement.replaced_by,
+                &replacement.reason,
+            )?;
+            actions.push(self.put_action(version, "attribute_not_exists(pk)", Vec::new())?);
+            roles.push(Role::Version);
+        }
+        roles.extend(std::iter::repeat_n(Role::Index, index_actions.len()));
+        actions.extend(index_actions);
+        roles.extend(std::iter::repeat_n(Role::Term, term_actions.len()));
+        actions.extend(term_actions);
+        bibgate_failpoint::point("store.commit.before");
+        self.transact(actions, &roles, &first.record, None, &what)
+            .await
     }
 
     async fn transact(

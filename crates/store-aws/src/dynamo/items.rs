@@ -34,6 +34,29 @@ pub(super) fn key(pk: String, sk: &str) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
+/// The partition of a search term's items (one per record, sort key its MMS ID).
+pub(super) fn term_pk(zone: &str, term: &str) -> String {
+    format!("TERM#{zone}#{term}")
+}
+
+/// The search terms a current record's item lists (none for items written without them).
+pub(super) fn decode_terms(item: &Item) -> Result<Vec<String>> {
+    if item.contains_key("terms") {
+        get_string_list(item, "terms")
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// A record's item with its search terms, which the term items mirror.
+pub(super) fn with_terms(mut item: Item, terms: &[String]) -> Item {
+    item.insert(
+        "terms".into(),
+        AttributeValue::L(terms.iter().map(s).collect()),
+    );
+    item
+}
+
 pub(super) fn record_pk(zone: &str, mms_id: &str) -> String {
     format!("REC#{zone}#{mms_id}")
 }
@@ -258,6 +281,16 @@ pub(super) fn result_item(result: &ImportResult) -> Item {
         item.insert("idx".into(), n(index));
     }
     item.insert("institution".into(), s(&result.institution));
+    item.insert("ipk".into(), s(&result.institution));
+    item.insert(
+        "isk".into(),
+        s(format!(
+            "{}#{:020}#{}",
+            received_sort_key(result.received_unix),
+            result.index.unwrap_or(0),
+            result.export_id
+        )),
+    );
     item.insert("zone".into(), s(&result.zone));
     item.insert("outcome".into(), s(result.outcome.as_str()));
     item.insert("host_message".into(), s(&result.host_message));
@@ -281,7 +314,16 @@ pub(super) fn result_item(result: &ImportResult) -> Item {
     if let Some(policy) = &result.policy {
         item.insert("policy".into(), s(policy));
     }
+    if let Some(retry_of) = &result.retry_of {
+        item.insert("retry_of".into(), s(retry_of));
+    }
     item
+}
+
+/// The received time as the start of a result's `isk` (GSI `by_institution`): 20 digits,
+/// so that text order is time order (times before 1970 sort as 1970).
+pub(super) fn received_sort_key(received_unix: i64) -> String {
+    format!("{:020}", received_unix.max(0))
 }
 
 pub(super) fn result_from(item: &Item) -> Result<ImportResult> {
@@ -306,6 +348,7 @@ pub(super) fn result_from(item: &Item) -> Result<ImportResult> {
         decided_unix: get_n(item, "decided")?,
         trace: get_string_list(item, "trace")?,
         policy: get_opt_s(item, "policy")?,
+        retry_of: get_opt_s(item, "retry_of")?,
     })
 }
 
@@ -520,6 +563,7 @@ mod tests {
             decided_unix: 6,
             trace: vec![String::new(), "a\nb".into()],
             policy: Some("p@1 sha256:00".into()),
+            retry_of: Some("e-0".into()),
         };
         assert_eq!(result_from(&result_item(&result)).unwrap(), result);
     }

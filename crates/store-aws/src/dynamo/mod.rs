@@ -31,8 +31,8 @@ use crate::s3::S3BlobStore;
 use items::{
     CURRENT, IndexItem, Item, Marc, NO_SORT, get_n, get_s, index_from, index_pk, index_pk_prefix,
     institution_from, institution_item, key, lock_from, lock_item, lock_pk, n, profile_from,
-    profile_item, profile_pk, profile_pointer, record_from, record_pk, result_from, result_pk, s,
-    version_from,
+    profile_item, profile_pk, profile_pointer, received_sort_key, record_from, record_pk,
+    result_from, result_pk, s, term_pk, version_from,
 };
 
 /// MARC longer than this is kept in S3, not in the item (items are at most 400 KB, and a
@@ -478,6 +478,90 @@ impl Store for DynamoStore {
         })
     }
 
+    #[instrument(name = "dynamo.find_by_term", skip(self), err)]
+    fn find_by_term(&self, zone: &str, term: &str, limit: usize) -> Result<Vec<MmsId>> {
+        let what = format!("find the records of zone {zone:?} with {term:?}");
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let page_size = i32::try_from(limit.min(1_000)).unwrap_or(1_000);
+        self.context.block_on(async {
+            let mut ids = Vec::new();
+            let mut start: Option<Item> = None;
+            while ids.len() < limit {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :p")
+                    .expression_attribute_values(":p", s(term_pk(zone, term)))
+                    .consistent_read(true)
+                    .limit(page_size)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error(&what, &err))?;
+                for item in page.items() {
+                    ids.push(MmsId(get_s(item, "sk")?));
+                }
+                match page.last_evaluated_key() {
+                    Some(last) if !last.is_empty() => start = Some(last.clone()),
+                    _ => break,
+                }
+            }
+            ids.truncate(limit);
+            Ok(ids)
+        })
+    }
+
+    #[instrument(name = "dynamo.list_records", skip(self), err)]
+    fn list_records(&self, zone: &str, after: Option<&MmsId>, limit: usize) -> Result<Vec<MmsId>> {
+        let what = format!("list the records of zone {zone:?}");
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let page_size = i32::try_from(limit.min(1_000)).unwrap_or(1_000);
+        // The GSI has no sort key: its order is DynamoDB's, and a page starts after the
+        // previous page's last record (its GSI key, built from the MMS ID).
+        let mut start: Option<Item> = after.map(|mms_id| {
+            let mut start = key(record_pk(zone, mms_id.as_str()), CURRENT);
+            start.insert("zpk".into(), s(zone));
+            start
+        });
+        let prefix = record_pk(zone, "");
+        self.context.block_on(async {
+            let mut ids = Vec::new();
+            while ids.len() < limit {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("by_zone")
+                    .key_condition_expression("#z = :z")
+                    .expression_attribute_names("#z", "zpk")
+                    .expression_attribute_values(":z", s(zone))
+                    .limit(page_size)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error(&what, &err))?;
+                for item in page.items() {
+                    let pk = get_s(item, "pk")?;
+                    let mms_id = pk.strip_prefix(&prefix).ok_or_else(|| {
+                        Error::Corrupt(format!("{what}: {pk:?} is not a record key"))
+                    })?;
+                    ids.push(MmsId(mms_id.to_owned()));
+                }
+                match page.last_evaluated_key() {
+                    Some(last) if !last.is_empty() => start = Some(last.clone()),
+                    _ => break,
+                }
+            }
+            ids.truncate(limit);
+            Ok(ids)
+        })
+    }
+
     fn duplicates(&self, zone: &str) -> Result<Vec<(u64, Vec<IndexEntry>)>> {
         let what = format!("list the shared oclc numbers of zone {zone:?}");
         self.context.block_on(async {
@@ -613,6 +697,47 @@ impl Store for DynamoStore {
                     _ => break,
                 }
             }
+            Ok::<_, Error>(items)
+        })?;
+        items.iter().map(result_from).collect()
+    }
+
+    #[instrument(name = "dynamo.institution_results", skip(self), err)]
+    fn institution_results(
+        &self,
+        institution: &str,
+        since_unix: i64,
+        limit: usize,
+    ) -> Result<Vec<ImportResult>> {
+        let what = format!("read the results of institution {institution:?}");
+        let page_size = i32::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000);
+        let items = self.context.block_on(async {
+            let mut items = Vec::new();
+            let mut start: Option<Item> = None;
+            while items.len() < limit {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("by_institution")
+                    .key_condition_expression("#i = :i AND #s >= :s")
+                    .expression_attribute_names("#i", "ipk")
+                    .expression_attribute_names("#s", "isk")
+                    .expression_attribute_values(":i", s(institution))
+                    .expression_attribute_values(":s", s(received_sort_key(since_unix)))
+                    .scan_index_forward(false)
+                    .limit(page_size)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error(&what, &err))?;
+                items.extend(page.items().iter().cloned());
+                match page.last_evaluated_key() {
+                    Some(last) if !last.is_empty() => start = Some(last.clone()),
+                    _ => break,
+                }
+            }
+            items.truncate(limit);
             Ok::<_, Error>(items)
         })?;
         items.iter().map(result_from).collect()

@@ -42,7 +42,8 @@ pub(crate) struct IndexSpec {
 
 /// The store's one table (see the crate docs, "DynamoDB design"): `pk`/`sk`; `by_zone` on
 /// `zpk` (keys only, for counts); `by_batch` on `bpk`/`bsk` (every attribute, for batch
-/// reports); on demand; locks expire through `expires_at`.
+/// reports); `by_institution` on `ipk`/`isk` (every attribute, for an institution's import
+/// report, newest first); on demand; locks expire through `expires_at`.
 pub(crate) static TABLE: TableSpec = TableSpec {
     attributes: &[
         ("pk", ScalarAttributeType::S),
@@ -50,6 +51,8 @@ pub(crate) static TABLE: TableSpec = TableSpec {
         ("zpk", ScalarAttributeType::S),
         ("bpk", ScalarAttributeType::S),
         ("bsk", ScalarAttributeType::N),
+        ("ipk", ScalarAttributeType::S),
+        ("isk", ScalarAttributeType::S),
     ],
     key_schema: &[("pk", KeyType::Hash), ("sk", KeyType::Range)],
     indexes: &[
@@ -61,6 +64,11 @@ pub(crate) static TABLE: TableSpec = TableSpec {
         IndexSpec {
             name: "by_batch",
             key_schema: &[("bpk", KeyType::Hash), ("bsk", KeyType::Range)],
+            projection: ProjectionType::All,
+        },
+        IndexSpec {
+            name: "by_institution",
+            key_schema: &[("ipk", KeyType::Hash), ("isk", KeyType::Range)],
             projection: ProjectionType::All,
         },
     ],

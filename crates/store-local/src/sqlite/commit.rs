@@ -17,7 +17,7 @@ fn commit_export_id(commit: &Commit) -> Option<&str> {
         Commit::Add { result, .. } | Commit::Merge { result, .. } | Commit::Reject { result } => {
             Some(&result.export_id)
         }
-        Commit::Replace { .. } => None,
+        Commit::Replace { .. } | Commit::ReplaceMany { .. } => None,
     }
 }
 
@@ -67,6 +67,20 @@ pub(super) fn apply_commit(conn: &Connection, commit: &Commit) -> Result<()> {
             replaced_by,
             reason,
         } => replace_record(conn, record, *expected_revision, replaced_by, reason),
+        Commit::ReplaceMany { replacements } => {
+            // Inside the caller's transaction (or savepoint): a failed replacement rolls
+            // back the ones before it.
+            for replacement in replacements {
+                replace_record(
+                    conn,
+                    &replacement.record,
+                    replacement.expected_revision,
+                    &replacement.replaced_by,
+                    &replacement.reason,
+                )?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -150,6 +164,26 @@ fn insert_record(conn: &Connection, record: &StoredRecord) -> Result<()> {
         ],
     )
     .map_err(|err| backend(&what, err))?;
+    insert_terms(conn, &record.zone, record.mms_id.as_str(), &record.marc)
+}
+
+/// Adds a record's search terms (`bibgate_store::search::record_terms` of its MARC).
+pub(super) fn insert_terms(conn: &Connection, zone: &str, mms_id: &str, marc: &[u8]) -> Result<()> {
+    let mut statement = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO record_terms (zone, term, mms_id) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(|err| backend("prepare the search term insert", err))?;
+    for term in bibgate_store::search::record_terms(marc) {
+        statement
+            .execute(params![zone, term, mms_id])
+            .map_err(|err| {
+                backend(
+                    &format!("index {term:?} for record {mms_id:?} in zone {zone:?}"),
+                    err,
+                )
+            })?;
+    }
     Ok(())
 }
 
@@ -246,6 +280,13 @@ fn replace_record(
         ],
     )
     .map_err(|err| backend(&what, err))?;
+    exec_cached(
+        conn,
+        "DELETE FROM record_terms WHERE zone = ?1 AND mms_id = ?2",
+        params![zone, mms_id],
+    )
+    .map_err(|err| backend(&format!("clear the search terms: {what}"), err))?;
+    insert_terms(conn, zone, mms_id, &record.marc)?;
     if stored_keys == encode_index_keys(&record.keys) {
         // The usual merge: the same OCLC numbers before and after; the index stands.
         return Ok(());
@@ -269,7 +310,7 @@ fn insert_result(conn: &Connection, result: &ImportResult) -> Result<()> {
         conn,
         &format!(
             "INSERT INTO results ({RESULT_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
         ),
         params![
             result.export_id,
@@ -289,6 +330,7 @@ fn insert_result(conn: &Connection, result: &ImportResult) -> Result<()> {
             result.decided_unix,
             encode_trace(&result.trace),
             result.policy,
+            result.retry_of,
         ],
     )
     .map_err(|err| backend(&what, err))?;

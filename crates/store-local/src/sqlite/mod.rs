@@ -343,6 +343,44 @@ impl Store for SqliteStore {
         })
     }
 
+    fn list_records(&self, zone: &str, after: Option<&MmsId>, limit: usize) -> Result<Vec<MmsId>> {
+        let what = format!("list the records of zone {zone:?}");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after = after.map_or("", MmsId::as_str);
+        self.read(|conn| {
+            // The primary key (zone, mms_id) serves it.
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT mms_id FROM records WHERE zone = ?1 AND mms_id > ?2 \
+                     ORDER BY mms_id LIMIT ?3",
+                )
+                .map_err(|err| backend(&what, err))?;
+            let rows = statement
+                .query_map(params![zone, after, limit], |row| row.get(0).map(MmsId))
+                .map_err(|err| backend(&what, err))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|err| backend(&what, err))
+        })
+    }
+
+    fn find_by_term(&self, zone: &str, term: &str, limit: usize) -> Result<Vec<MmsId>> {
+        let what = format!("find the records of zone {zone:?} with {term:?}");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT mms_id FROM record_terms WHERE zone = ?1 AND term = ?2 \
+                     ORDER BY mms_id LIMIT ?3",
+                )
+                .map_err(|err| backend(&what, err))?;
+            let rows = statement
+                .query_map(params![zone, term, limit], |row| row.get(0).map(MmsId))
+                .map_err(|err| backend(&what, err))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|err| backend(&what, err))
+        })
+    }
+
     fn duplicates(&self, zone: &str) -> Result<Vec<(u64, Vec<IndexEntry>)>> {
         let what = format!("list the shared oclc numbers of zone {zone:?}");
         let rows: Vec<IndexEntry> = self.read(|conn| {
@@ -463,6 +501,31 @@ impl Store for SqliteStore {
                 .map_err(|err| backend(&what, err))?;
             let rows = statement
                 .query_map([batch_id], result_from_row)
+                .map_err(|err| backend(&what, err))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|err| backend(&what, err))
+        })
+    }
+
+    fn institution_results(
+        &self,
+        institution: &str,
+        since_unix: i64,
+        limit: usize,
+    ) -> Result<Vec<ImportResult>> {
+        let what = format!("read the results of institution {institution:?}");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            // Served by `results_by_institution`, read backwards.
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {RESULT_COLUMNS} FROM results \
+                     WHERE institution = ?1 AND received_unix >= ?2 \
+                     ORDER BY received_unix DESC, idx DESC, export_id DESC LIMIT ?3"
+                ))
+                .map_err(|err| backend(&what, err))?;
+            let rows = statement
+                .query_map(params![institution, since_unix, limit], result_from_row)
                 .map_err(|err| backend(&what, err))?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(|err| backend(&what, err))

@@ -191,7 +191,7 @@ pub(super) fn record_from_row(row: &Row<'_>) -> rusqlite::Result<StoredRecord> {
 
 pub(super) const RESULT_COLUMNS: &str = "export_id, batch_id, idx, institution, zone, outcome, \
      host_message, reason_code, mms_id, oclc_numbers, raw_key, raw_offset, raw_len, \
-     received_unix, decided_unix, trace, policy";
+     received_unix, decided_unix, trace, policy, retry_of";
 
 pub(super) fn result_from_row(row: &Row<'_>) -> rusqlite::Result<ImportResult> {
     let outcome: String = row.get(5)?;
@@ -217,6 +217,7 @@ pub(super) fn result_from_row(row: &Row<'_>) -> rusqlite::Result<ImportResult> {
         decided_unix: row.get(14)?,
         trace: decode_trace(&trace, 15)?,
         policy: row.get(16)?,
+        retry_of: row.get(17)?,
     })
 }
 

@@ -7,6 +7,10 @@
 //! - v2: the merge policy that decided a result.
 //! - v3: merge-policy manifests, activations and their configuration ([`SCHEMA_V3`]).
 //! - v4: the previous password hash of a profile and its expiry (rotation).
+//! - v5: the export id a result retries, and the index of an institution's results by
+//!   received time (`bibgate results`).
+//! - v6: the search terms of current records (`record_terms`: ISBNs and title words, see
+//!   `bibgate_store::search`), filled for the records already stored.
 
 use bibgate_store::{Error, Result};
 use rusqlite::{Connection, TransactionBehavior};
@@ -14,7 +18,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::backend;
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 6;
 
 /// Schema v1: every table of the [`Store`](bibgate_store::Store) port (the crate docs
 /// describe them).
@@ -165,6 +169,20 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // v4: the previous password of a profile, accepted until it expires (rotation).
     "ALTER TABLE profiles ADD COLUMN previous_password_hash TEXT;
      ALTER TABLE profiles ADD COLUMN previous_password_expires INTEGER;",
+    // v5: the result a retry names, and an institution's results newest first (the
+    // index's order is the report's, read backwards).
+    "ALTER TABLE results ADD COLUMN retry_of TEXT;
+     CREATE INDEX results_by_institution
+         ON results (institution, received_unix, idx, export_id);",
+    // v6: search terms, for `record find --isbn|--title` (filled for the records already
+    // stored by `fill_terms`, after the SQL).
+    "CREATE TABLE record_terms (
+         zone TEXT NOT NULL,
+         term TEXT NOT NULL,
+         mms_id TEXT NOT NULL,
+         PRIMARY KEY (zone, term, mms_id)
+     );
+     CREATE INDEX record_terms_by_record ON record_terms (zone, mms_id);",
 ];
 
 /// Refuses a database whose schema is newer than this build's ([`Error::Corrupt`], saying
@@ -209,12 +227,31 @@ pub(super) fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
             )
         })?;
     }
+    if version < 6 {
+        fill_terms(&tx, shown)?;
+    }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|err| backend(&format!("set the schema version of {shown:?}"), err))?;
     }
     tx.commit()
         .map_err(|err| backend(&format!("commit the schema migration of {shown:?}"), err))
+}
+
+/// The search terms of every record already stored (schema v6).
+fn fill_terms(conn: &Connection, shown: &str) -> Result<()> {
+    let what = format!("fill the search terms of {shown:?}");
+    let mut select = conn
+        .prepare("SELECT zone, mms_id, marc FROM records")
+        .map_err(|err| backend(&what, err))?;
+    let mut rows = select.query([]).map_err(|err| backend(&what, err))?;
+    while let Some(row) = rows.next().map_err(|err| backend(&what, err))? {
+        let zone: String = row.get(0).map_err(|err| backend(&what, err))?;
+        let mms_id: String = row.get(1).map_err(|err| backend(&what, err))?;
+        let marc: Vec<u8> = row.get(2).map_err(|err| backend(&what, err))?;
+        super::commit::insert_terms(conn, &zone, &mms_id, &marc)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -235,10 +272,14 @@ mod tests {
         let profile = demo_profile("alpha-connexion", ZONE_A);
         store.put_profile(&profile).unwrap();
         drop(store);
-        // Back to the v3 shape: no previous-password columns.
+        // Back to the v3 shape: no previous-password columns (nor v5's retry_of and
+        // results_by_institution).
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
-            "ALTER TABLE profiles DROP COLUMN previous_password_expires;
+            "DROP TABLE record_terms;
+             DROP INDEX results_by_institution;
+             ALTER TABLE results DROP COLUMN retry_of;
+             ALTER TABLE profiles DROP COLUMN previous_password_expires;
              ALTER TABLE profiles DROP COLUMN previous_password_hash;
              PRAGMA user_version = 3;",
         )
@@ -259,6 +300,36 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_5_database_gets_the_search_terms_of_its_records() {
+        use bibgate_store::contract::{ZONE_A, active, add_commit, sample_record, setup_zones};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        setup_zones(&store);
+        let mms_id = store.allocate_mms_id(ZONE_A).unwrap();
+        let mut marc_record = bibgate_marc::Record::default();
+        marc_record.push_data("245", b'1', b'0', &[(b'a', "Migrated title")]);
+        let mut marc = Vec::new();
+        bibgate_marc::iso2709::write_record(&marc_record, &mut marc).unwrap();
+        let record = bibgate_store::StoredRecord {
+            marc,
+            ..sample_record(ZONE_A, &mms_id, &[active(5)])
+        };
+        store.commit(&add_commit(&record, &[], "e-1")).unwrap();
+        drop(store);
+        // Back to the v5 shape: no search terms.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE record_terms; PRAGMA user_version = 5;")
+            .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.find_by_term(ZONE_A, "title:migrated", 10).unwrap(),
+            vec![mms_id]
+        );
     }
 
     #[test]
@@ -424,7 +495,7 @@ mod tests {
             .unwrap();
     }
 
-    /// Each committed fixture of schema v1..v4 (`UPDATE_SCHEMA_FIXTURES=1` rewrites them
+    /// Each committed fixture of schema v1..v6 (`UPDATE_SCHEMA_FIXTURES=1` rewrites them
     /// from the migrations) is opened, migrated to the current version, and reads back
     /// every row it holds, as the current code wrote it, less what its version had no
     /// column for; the migrated store takes new writes.
@@ -498,6 +569,9 @@ mod tests {
                 let mut result = want.result(export_id).unwrap().unwrap();
                 if version < 2 {
                     result.policy = None;
+                }
+                if version < 5 {
+                    result.retry_of = None;
                 }
                 assert_eq!(store.result(export_id).unwrap(), Some(result), "v{version}");
             }

@@ -5,14 +5,14 @@ use std::sync::Barrier;
 use std::thread;
 
 use super::fixtures::{
-    ZONE_A, ZONE_A_CODE, active, add_commit, cancelled, merge_commit, reject_commit, sample_record,
-    sample_result, setup_zones,
+    ZONE_A, ZONE_A_CODE, ZONE_B, active, add_commit, cancelled, merge_commit, reject_commit,
+    sample_record, sample_result, setup_zones,
 };
 use super::support::{
     ErrorTest, add_new, allocate, any_error, commit, count, entry, fails, find, is_already_exists,
     is_conflict, join, merged, ok, record, result_of, sorted, stored_result, version_of, versions,
 };
-use crate::{Commit, ImportResult, MmsId, Result, Store, StoredRecord};
+use crate::{Commit, ImportResult, MmsId, Replacement, Result, Store, StoredRecord};
 
 pub(super) fn check_add_and_find(store: &dyn Store) {
     setup_zones(store);
@@ -539,4 +539,177 @@ pub(super) fn check_commit_batch(store: &dyn Store) {
     assert_eq!(stored_result(store, "e4"), None);
     assert!(stored_result(store, "e5").is_some());
     assert_eq!(count(store, ZONE_A), 2);
+}
+
+pub(super) fn check_institution_results(store: &dyn Store) {
+    setup_zones(store);
+    let at =
+        |export_id: &str, institution: &str, received_unix: i64, index: Option<u64>| ImportResult {
+            institution: institution.to_owned(),
+            received_unix,
+            batch_id: index.map(|_| "b-report".to_owned()),
+            index,
+            retry_of: None,
+            ..sample_result(export_id)
+        };
+    let results = [
+        at("r-old", ZONE_A, 1_000, None),
+        at("r-b#1", ZONE_A, 2_000, Some(1)),
+        at("r-b#2", ZONE_A, 2_000, Some(2)),
+        at("r-new", ZONE_A, 3_000, None),
+        at("r-other", ZONE_B, 2_500, None),
+        ImportResult {
+            retry_of: Some("r-old".to_owned()),
+            ..at("r-retry", ZONE_A, 2_500, None)
+        },
+    ];
+    for result in &results {
+        commit(
+            store,
+            &reject_commit(result.clone()),
+            &format!("reject {}", result.export_id),
+        );
+    }
+    let ids = |found: Vec<ImportResult>| -> Vec<String> {
+        found.into_iter().map(|r| r.export_id).collect()
+    };
+    assert_eq!(
+        ids(ok(
+            store.institution_results(ZONE_A, 0, 100),
+            "institution_results(all)"
+        )),
+        vec!["r-new", "r-retry", "r-b#2", "r-b#1", "r-old"],
+        "institution_results() is newest first, later records of a batch first"
+    );
+    assert_eq!(
+        ids(ok(
+            store.institution_results(ZONE_A, 2_000, 100),
+            "institution_results(since)"
+        )),
+        vec!["r-new", "r-retry", "r-b#2", "r-b#1"],
+        "institution_results() keeps results received at or after `since`"
+    );
+    assert_eq!(
+        ids(ok(
+            store.institution_results(ZONE_A, 0, 2),
+            "institution_results(limit)"
+        )),
+        vec!["r-new", "r-retry"],
+        "institution_results() stops at the limit"
+    );
+    assert_eq!(
+        ok(
+            store.institution_results(ZONE_B, 0, 100),
+            "institution_results(other)"
+        ),
+        vec![results[4].clone()],
+        "institution_results() returns whole results of that institution only"
+    );
+    assert_eq!(
+        ok(
+            store.institution_results(ZONE_A, 2_500, 1),
+            "institution_results(retry)"
+        )
+        .first()
+        .map(|r| r.retry_of.clone()),
+        Some(None),
+    );
+    assert_eq!(
+        stored_result(store, "r-retry").and_then(|r| r.retry_of),
+        Some("r-old".to_owned()),
+        "a result keeps the export id it retries"
+    );
+    assert_eq!(
+        ok(
+            store.institution_results(ZONE_A, 3_001, 100),
+            "institution_results(future)"
+        ),
+        Vec::new()
+    );
+}
+
+pub(super) fn check_replace_many(store: &dyn Store) {
+    setup_zones(store);
+    // The usual multi-match: `keep` has 100 active; `from` has 200 active and 100 cancelled.
+    let keep = add_new(store, ZONE_A, &[active(100)], "e-keep");
+    let from_id = allocate(store, ZONE_A);
+    let from = sample_record(ZONE_A, &from_id, &[active(200), cancelled(100)]);
+    commit(
+        store,
+        &add_commit(&from, std::slice::from_ref(&keep.mms_id), "e-from"),
+        "add a record sharing number 100",
+    );
+    let survivor = merged(&keep, &[active(100), cancelled(200)], "staff");
+    let withdrawn = merged(&from, &[], "withdrawn");
+    let replacement = |expected_revision: u64, record: &StoredRecord, reason: &str| Replacement {
+        expected_revision,
+        record: record.clone(),
+        replaced_by: "user:alice".to_owned(),
+        reason: reason.to_owned(),
+    };
+    let merge = Commit::ReplaceMany {
+        replacements: vec![
+            replacement(1, &survivor, "merge of another record"),
+            replacement(1, &withdrawn, "merged into another record"),
+        ],
+    };
+
+    // A stale revision of either record fails the whole commit.
+    let stale = Commit::ReplaceMany {
+        replacements: vec![
+            replacement(1, &survivor, "merge of another record"),
+            replacement(7, &withdrawn, "merged into another record"),
+        ],
+    };
+    fails(
+        store.commit(&stale),
+        "replace_many with one stale revision",
+        "Conflict",
+        is_conflict,
+    );
+    assert_eq!(record(store, ZONE_A, &keep.mms_id), Some(keep.clone()));
+    assert_eq!(versions(store, ZONE_A, &keep.mms_id), Vec::new());
+    assert_eq!(
+        find(store, ZONE_A, &[100, 200]),
+        sorted(vec![
+            entry(100, &keep.mms_id, true),
+            entry(100, &from.mms_id, false),
+            entry(200, &from.mms_id, true),
+        ]),
+        "a failed replace_many leaves the index as it was"
+    );
+
+    commit(store, &merge, "replace_many (a staff merge)");
+    assert_eq!(record(store, ZONE_A, &keep.mms_id), Some(survivor.clone()));
+    assert_eq!(record(store, ZONE_A, &from.mms_id), Some(withdrawn.clone()));
+    assert_eq!(
+        versions(store, ZONE_A, &from.mms_id),
+        vec![version_of(
+            &from,
+            withdrawn.updated_unix,
+            "user:alice",
+            "merged into another record"
+        )],
+        "the withdrawn record's state is kept as a version"
+    );
+    assert_eq!(versions(store, ZONE_A, &keep.mms_id).len(), 1);
+    assert_eq!(
+        find(store, ZONE_A, &[100, 200]),
+        vec![
+            entry(100, &keep.mms_id, true),
+            entry(200, &keep.mms_id, false),
+        ],
+        "the index follows both records in the same commit"
+    );
+    assert_eq!(
+        ok(store.duplicates(ZONE_A), "duplicates"),
+        Vec::new(),
+        "no number is shared after the merge"
+    );
+    fails(
+        store.commit(&merge),
+        "the same replace_many again",
+        "Conflict",
+        is_conflict,
+    );
 }

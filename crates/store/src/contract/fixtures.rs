@@ -140,6 +140,7 @@ pub fn sample_result(export_id: &str) -> ImportResult {
             "a line\nwith a break and a \\ backslash".to_owned(),
         ],
         policy: Some("protect-local-fields@2 sha256:00ff".to_owned()),
+        retry_of: Some("e-first".to_owned()),
     }
 }
 

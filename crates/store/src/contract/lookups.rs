@@ -205,3 +205,140 @@ pub(super) fn check_duplicates(store: &dyn Store) {
         "702 is on one record in each zone: not shared"
     );
 }
+
+pub(super) fn check_list_records(store: &dyn Store) {
+    setup_zones(store);
+    assert_eq!(
+        ok(store.list_records(ZONE_A, None, 10), "list_records(empty)"),
+        Vec::new()
+    );
+    let mut added: Vec<MmsId> = (0..5u64)
+        .map(|n| add_new(store, ZONE_A, &[active(900 + n)], &format!("e-list-{n}")).mms_id)
+        .collect();
+    add_new(store, ZONE_B, &[active(999)], "e-list-b");
+    // Pages of two, each after the last of the one before: every record once.
+    let mut listed = Vec::new();
+    let mut after: Option<MmsId> = None;
+    for page_idx in 0..10 {
+        let page = ok(
+            store.list_records(ZONE_A, after.as_ref(), 2),
+            &format!("list_records(page {page_idx})"),
+        );
+        assert!(page.len() <= 2, "a page holds at most `limit`: {page:?}");
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        listed.extend(page);
+        after = Some(last);
+    }
+    assert_eq!(
+        ok(store.list_records(ZONE_A, None, 100), "list_records(all)"),
+        listed,
+        "the pages, one after the other, are the whole list in the same order"
+    );
+    listed.sort();
+    added.sort();
+    assert_eq!(
+        listed, added,
+        "list_records() lists the zone's records only, each once"
+    );
+    assert_eq!(
+        ok(store.list_records(ZONE_A, None, 0), "list_records(0)"),
+        Vec::new()
+    );
+}
+
+/// ISO 2709 bytes of a record with these ISBNs (020 $a) and this title (245 $a).
+fn searchable_marc(isbns: &[&str], title: &str, withdrawn: bool) -> Vec<u8> {
+    let mut record = bibgate_marc::Record::default();
+    if withdrawn {
+        record.leader.0[5] = b'd';
+    }
+    for isbn in isbns {
+        record.push_data("020", b' ', b' ', &[(b'a', isbn)]);
+    }
+    record.push_data("245", b'1', b'0', &[(b'a', title)]);
+    let mut marc = Vec::new();
+    bibgate_marc::iso2709::write_record(&record, &mut marc).expect("a small record is written");
+    marc
+}
+
+pub(super) fn check_find_by_term(store: &dyn Store) {
+    setup_zones(store);
+    let add = |zone: &str, number: u64, marc: Vec<u8>, export_id: &str| {
+        let mms_id = allocate(store, zone);
+        let record = crate::StoredRecord {
+            marc,
+            ..sample_record(zone, &mms_id, &[active(number)])
+        };
+        commit(store, &add_commit(&record, &[], export_id), export_id);
+        record
+    };
+    let terms = |zone: &str, term: &str, limit: usize| {
+        ok(
+            store.find_by_term(zone, term, limit),
+            &format!("find_by_term({zone:?}, {term:?})"),
+        )
+    };
+    let first = add(
+        ZONE_A,
+        801,
+        searchable_marc(&["0-306-40615-2"], "Alpha beta", false),
+        "e-t1",
+    );
+    let second = add(
+        ZONE_A,
+        802,
+        searchable_marc(&[], "Beta gamma", false),
+        "e-t2",
+    );
+    let other = add(ZONE_B, 803, searchable_marc(&[], "Beta", false), "e-t3");
+    let mut both = vec![first.mms_id.clone(), second.mms_id.clone()];
+    both.sort();
+    assert_eq!(terms(ZONE_A, "title:beta", 10), both);
+    assert_eq!(terms(ZONE_A, "title:beta", 1), both[..1].to_vec());
+    assert_eq!(
+        terms(ZONE_A, "isbn:9780306406157", 10),
+        vec![first.mms_id.clone()]
+    );
+    assert_eq!(terms(ZONE_B, "title:beta", 10), vec![other.mms_id.clone()]);
+    assert_eq!(terms(ZONE_A, "title:nothing", 10), Vec::new());
+
+    // A merge that changes the title moves its terms in the same write.
+    let retitled = crate::StoredRecord {
+        marc: searchable_marc(&["0-306-40615-2"], "Delta", false),
+        revision: 2,
+        updated_unix: first.updated_unix + 60,
+        ..first.clone()
+    };
+    commit(
+        store,
+        &merge_commit(&retitled, &[801], 1, "e-t4"),
+        "merge retitled",
+    );
+    assert_eq!(terms(ZONE_A, "title:alpha", 10), Vec::new());
+    assert_eq!(terms(ZONE_A, "title:delta", 10), vec![first.mms_id.clone()]);
+    assert_eq!(terms(ZONE_A, "title:beta", 10), vec![second.mms_id.clone()]);
+
+    // A withdrawn record (Leader/05 `d`) has no terms.
+    let withdrawn = crate::StoredRecord {
+        marc: searchable_marc(&[], "Beta gamma", true),
+        revision: 2,
+        keys: Vec::new(),
+        ..second.clone()
+    };
+    commit(
+        store,
+        &crate::Commit::ReplaceMany {
+            replacements: vec![crate::Replacement {
+                expected_revision: 1,
+                record: withdrawn,
+                replaced_by: "user:alice".to_owned(),
+                reason: "withdrawn".to_owned(),
+            }],
+        },
+        "withdraw",
+    );
+    assert_eq!(terms(ZONE_A, "title:gamma", 10), Vec::new());
+    assert_eq!(terms(ZONE_A, "title:beta", 10), Vec::new());
+}

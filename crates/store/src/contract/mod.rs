@@ -107,12 +107,16 @@ pub fn store_contract(make: &dyn Fn() -> Box<dyn Store>) {
         ),
         ("duplicate_export_id", commits::check_duplicate_export_id),
         ("replace", commits::check_replace),
+        ("replace_many", commits::check_replace_many),
+        ("list_records", lookups::check_list_records),
+        ("find_by_term", lookups::check_find_by_term),
         ("locks", lookups::check_locks),
         ("lookup", lookups::check_lookup),
         ("lookup_many", lookups::check_lookup_many),
         ("commit_batch", commits::check_commit_batch),
         ("zones_are_separate", lookups::check_zones_are_separate),
         ("duplicates", lookups::check_duplicates),
+        ("institution_results", commits::check_institution_results),
     ];
     run_checks("store", make, checks);
 }

@@ -119,7 +119,9 @@ pub(super) fn result_of(commit: &Commit) -> &ImportResult {
         Commit::Add { result, .. } | Commit::Merge { result, .. } | Commit::Reject { result } => {
             result
         }
-        Commit::Replace { .. } => panic!("a replace commit has no result"),
+        Commit::Replace { .. } | Commit::ReplaceMany { .. } => {
+            panic!("a replace commit has no result")
+        }
     }
 }
 
