@@ -442,8 +442,10 @@ impl RequestParser {
     /// the digits, instead of reading them greedily.
     ///
     /// Each split is parsed on its own; the request is the one that completes first (the
-    /// client sends nothing more while it waits for its reply). A split other than the
-    /// greedy one must find a record that starts like a MARC leader. When several splits
+    /// client sends nothing more while it waits for its reply). Once digits run on, every
+    /// reading (the greedy one too) must find a record that starts like a MARC leader: a
+    /// request whose record does not is refused with the greedy reading's error (or waits
+    /// for bytes a shorter split needs). When several splits
     /// complete at the same byte, [`Parse::Ambiguous`] gives them all to the caller, which
     /// knows the logon ids. When every split fails, the error is the greedy reading's.
     ///

@@ -15,9 +15,9 @@
 //! bytes from the earliest position a live reading still needs, which is less than the item
 //! limit behind the end of the buffer.
 //!
-//! A reading other than the greedy one must find a record that starts like a MARC leader
-//! (24 bytes, with digits where the leader has its lengths, base address and entry map),
-//! so that a stream of digits is not taken for a record.
+//! Every reading must find a record that starts like a MARC leader (24 bytes, with digits
+//! where the leader has its lengths, base address and entry map), so that a stream of digits
+//! or the tail of a value is not taken for a record.
 
 use crate::error::ProtocolError;
 use crate::request::{Parse, Request, Step, Tag, scan};
@@ -55,8 +55,6 @@ pub(crate) struct Reading {
     password: Option<Vec<u8>>,
     fields: usize,
     items: usize,
-    /// The reading the plain parser would make.
-    greedy: bool,
     /// Fields at which this reading or its ancestors were split.
     splits: u8,
     /// The number of length digits the field at `pos` uses (set on a spawned reading).
@@ -83,7 +81,6 @@ impl Reading {
             password: fields.2,
             fields: n_fields,
             items,
-            greedy: true,
             splits: 0,
             forced: None,
             spawned: 0,
@@ -112,7 +109,7 @@ impl Reading {
             };
             match step {
                 Step::Incomplete { .. } => {
-                    if !self.greedy && !leader_so_far(rest) {
+                    if !leader_so_far(rest) {
                         self.state = State::Dead(not_a_leader(rest, self.pos));
                     }
                     return;
@@ -139,7 +136,7 @@ impl Reading {
                 }
                 Step::Record { len } => {
                     let record = &rest[..len];
-                    self.state = if self.greedy || (len >= LEADER_LEN && leader_so_far(record)) {
+                    self.state = if len >= LEADER_LEN && leader_so_far(record) {
                         State::Complete {
                             start: self.pos,
                             end: self.pos + len as u64,
@@ -186,7 +183,6 @@ impl Reading {
             }
             self.spawned = digits;
             let mut child = self.clone();
-            child.greedy = false;
             child.forced = Some(digits);
             child.spawned = 0;
             child.path.push(digits);

@@ -176,7 +176,7 @@ fn r16_two_readings_ending_at_the_same_byte_go_to_the_caller() {
     // `A15P3abc` is A = "5", P = "abc" and a 50-byte record, or A = 15 bytes and a 40-byte
     // record that starts 10 bytes into the first one.
     let mut record = b"00050nam a0004000xxx4500".to_vec();
-    record.resize(50, b'z');
+    record.resize(50, b'1');
     let mut input = b"A15P3abc".to_vec();
     input.extend(&record);
     let greedy = Request {
@@ -200,8 +200,8 @@ fn r16_two_readings_ending_at_the_same_byte_go_to_the_caller() {
 
 #[test]
 fn r16_a_split_must_find_a_record_that_starts_like_a_leader() {
-    // A = "1" then a "record" of digits only: not a leader, so the greedy reading's
-    // (incomplete) 12-byte logon id stands.
+    // A = "2" then a 5-byte "record" of digits only: not a leader, so the 12-byte logon id
+    // (still incomplete) stands.
     let (got, parser) = events(parser(), b"A1200005xxxx", 12);
     assert_eq!(got, []);
     assert_eq!(
