@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bibgate_connexion::Request;
+use bibgate_connexion::{Parse, ProtocolError, Request};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -78,6 +78,14 @@ fn field_text(bytes: Option<&[u8]>) -> String {
     }
 }
 
+/// The field that carries the logon id: `A`, or `U` when `A` is absent or empty.
+fn logon_field(request: &Request) -> Option<&[u8]> {
+    match &request.local_user {
+        Some(value) if !value.is_empty() => Some(value.as_slice()),
+        _ => request.user.as_deref(),
+    }
+}
+
 /// A logon id as logged: at most 64 characters, escaped.
 fn shown(logon_id: &str) -> String {
     logon_id
@@ -125,11 +133,7 @@ impl Shared {
 
     /// Answers one complete request.
     pub(crate) async fn answer(&self, peer: IpAddr, request: Request) -> Answer {
-        let logon_field = match &request.local_user {
-            Some(value) if !value.is_empty() => Some(value.as_slice()),
-            _ => request.user.as_deref(),
-        };
-        let logon_id = field_text(logon_field);
+        let logon_id = field_text(logon_field(&request));
         let password = field_text(request.password.as_deref());
         let logon_shown = shown(&logon_id);
         let institution = match self.logon(peer, logon_id, password).await {
@@ -155,6 +159,28 @@ impl Shared {
             }
         };
         self.receive(institution, request.record).await
+    }
+
+    /// Of the readings of a request whose decimal length digits could be split several
+    /// ways ([`Parse::Ambiguous`]), the one whose logon id names a profile, as
+    /// [`Parse::Complete`]; [`ProtocolError::AmbiguousLength`] when not exactly one does.
+    pub(crate) async fn pick(&self, requests: Vec<Request>) -> Parse {
+        let readings = requests.len();
+        let mut known = Vec::new();
+        for request in requests {
+            let logon_id = field_text(logon_field(&request));
+            let store = self.services.store.clone();
+            let found = blocking(move || bibgate_import::profile_for_logon(&*store, &logon_id))
+                .await
+                .is_ok_and(|profile| profile.is_ok());
+            if found {
+                known.push(request);
+            }
+        }
+        match (known.pop(), known.is_empty()) {
+            (Some(request), true) => Parse::Complete(request),
+            _ => Parse::Error(ProtocolError::AmbiguousLength { readings }),
+        }
     }
 
     /// Checks the logon from `peer`; returns the institution.

@@ -539,3 +539,89 @@ async fn graceful_shutdown_closes_idle_connections() {
     );
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+/// Decimal lengths in the request of `logon` (which may start with a digit).
+fn decimal_request(logon: &str, password: &str, record: &[u8]) -> Vec<u8> {
+    let mut request = format!("A{}{logon}P{}{password}", logon.len(), password.len()).into_bytes();
+    request.extend(record);
+    request
+}
+
+/// Issue 16: a logon id starting with a digit (every Alma institution code) in decimal
+/// length encoding, whole, fragmented at every point of its fields and one byte at a time;
+/// the same record in both encodings.
+#[tokio::test]
+async fn r16_decimal_logon_id_starting_with_a_digit() {
+    let harness = Harness::start(config()).await;
+    let record = record_bytes(1016, "Decimal logon id with a digit.");
+    let decimal = decimal_request(ALPHA, PASSWORD, &record);
+    assert!(decimal.starts_with(b"A1201DEMO_ALPHA"));
+    let whole = exchange(harness.addr, &decimal).await;
+    let mms = mms_of(&success_of(&whole));
+    let desktop = exchange(harness.addr, &desktop_request(ALPHA, PASSWORD, &record)).await;
+    assert_eq!(mms_of(&success_of(&desktop)), mms);
+
+    // Fragmented: after the tag, inside the digits, inside the logon id, the password,
+    // and the record.
+    for at in [1, 2, 3, 4, 10, 16, 20, decimal.len() - 30] {
+        let mut stream = TcpStream::connect(harness.addr).await.unwrap();
+        stream.write_all(&decimal[..at]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stream.write_all(&decimal[at..]).await.unwrap();
+        let reply = read_reply(&mut stream, Duration::from_secs(10)).await;
+        assert_eq!(mms_of(&success_of(&reply)), mms, "split at {at}");
+    }
+    // One byte at a time.
+    let mut stream = TcpStream::connect(harness.addr).await.unwrap();
+    for byte in &decimal {
+        stream.write_all(&[*byte]).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let reply = read_reply(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(mms_of(&success_of(&reply)), mms);
+    assert_eq!(harness.count(ALPHA), 1);
+
+    // A password starting with a digit too.
+    seed_institution(&*harness.store, "01DEMO_DIGITS", 5099, "2024secret");
+    let reply = exchange(
+        harness.addr,
+        &decimal_request("01DEMO_DIGITS", "2024secret", &record),
+    )
+    .await;
+    success_of(&reply);
+    harness.stop().await;
+}
+
+/// Issue 16: two readings of the digits that complete at the same byte: the one whose
+/// logon id names a profile is the request; with none, the request is refused as ambiguous.
+#[tokio::test]
+async fn r16_readings_ending_together_are_told_apart_by_the_logon_id() {
+    // `A15P3abc` is A = "5", P = "abc" and a 50-byte record, or a 15-byte A and a 40-byte
+    // record that starts 10 bytes into the first one.
+    let mut record = b"00050nam a0004000xxx4500".to_vec();
+    record.resize(50, b'1');
+    let mut request = b"A15P3abc".to_vec();
+    request.extend(&record);
+
+    let harness = Harness::start(config()).await;
+    let reply = text(&exchange(harness.addr, &request).await);
+    assert!(
+        reply.starts_with(
+            "Import Failed - the request could not be read: ambiguous request: 2 readings"
+        ),
+        "{reply}"
+    );
+
+    seed_institution(&*harness.store, "5", 5098, "abc");
+    let reply = text(&exchange(harness.addr, &request).await);
+    // Logged on as "5": the 50-byte record was taken (and is not a usable MARC record).
+    assert!(!reply.contains("the request could not be read"), "{reply}");
+    assert!(
+        reply.contains("Failed to convert marc record to marc xml"),
+        "{reply}"
+    );
+    assert!(!reply.contains(LOGON_FAILED), "{reply}");
+    assert!(!reply.contains("No integration profile"), "{reply}");
+    harness.stop().await;
+}
