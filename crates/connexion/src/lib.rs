@@ -95,7 +95,7 @@ mod split;
 pub use encode::{LengthEncoding, MAX_BYTE_LENGTH, RequestRef, encode_request};
 pub use error::{EncodeError, ProtocolError};
 pub use reply::{MAX_REPLY_BYTES, ReplyParser, encode_reply};
-pub use split::MAX_SPLIT_FIELDS;
 pub use request::{
     HttpProbe, MAX_REQUEST_BYTES, Parse, Request, RequestParser, consumable, http_ok_response,
 };
+pub use split::MAX_SPLIT_FIELDS;

@@ -279,4 +279,3 @@ proptest! {
         prop_assert_eq!(bytewise.incomplete(), whole.incomplete());
     }
 }
-

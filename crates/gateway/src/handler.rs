@@ -22,6 +22,7 @@ use crate::logon::{Lock, Lockout, LogonCache, Throttle};
 use crate::retry::{Claim, RetryWindow};
 use bibgate_inbox::layout::{ExportIds, ResultDoc, inbox_key, result_key};
 use bibgate_inbox::{ResultDelivery, Services};
+use bibgate_store::{Commit, ImportResult, Outcome};
 
 use crate::blocking;
 
@@ -109,6 +110,26 @@ pub fn pending_message(export_id: &str) -> String {
     )
 }
 
+/// The reply when the client sent no logon id (neither `A` nor a `U` naming a profile).
+pub const NO_LOGON_ID: &str = "Import Failed - no logon id was received: the Local System Logon ID is empty. Set the Logon ID and password of the OCLC Gateway Export destination and check \"Send Local System Logon ID and Password\".";
+
+/// The institution of the stored result of a refused logon whose logon id names no
+/// institution.
+pub const UNKNOWN_INSTITUTION: &str = "-";
+
+/// The line added to every reply that is not a success: the export id to look up.
+pub fn export_line(export_id: &str) -> String {
+    format!("\nExport ID: {export_id}")
+}
+
+/// A refused logon, for its stored result.
+struct Refusal {
+    peer: IpAddr,
+    logon_id: String,
+    status: &'static str,
+    record_len: usize,
+}
+
 /// Why a logon was refused.
 enum Refused {
     /// Wrong logon id or password, or no/several profiles: the text to reply.
@@ -131,24 +152,52 @@ impl Shared {
         }
     }
 
-    /// Answers one complete request.
+    /// Answers one complete request; a reply that is not a success names its export
+    /// ([`export_line`]).
     pub(crate) async fn answer(&self, peer: IpAddr, request: Request) -> Answer {
+        let mut answer = self.answer_request(peer, request).await;
+        if !matches!(answer.status, "added" | "merged" | "pending")
+            && let Some(export_id) = &answer.export_id
+        {
+            answer.text.push_str(&export_line(export_id));
+        }
+        answer
+    }
+
+    async fn answer_request(&self, peer: IpAddr, request: Request) -> Answer {
         let logon_id = field_text(logon_field(&request));
         let password = field_text(request.password.as_deref());
         let logon_shown = shown(&logon_id);
-        let institution = match self.logon(peer, logon_id, password).await {
+        // The `U` field stands in for an absent or empty `A` (as in Koha); when it names no
+        // profile either, the client sent no logon id at all.
+        let no_local_user = request.local_user.as_ref().is_none_or(Vec::is_empty);
+        let record_len = request.record.len();
+        let institution = match self.logon(peer, logon_id.clone(), password).await {
             Ok(institution) => {
                 lock(&self.throttle).succeeded(peer);
                 institution
             }
             Err(Refused::Credentials(text, status)) => {
+                let (text, status) =
+                    if no_local_user && (logon_id.is_empty() || status == "no-profile") {
+                        (NO_LOGON_ID.to_string(), "no-logon-id")
+                    } else {
+                        (text, status)
+                    };
                 info!(%peer, logon = %logon_shown, status, "logon refused");
                 let delay = lock(&self.throttle).failed(peer, Instant::now());
+                let refusal = Refusal {
+                    peer,
+                    logon_id,
+                    status,
+                    record_len,
+                };
+                let answer = self.store_refusal(refusal, text).await;
                 if !delay.is_zero() {
                     info!(%peer, delay_ms = delay.as_millis() as u64, "delaying a logon failure reply");
                     tokio::time::sleep(delay).await;
                 }
-                return Answer::refused(text, status);
+                return answer;
             }
             Err(Refused::Unavailable(message)) => {
                 warn!(%peer, error = %message, "could not check a logon");
@@ -159,6 +208,86 @@ impl Shared {
             }
         };
         self.receive(institution, request.record).await
+    }
+
+    /// Stores a refused logon as a failed result (never the password, nor the record: the
+    /// sender is not known) and answers with its export id. The institution is the
+    /// profile's when the logon id names one, the institution's when the logon id is an
+    /// institution code, else [`UNKNOWN_INSTITUTION`].
+    async fn store_refusal(&self, refusal: Refusal, text: String) -> Answer {
+        let store = self.services.store.clone();
+        let id = refusal.logon_id.clone();
+        let institution = blocking(move || {
+            match bibgate_import::profile_for_logon(&*store, &id) {
+                Ok(profile) => return Some(profile.institution),
+                Err(bibgate_import::Error::LogonFailed) if !id.is_empty() => {
+                    // The logon id is an institution's own code (with other profiles).
+                    return Some(id);
+                }
+                Err(_) => {}
+            }
+            if id.is_empty() {
+                return None;
+            }
+            store
+                .institution(&id)
+                .ok()
+                .flatten()
+                .map(|found| found.code)
+        })
+        .await
+        .ok()
+        .flatten();
+        let now = now_millis();
+        // Not named after the institution: the reply must not tell which logon ids exist.
+        let export_id = self.ids.next("logon", now);
+        let institution = institution.unwrap_or_else(|| UNKNOWN_INSTITUTION.to_string());
+        let code = match refusal.status {
+            "no-profile" => "NO_PROFILE",
+            "no-logon-id" => "NO_LOGON_ID",
+            "logon-locked" => "LOGON_LOCKED",
+            _ => "LOGON_FAILED",
+        };
+        let result = ImportResult {
+            export_id: export_id.clone(),
+            batch_id: None,
+            index: None,
+            institution: institution.clone(),
+            zone: institution.clone(),
+            outcome: Outcome::Failed,
+            host_message: text.clone(),
+            reason_code: code.to_string(),
+            mms_id: None,
+            oclc_numbers: Vec::new(),
+            raw_key: String::new(),
+            raw_offset: 0,
+            raw_len: refusal.record_len as u64,
+            received_unix: now / 1000,
+            decided_unix: now / 1000,
+            trace: vec![
+                format!("logon id: \"{}\"", shown(&refusal.logon_id)),
+                format!("address: {}", refusal.peer),
+                format!("{code}: {text}"),
+                "the record was not kept: the sender did not log on".to_string(),
+            ],
+            policy: None,
+        };
+        let store = self.services.store.clone();
+        match blocking(move || store.commit(&Commit::Reject { result })).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                warn!(%export_id, %error, "could not store the result of a refused logon");
+            }
+            Err(error) => {
+                warn!(%export_id, %error, "could not store the result of a refused logon");
+            }
+        }
+        Answer {
+            text,
+            export_id: Some(export_id),
+            institution: Some(institution),
+            status: refusal.status,
+        }
     }
 
     /// Of the readings of a request whose decimal length digits could be split several

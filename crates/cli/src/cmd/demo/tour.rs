@@ -85,6 +85,7 @@ impl Tour<'_> {
 
     /// One labelled line of a step.
     pub(super) fn say(&mut self, label: &str, text: &str) -> std::io::Result<()> {
+        let text = text.replace('\n', &format!("\n   {:<9} ", ""));
         writeln!(self.out, "   {label:<9} {text}")?;
         self.out.flush()
     }
