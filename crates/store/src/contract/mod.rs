@@ -29,6 +29,7 @@
 mod blobs;
 mod commits;
 mod fixtures;
+mod locks;
 mod lookups;
 mod support;
 mod zones;
@@ -108,6 +109,7 @@ pub fn store_contract(make: &dyn Fn() -> Box<dyn Store>) {
         ("duplicate_export_id", commits::check_duplicate_export_id),
         ("replace", commits::check_replace),
         ("locks", lookups::check_locks),
+        ("zone_locks", locks::check_zone_locks),
         ("lookup", lookups::check_lookup),
         ("lookup_many", lookups::check_lookup_many),
         ("commit_batch", commits::check_commit_batch),
