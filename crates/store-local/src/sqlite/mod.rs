@@ -23,8 +23,9 @@ use commit::{apply_batch, apply_commit};
 use lookup::{in_read_transaction, lookup_in, query_index, query_lock, query_record};
 use pool::Pool;
 use rows::{
-    INSTITUTION_COLUMNS, LOCK_COLUMNS, PROFILE_COLUMNS, RESULT_COLUMNS, VERSION_COLUMNS, get_u16, get_u64,
-    institution_from_row, lock_from_row, profile_from_row, result_from_row, version_from_row,
+    INSTITUTION_COLUMNS, LOCK_COLUMNS, PROFILE_COLUMNS, RESULT_COLUMNS, VERSION_COLUMNS, get_u16,
+    get_u64, institution_from_row, lock_from_row, profile_from_row, result_from_row,
+    version_from_row,
 };
 
 /// The first serial number of a zone's MMS IDs.

@@ -42,7 +42,10 @@ pub(super) fn check_zone_locks(store: &dyn Store) {
         "only that zone's locks"
     );
     assert_eq!(
-        ok(store.locks("01DEMO"), "locks() of a zone whose code starts another's"),
+        ok(
+            store.locks("01DEMO"),
+            "locks() of a zone whose code starts another's"
+        ),
         Vec::new()
     );
 }

@@ -373,7 +373,10 @@ impl Expect<'_> {
             Expect::StartsWith(start) => reply.starts_with(start),
             // A reply that is not a success ends with its export id on a line of its own.
             Expect::Exactly(text) => {
-                reply.split_once("\nExport ID: ").map_or(reply, |(head, _)| head) == *text
+                reply
+                    .split_once("\nExport ID: ")
+                    .map_or(reply, |(head, _)| head)
+                    == *text
             }
         }
     }
