@@ -91,10 +91,11 @@ async fn not_added_brief() {
     let reply = harness.send(ALPHA, &brief).await;
     assert!(
         reply.starts_with(&format!(
-            "Import Failed - NOT_ADDED_BRIEF: the existing record {mms} has brief level 10, higher than the incoming record's "
+            "Import Failed - NOT_ADDED_BRIEF: the existing record {mms} has brief level 10 (Leader/17 \" \"), higher than the incoming record's "
         )),
         "{reply}"
     );
+    assert!(failure(&reply).ends_with("(Leader/17 \"7\")."), "{reply}");
     harness.stop().await;
 }
 
