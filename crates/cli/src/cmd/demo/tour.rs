@@ -480,9 +480,9 @@ impl Tour<'_> {
         self.say(
             "copied",
             &format!(
-                "{} ({} records); it is imported once unchanged for 2 s",
+                "{} ({}); it is imported once unchanged for 2 s",
                 path.display(),
-                records.len()
+                crate::cmd::count(records.len(), "record")
             ),
         )?;
         let report_key = format!("reports/{ALPHA}/{DROP_FILE}.results.jsonl");
