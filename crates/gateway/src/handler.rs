@@ -122,6 +122,33 @@ pub fn export_line(export_id: &str) -> String {
     format!("\nExport ID: {export_id}")
 }
 
+/// Whether the record that export `export_id` added or merged into has changed since (a
+/// newer revision than the one the export made, or no record any more). `false` when the
+/// export has no stored result yet, touched no record, or the store cannot tell.
+fn record_changed_since(store: &dyn bibgate_store::Store, export_id: &str) -> bool {
+    let Ok(Some(result)) = store.result(export_id) else {
+        return false;
+    };
+    let Some(mms_id) = &result.mms_id else {
+        return false;
+    };
+    let Ok(record) = store.record(&result.zone, mms_id) else {
+        return false;
+    };
+    let Some(record) = record else {
+        return true;
+    };
+    let Ok(versions) = store.versions(&result.zone, mms_id) else {
+        return false;
+    };
+    // A merge made the revision after the one it replaced; an add made revision 1.
+    let made = versions
+        .iter()
+        .find(|version| version.replaced_by == export_id)
+        .map_or(1, |version| version.revision + 1);
+    record.revision > made
+}
+
 /// A refused logon, for its stored result.
 struct Refusal {
     peer: IpAddr,
@@ -451,9 +478,26 @@ impl Shared {
         let started = Instant::now();
         let deadline = started + self.config.reply_deadline;
         let digest = lock(&self.retry).digest(&record);
-        let claim = lock(&self.retry).claim(&institution, digest, started, || {
+        let mut claim = lock(&self.retry).claim(&institution, digest, started, || {
             self.ids.next(&institution, now_millis())
         });
+        if let Claim::Existing(export_id) = &claim {
+            // The window answers only for a record that has not changed since: after a
+            // restore or an edit, the same bytes are decided again.
+            let store = self.services.store.clone();
+            let id = export_id.clone();
+            let changed = blocking(move || record_changed_since(&*store, &id))
+                .await
+                .unwrap_or(false);
+            if changed {
+                info!(%export_id, %institution, "same record received again within the retry window, but the record it touched changed since; deciding again");
+                let mut retry = lock(&self.retry);
+                retry.forget(&institution, digest, export_id);
+                claim = retry.claim(&institution, digest, started, || {
+                    self.ids.next(&institution, now_millis())
+                });
+            }
+        }
         let export_id = match claim {
             Claim::Existing(export_id) => {
                 info!(%export_id, %institution, "same record received again within the retry window; answering with its export");

@@ -643,3 +643,66 @@ async fn the_shim_answers_with_the_result_handed_over() {
         harness.stop().await;
     }
 }
+
+/// Issue 16: the retry window answers only for a record that has not changed since; after a
+/// `record restore` (a new revision), the same bytes are decided again.
+#[tokio::test]
+async fn r16_retry_window_decides_again_after_the_record_changed() {
+    let harness = Harness::start(config()).await;
+    let record = record_bytes(2017, "Restored.");
+    let first = harness.send(ALPHA, &record).await;
+    let mms = mms_of(&first);
+    let mms_id = MmsId(mms.clone());
+    // Unchanged: the window answers with the first export (no new revision).
+    assert_eq!(harness.send(ALPHA, &record).await, first);
+    assert_eq!(
+        harness
+            .store
+            .record(ALPHA, &mms_id)
+            .unwrap()
+            .unwrap()
+            .revision,
+        1
+    );
+
+    // A restore by staff: revision 2.
+    let current = harness.store.record(ALPHA, &mms_id).unwrap().unwrap();
+    harness
+        .store
+        .commit(&bibgate_store::Commit::Replace {
+            expected_revision: 1,
+            record: bibgate_store::StoredRecord {
+                revision: 2,
+                ..current
+            },
+            replaced_by: "user:staff".into(),
+            reason: "restore of revision 1".into(),
+        })
+        .unwrap();
+
+    // The same bytes again, within the window: decided again (merged into the record).
+    let again = harness.send(ALPHA, &record).await;
+    assert_eq!(again, format!("{SUCCESS} MMS ID: {mms}"));
+    assert_eq!(
+        harness
+            .store
+            .record(ALPHA, &mms_id)
+            .unwrap()
+            .unwrap()
+            .revision,
+        3,
+        "decided again, not replayed"
+    );
+    // And that new export is what the window answers for now.
+    assert_eq!(harness.send(ALPHA, &record).await, again);
+    assert_eq!(
+        harness
+            .store
+            .record(ALPHA, &mms_id)
+            .unwrap()
+            .unwrap()
+            .revision,
+        3
+    );
+    harness.stop().await;
+}
