@@ -45,6 +45,9 @@ enum State {
     Dead(ProtocolError),
 }
 
+/// The `U`, `A` and `P` values received so far.
+pub(crate) type Fields = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// One reading of the request being parsed.
 #[derive(Clone)]
 pub(crate) struct Reading {
@@ -68,12 +71,7 @@ pub(crate) struct Reading {
 
 impl Reading {
     /// The greedy reading starting at stream offset `pos` with the request's fields so far.
-    pub(crate) fn root(
-        pos: u64,
-        fields: (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>),
-        n_fields: usize,
-        items: usize,
-    ) -> Reading {
+    pub(crate) fn root(pos: u64, fields: Fields, n_fields: usize, items: usize) -> Reading {
         Reading {
             pos,
             user: fields.0,

@@ -313,15 +313,15 @@ pub fn parse_record(bytes: &[u8], mode: Mode) -> Result<RawRecord<'_>, ErrorKind
     })
 }
 
+/// The fields of a directory with 5-digit lengths, and the tags and lengths of those entries.
+type WideEntries<'a> = (Vec<RawField<'a>>, Vec<(String, usize)>);
+
 /// Reads a directory that is not a whole number of 12-byte entries as entries of 12 bytes,
 /// or of 13 where an entry states a 5-digit field length (a writer's overflow for a field
 /// of 10,000 bytes or more). Each entry must name a field that ends with its terminator
 /// inside the data area, and at least one must be 13 bytes. Returns the fields and the tags
 /// and lengths of the 13-byte entries; `None` when the directory is damaged otherwise.
-fn wide_length_entries<'a>(
-    directory: &[u8],
-    data: &'a [u8],
-) -> Option<(Vec<RawField<'a>>, Vec<(String, usize)>)> {
+fn wide_length_entries<'a>(directory: &[u8], data: &'a [u8]) -> Option<WideEntries<'a>> {
     let field_at = |start: usize, len: usize| -> Option<&'a [u8]> {
         match data.get(start..start.checked_add(len)?)?.split_last() {
             Some((&FIELD_TERMINATOR, body)) => Some(body),
