@@ -5,8 +5,11 @@
 use bibgate_connexion::{Parse, ReplyParser, RequestParser};
 use libfuzzer_sys::fuzz_target;
 
-fn run(data: &[u8], chunk: usize) -> Vec<String> {
+fn run(data: &[u8], chunk: usize, digit_splits: bool) -> Vec<String> {
     let mut parser = RequestParser::with_max_bytes(4_096);
+    if digit_splits {
+        parser = parser.with_digit_splits();
+    }
     let mut events = Vec::new();
     for piece in data.chunks(chunk.max(1)) {
         let mut parse = parser.feed(piece);
@@ -19,6 +22,7 @@ fn run(data: &[u8], chunk: usize) -> Vec<String> {
                     return events;
                 }
                 Parse::Complete(request) => events.push(format!("complete {}", request.record.len())),
+                Parse::Ambiguous(requests) => events.push(format!("ambiguous {}", requests.len())),
                 Parse::Nul => events.push("nul".into()),
                 Parse::Http(_) => {
                     events.push("http".into());
@@ -32,9 +36,11 @@ fn run(data: &[u8], chunk: usize) -> Vec<String> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let whole = run(data, data.len());
-    for chunk in [1, 3, 64] {
-        assert_eq!(run(data, chunk), whole, "chunk size {chunk}");
+    for digit_splits in [false, true] {
+        let whole = run(data, data.len(), digit_splits);
+        for chunk in [1, 3, 64] {
+            assert_eq!(run(data, chunk, digit_splits), whole, "chunk size {chunk}");
+        }
     }
     let mut replies = ReplyParser::new();
     let _ = replies.feed(data);

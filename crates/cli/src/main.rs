@@ -72,7 +72,8 @@ enum Command {
     Record(record::Command),
     /// List the OCLC numbers that two or more records of a zone carry (multi-match causes).
     Duplicates(duplicates::Args),
-    /// Stand-in for a cataloguer opening, leaving or releasing a record in the metadata editor.
+    /// Stand-in for a cataloguer opening, leaving or releasing a record in the metadata editor;
+    /// the list of a zone's current locks.
     Editor(editor::Args),
     /// Move the dead-letter queue's messages back to the import queue (AWS backend).
     Redrive(redrive::Args),

@@ -230,3 +230,16 @@ fn r18_the_data_directory_and_its_files_are_owner_only() {
     assert_eq!(mode(copies[0].parent().unwrap()), 0o700);
     assert_eq!(mode(&input), 0o640);
 }
+
+/// Issue 16: "1 records".
+#[test]
+fn r16_one_record_is_reported_as_one_record() {
+    let scratch = Scratch::new("r16-one");
+    let records = std::fs::read(corpus("folio-integration-tests/FAT-1204.mrc")).unwrap();
+    let len: usize = std::str::from_utf8(&records[..5]).unwrap().parse().unwrap();
+    let file = scratch.path().join("one.mrc");
+    std::fs::write(&file, &records[..len]).unwrap();
+    let out = import(&scratch, &file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 record imported into "), "{stderr}");
+}

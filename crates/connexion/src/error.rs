@@ -73,6 +73,15 @@ pub enum ProtocolError {
         /// Total size of the partial item, when its length is already known.
         item_bytes: Option<usize>,
     },
+    /// With decimal lengths, several splits of the length digits form complete requests
+    /// ending at the same byte, and not exactly one of them names a known logon id.
+    #[error(
+        "ambiguous request: {readings} readings of its decimal length digits form a complete request, and not exactly one names a known logon id"
+    )]
+    AmbiguousLength {
+        /// How many readings completed.
+        readings: usize,
+    },
 }
 
 impl ProtocolError {
@@ -85,6 +94,7 @@ impl ProtocolError {
             ProtocolError::TooLarge { .. } => "too-large",
             ProtocolError::OneRecordExpected { .. } => "one-record-expected",
             ProtocolError::Incomplete { .. } => "incomplete-request",
+            ProtocolError::AmbiguousLength { .. } => "ambiguous-length",
         }
     }
 }

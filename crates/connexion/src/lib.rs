@@ -90,6 +90,7 @@ mod encode;
 mod error;
 mod reply;
 mod request;
+mod split;
 
 pub use encode::{LengthEncoding, MAX_BYTE_LENGTH, RequestRef, encode_request};
 pub use error::{EncodeError, ProtocolError};
@@ -97,3 +98,4 @@ pub use reply::{MAX_REPLY_BYTES, ReplyParser, encode_reply};
 pub use request::{
     HttpProbe, MAX_REQUEST_BYTES, Parse, Request, RequestParser, consumable, http_ok_response,
 };
+pub use split::MAX_SPLIT_FIELDS;

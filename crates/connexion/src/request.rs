@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::error::ProtocolError;
+use crate::split::{Outcome, Reading, Speculation};
 
 /// Default limit on the bytes of one item (field or record) and on unconsumed bytes held.
 ///
@@ -107,6 +108,12 @@ pub enum Parse {
     Nul,
     /// An HTTP health probe.
     Http(HttpProbe),
+    /// With [`RequestParser::with_digit_splits`]: two or more readings of decimal length
+    /// digits each form a complete request ending at the same byte (in a stable order). The
+    /// caller keeps the one that names a known logon id, and refuses the request as
+    /// ambiguous ([`ProtocolError::AmbiguousLength`]) when not exactly one does. The parser
+    /// has moved past the request, as after [`Parse::Complete`].
+    Ambiguous(Vec<Request>),
     /// The input can never become a valid request. The parser stays in this state.
     Error(ProtocolError),
 }
@@ -131,7 +138,7 @@ impl Tag {
 
 /// One step of the scanner over unconsumed bytes.
 #[derive(Debug)]
-enum Step {
+pub(crate) enum Step {
     /// The next item is not complete; `item_bytes` is its total size when already known.
     Incomplete { item_bytes: Option<usize> },
     /// One space.
@@ -158,7 +165,7 @@ const HTTP_PREFIX: &[u8] = b"GET ";
 ///
 /// `request_start` says whether this is the first item of a request (where `GET ` is
 /// recognised); `offset` is the stream offset of `buf[0]`, for error messages.
-fn scan(buf: &[u8], request_start: bool, offset: u64, max: usize) -> Step {
+pub(crate) fn scan(buf: &[u8], request_start: bool, offset: u64, max: usize) -> Step {
     let Some(&first) = buf.first() else {
         return Step::Incomplete { item_bytes: None };
     };
@@ -306,6 +313,11 @@ fn scan_http(buf: &[u8], offset: u64, max: usize) -> Step {
     }
 }
 
+/// Whether `buf` starts with a field whose decimal length has at least two digits visible.
+fn digits_run_on(buf: &[u8]) -> bool {
+    matches!(buf, [b'U' | b'A' | b'P', b'1'..=b'9', next, ..] if next.is_ascii_digit())
+}
+
 /// How many bytes at the start of `buf` form complete items (spaces, fields, records).
 ///
 /// Stops at the first incomplete item, NUL, HTTP probe or invalid byte, and uses
@@ -362,6 +374,10 @@ pub struct RequestParser {
     /// The trailer's NUL has been consumed.
     trailer_nul: bool,
     failed: Option<ProtocolError>,
+    /// Whether decimal length digits may be split ([`RequestParser::with_digit_splits`]).
+    digit_splits: bool,
+    /// The readings of the current request once a decimal length's digits run on.
+    speculation: Option<Speculation>,
 }
 
 impl fmt::Debug for RequestParser {
@@ -377,6 +393,11 @@ impl fmt::Debug for RequestParser {
             self.password.as_deref(),
         );
         out.field("after_record", &self.after_record);
+        out.field("digit_splits", &self.digit_splits);
+        out.field(
+            "readings",
+            &self.speculation.as_ref().map_or(0, Speculation::len),
+        );
         out.field("failed", &self.failed);
         out.finish()
     }
@@ -411,7 +432,31 @@ impl RequestParser {
             after_record: false,
             trailer_nul: false,
             failed: None,
+            digit_splits: false,
+            speculation: None,
         }
+    }
+
+    /// Reads a decimal length whose digits run into a value that starts with a digit (a
+    /// logon id such as `01DEMO_ALPHA` sent as `A1201DEMO_ALPHA`) by trying every split of
+    /// the digits, instead of reading them greedily.
+    ///
+    /// Each split is parsed on its own; the request is the one that completes first (the
+    /// client sends nothing more while it waits for its reply). Once digits run on, every
+    /// reading (the greedy one too) must find a record that starts like a MARC leader: a
+    /// request whose record does not is refused with the greedy reading's error (or waits
+    /// for bytes a shorter split needs). When several splits
+    /// complete at the same byte, [`Parse::Ambiguous`] gives them all to the caller, which
+    /// knows the logon ids. When every split fails, the error is the greedy reading's.
+    ///
+    /// Outcomes still do not depend on how bytes are split into reads, and memory stays
+    /// bounded: at most three fields of a request are split, and the parser keeps only the
+    /// bytes a live split still needs (less than the limit) plus each split's field values.
+    /// Input that a greedy parser refuses at once (a 9-digit length) may now wait for the
+    /// bytes a shorter split needs.
+    pub fn with_digit_splits(mut self) -> Self {
+        self.digit_splits = true;
+        self
     }
 
     /// The configured limit.
@@ -478,7 +523,8 @@ impl RequestParser {
     /// Whether a request has started (a field, a space or part of an item received) without
     /// completing. The trailer of a completed request does not count.
     pub fn has_partial_request(&self) -> bool {
-        self.failed.is_none() && (self.items > 0 || self.extra_bytes() > 0)
+        self.failed.is_none()
+            && (self.speculation.is_some() || self.items > 0 || self.extra_bytes() > 0)
     }
 
     /// `Some(ProtocolError::Incomplete)` describing a request that has started but not
@@ -489,6 +535,9 @@ impl RequestParser {
     pub fn incomplete(&self) -> Option<ProtocolError> {
         if !self.has_partial_request() {
             return None;
+        }
+        if let Some(speculation) = &self.speculation {
+            return Some(speculation.incomplete(&self.buf, self.offset, self.max_bytes));
         }
         let rest = &self.buf[self.pos..];
         let held_bytes = if self.after_record {
@@ -517,9 +566,24 @@ impl RequestParser {
             return Parse::Error(error.clone());
         }
         loop {
+            if self.speculation.is_some() {
+                return self.step_readings();
+            }
             let rest = &self.buf[self.pos..];
             let offset = self.offset + self.pos as u64;
             let request_start = self.items == 0;
+            if self.digit_splits && digits_run_on(rest) {
+                let fields = (
+                    self.user.take(),
+                    self.local_user.take(),
+                    self.password.take(),
+                );
+                let root = Reading::root(offset, fields, self.fields, self.items);
+                self.speculation = Some(Speculation::new(root));
+                self.after_record = false;
+                self.trailer_nul = false;
+                continue;
+            }
             match scan(rest, request_start, offset, self.max_bytes) {
                 Step::Incomplete { .. } => {
                     // Defensive: every item size is checked against the limit as soon as it
@@ -585,6 +649,34 @@ impl RequestParser {
         }
     }
 
+    /// Parses the readings of a request whose decimal length digits run on.
+    fn step_readings(&mut self) -> Parse {
+        let Some(speculation) = self.speculation.as_mut() else {
+            return Parse::NeedMore;
+        };
+        let outcome = speculation.run(&self.buf, self.offset, self.max_bytes);
+        let index_of = |offset: u64, base: u64| {
+            usize::try_from(offset.saturating_sub(base)).unwrap_or(usize::MAX)
+        };
+        match outcome {
+            Outcome::NeedMore { keep_from } => {
+                self.pos = index_of(keep_from, self.offset).min(self.buf.len());
+                Parse::NeedMore
+            }
+            Outcome::Failed(error) => {
+                self.speculation = None;
+                self.fail(error)
+            }
+            Outcome::Event { end, event } => {
+                self.speculation = None;
+                self.pos = index_of(end, self.offset).min(self.buf.len());
+                self.reset_request();
+                self.after_record = !matches!(event, Parse::Nul);
+                event
+            }
+        }
+    }
+
     fn reset_request(&mut self) {
         self.user = None;
         self.local_user = None;
@@ -597,6 +689,7 @@ impl RequestParser {
 
     fn fail(&mut self, error: ProtocolError) -> Parse {
         self.reset_request();
+        self.speculation = None;
         self.buf = Vec::new();
         self.pos = 0;
         self.failed = Some(error.clone());

@@ -212,6 +212,10 @@ pub enum Rejection {
         existing: BriefLevel,
         /// The incoming record's level.
         incoming: BriefLevel,
+        /// The match's Leader/17.
+        existing_leader17: u8,
+        /// The incoming record's Leader/17.
+        incoming_leader17: u8,
     },
     /// The incoming 005 is older than the version last imported into the match.
     Old {
@@ -297,7 +301,13 @@ impl Rejection {
                 mms_id,
                 existing,
                 incoming,
-            } => messages::not_added_brief(mms_id, existing, incoming),
+                existing_leader17,
+                incoming_leader17,
+            } => messages::not_added_brief(
+                mms_id,
+                messages::brief_level(existing, *existing_leader17),
+                messages::brief_level(incoming, *incoming_leader17),
+            ),
             Rejection::Old {
                 mms_id,
                 incoming,
@@ -468,6 +478,7 @@ pub fn decide(
     if let Err(rejection) = check_single(
         candidate,
         incoming_level,
+        incoming.record.leader.0[17],
         &incoming_005,
         rules,
         now_unix,
@@ -479,13 +490,14 @@ pub fn decide(
     let (merged, merge_trace) = merge(&candidate.record, incoming.record, &rules.merge);
     trace.extend(merge_trace);
     let brief_level = rules.brief_levels.record_level(&merged);
+    let brief_level_text = messages::brief_level(brief_level, merged.leader.0[17]);
     let originating_version = incoming_005.version();
     trace.push(match originating_version {
         Some(version) => format!(
-            "merged into {mms_id}; brief level {brief_level}; originating version {version}"
+            "merged into {mms_id}; brief level {brief_level_text}; originating version {version}"
         ),
         None => format!(
-            "merged into {mms_id}; brief level {brief_level}; originating version unknown (no valid incoming 005)"
+            "merged into {mms_id}; brief level {brief_level_text}; originating version unknown (no valid incoming 005)"
         ),
     });
     Decision {
@@ -659,6 +671,7 @@ fn derive_hits(existing: &Record, keys: &OclcKeys) -> Vec<Hit> {
 fn check_single(
     candidate: &Candidate,
     incoming_level: BriefLevel,
+    incoming_leader17: u8,
     incoming_005: &Incoming005,
     rules: &ImportRules,
     now_unix: i64,
@@ -720,24 +733,26 @@ fn check_single(
 
     // Brief level.
     let existing_level = candidate.brief_level;
+    let existing_leader17 = candidate.record.leader.0[17];
+    let levels = format!(
+        "brief level: existing {}, incoming {}",
+        messages::brief_level(existing_level, existing_leader17),
+        messages::brief_level(incoming_level, incoming_leader17)
+    );
     if rules.check_brief_level {
         if existing_level > incoming_level {
-            trace.push(format!(
-                "brief level: existing {existing_level}, incoming {incoming_level}: existing is higher, blocked"
-            ));
+            trace.push(format!("{levels}: existing is higher, blocked"));
             return Err(Rejection::Brief {
                 mms_id: mms_id.clone(),
                 existing: existing_level,
                 incoming: incoming_level,
+                existing_leader17,
+                incoming_leader17,
             });
         }
-        trace.push(format!(
-            "brief level: existing {existing_level}, incoming {incoming_level}: allowed"
-        ));
+        trace.push(format!("{levels}: allowed"));
     } else {
-        trace.push(format!(
-            "brief level: existing {existing_level}, incoming {incoming_level}: check off"
-        ));
+        trace.push(format!("{levels}: check off"));
     }
 
     // 005.

@@ -46,7 +46,16 @@ pub fn conversion_failed(message: &str) -> String {
     format!("{CONVERSION_FAILED}{message}")
 }
 
-/// The NOT_ADDED_BRIEF message; levels are written with two digits (`07`).
+/// A brief level beside the Leader/17 value it comes from: `07 (Leader/17 "4")`.
+pub fn brief_level(level: impl std::fmt::Display, leader17: u8) -> String {
+    format!(
+        "{level} (Leader/17 \"{}\")",
+        std::ascii::escape_default(leader17)
+    )
+}
+
+/// The NOT_ADDED_BRIEF message; levels are written with two digits (`07`), each beside its
+/// Leader/17 ([`brief_level`]).
 pub fn not_added_brief(
     mms_id: &str,
     existing: impl std::fmt::Display,

@@ -7,11 +7,12 @@
 //! ([`crate::ResultSignals`]), and the shim answers with it without waiting for the next poll
 //! (or the document).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bibgate_connexion::Request;
+use bibgate_connexion::{Parse, ProtocolError, Request};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -23,7 +24,7 @@ use crate::retry::{Claim, RetryWindow};
 use crate::shared_locks::SharedLocks;
 use bibgate_inbox::layout::{ExportIds, ResultDoc, inbox_key, result_key};
 use bibgate_inbox::{ResultDelivery, Services};
-use bibgate_store::LogonLock;
+use bibgate_store::{Commit, ImportResult, LogonLock, Outcome};
 
 use crate::blocking;
 
@@ -38,6 +39,7 @@ pub(crate) struct Shared {
     lockout: Mutex<Lockout>,
     logons: Mutex<LogonCache>,
     retry: Mutex<RetryWindow>,
+    refusals: Mutex<RefusalBudget>,
     ids: ExportIds,
     password_checks: PasswordChecks,
     /// The locks every shim shares, when the services have a store for them.
@@ -82,6 +84,14 @@ fn field_text(bytes: Option<&[u8]>) -> String {
     }
 }
 
+/// The field that carries the logon id: `A`, or `U` when `A` is absent or empty.
+fn logon_field(request: &Request) -> Option<&[u8]> {
+    match &request.local_user {
+        Some(value) if !value.is_empty() => Some(value.as_slice()),
+        _ => request.user.as_deref(),
+    }
+}
+
 /// A logon id as logged: at most 64 characters, escaped.
 fn shown(logon_id: &str) -> String {
     logon_id
@@ -105,6 +115,103 @@ pub fn pending_message(export_id: &str) -> String {
     )
 }
 
+/// The reply when the client sent no logon id (neither `A` nor a `U` naming a profile).
+pub const NO_LOGON_ID: &str = "Import Failed - no logon id was received: the Local System Logon ID is empty. Set the Logon ID and password of the OCLC Gateway Export destination and check \"Send Local System Logon ID and Password\".";
+
+/// The institution of the stored result of a refused logon whose logon id names no
+/// institution.
+pub const UNKNOWN_INSTITUTION: &str = "-";
+
+/// The line added to every reply that is not a success: the export id to look up.
+pub fn export_line(export_id: &str) -> String {
+    format!("\nExport ID: {export_id}")
+}
+
+/// Whether the record that export `export_id` added or merged into has changed since (a
+/// newer revision than the one the export made, or no record any more). `false` when the
+/// export has no stored result yet, touched no record, or the store cannot tell.
+fn record_changed_since(store: &dyn bibgate_store::Store, export_id: &str) -> bool {
+    let Ok(Some(result)) = store.result(export_id) else {
+        return false;
+    };
+    let Some(mms_id) = &result.mms_id else {
+        return false;
+    };
+    let Ok(record) = store.record(&result.zone, mms_id) else {
+        return false;
+    };
+    let Some(record) = record else {
+        return true;
+    };
+    let Ok(versions) = store.versions(&result.zone, mms_id) else {
+        return false;
+    };
+    // A merge made the revision after the one it replaced; an add made revision 1.
+    let made = versions
+        .iter()
+        .find(|version| version.replaced_by == export_id)
+        .map_or(1, |version| version.revision + 1);
+    record.revision > made
+}
+
+/// A refused logon, for its stored result.
+struct Refusal {
+    peer: IpAddr,
+    logon_id: String,
+    status: &'static str,
+    record_len: usize,
+}
+
+/// Refused logons stored as results per source address and window, and in all: a client
+/// (or many) that keeps failing cannot fill the store; beyond the budget a refusal is
+/// answered and logged as before, without a stored result or an export id.
+const STORED_REFUSALS_PER_ADDRESS: u32 = 20;
+/// The same, for all addresses together.
+const STORED_REFUSALS_IN_ALL: u32 = 2_000;
+/// The window of both budgets.
+const STORED_REFUSALS_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Addresses remembered by the budget; when full, other addresses' refusals are not stored.
+const STORED_REFUSALS_ADDRESSES: usize = 4_096;
+
+/// The budget of stored refusals (see [`STORED_REFUSALS_PER_ADDRESS`]).
+#[derive(Default)]
+struct RefusalBudget {
+    per_address: HashMap<IpAddr, (Instant, u32)>,
+    in_all: Option<(Instant, u32)>,
+}
+
+impl RefusalBudget {
+    /// True when one more refusal from `peer` may be stored at `now` (and counts it).
+    fn take(&mut self, peer: IpAddr, now: Instant) -> bool {
+        let fresh = |start: &Instant| now.duration_since(*start) < STORED_REFUSALS_WINDOW;
+        let in_all = match self.in_all {
+            Some((start, count)) if fresh(&start) => (start, count),
+            _ => (now, 0),
+        };
+        if in_all.1 >= STORED_REFUSALS_IN_ALL {
+            return false;
+        }
+        if self.per_address.len() >= STORED_REFUSALS_ADDRESSES {
+            self.per_address.retain(|_, (start, _)| fresh(start));
+        }
+        if !self.per_address.contains_key(&peer)
+            && self.per_address.len() >= STORED_REFUSALS_ADDRESSES
+        {
+            return false;
+        }
+        let entry = self.per_address.entry(peer).or_insert((now, 0));
+        if !fresh(&entry.0) {
+            *entry = (now, 0);
+        }
+        if entry.1 >= STORED_REFUSALS_PER_ADDRESS {
+            return false;
+        }
+        entry.1 += 1;
+        self.in_all = Some((in_all.0, in_all.1 + 1));
+        true
+    }
+}
+
 /// Why a logon was refused.
 enum Refused {
     /// Wrong logon id or password, or no/several profiles: the text to reply.
@@ -120,6 +227,7 @@ impl Shared {
             lockout: Mutex::new(Lockout::new(config.logon_lockout.clone())),
             logons: Mutex::new(LogonCache::new(config.logon_cache)),
             retry: Mutex::new(RetryWindow::new(config.retry_window)),
+            refusals: Mutex::new(RefusalBudget::default()),
             ids: ExportIds::new(),
             password_checks: PasswordChecks::new(config.max_password_checks),
             shared_locks: services.logon_locks.clone().map(SharedLocks::new),
@@ -128,29 +236,53 @@ impl Shared {
         }
     }
 
-    /// Answers one complete request.
+    /// Answers one complete request; a reply that is not a success names its export
+    /// ([`export_line`]).
     pub(crate) async fn answer(&self, peer: IpAddr, request: Request) -> Answer {
-        let logon_field = match &request.local_user {
-            Some(value) if !value.is_empty() => Some(value.as_slice()),
-            _ => request.user.as_deref(),
-        };
-        let logon_id = field_text(logon_field);
+        let mut answer = self.answer_request(peer, request).await;
+        if !matches!(answer.status, "added" | "merged" | "pending")
+            && let Some(export_id) = &answer.export_id
+        {
+            answer.text.push_str(&export_line(export_id));
+        }
+        answer
+    }
+
+    async fn answer_request(&self, peer: IpAddr, request: Request) -> Answer {
+        let logon_id = field_text(logon_field(&request));
         let password = field_text(request.password.as_deref());
         let logon_shown = shown(&logon_id);
-        let institution = match self.logon(peer, logon_id, password).await {
+        // The `U` field stands in for an absent or empty `A` (as in Koha); when it names no
+        // profile either, the client sent no logon id at all.
+        let no_local_user = request.local_user.as_ref().is_none_or(Vec::is_empty);
+        let record_len = request.record.len();
+        let institution = match self.logon(peer, logon_id.clone(), password).await {
             Ok(institution) => {
                 lock(&self.throttle).succeeded(peer);
                 institution
             }
             Err(Refused::Credentials(text, status)) => {
+                let (text, status) =
+                    if no_local_user && (logon_id.is_empty() || status == "no-profile") {
+                        (NO_LOGON_ID.to_string(), "no-logon-id")
+                    } else {
+                        (text, status)
+                    };
                 info!(%peer, logon = %logon_shown, status, "logon refused");
                 bibgate_inbox::metrics::global().logon_failed();
                 let delay = lock(&self.throttle).failed(peer, Instant::now());
+                let refusal = Refusal {
+                    peer,
+                    logon_id,
+                    status,
+                    record_len,
+                };
+                let answer = self.store_refusal(refusal, text).await;
                 if !delay.is_zero() {
                     info!(%peer, delay_ms = delay.as_millis() as u64, "delaying a logon failure reply");
                     tokio::time::sleep(delay).await;
                 }
-                return Answer::refused(text, status);
+                return answer;
             }
             Err(Refused::Unavailable(message)) => {
                 warn!(%peer, error = %message, "could not check a logon");
@@ -161,6 +293,118 @@ impl Shared {
             }
         };
         self.receive(institution, request.record).await
+    }
+
+    /// Stores a refused logon as a failed result (never the password, nor the record: the
+    /// sender is not known) and answers with its export id. The institution is the
+    /// profile's when the logon id names one, the institution's when the logon id is an
+    /// institution code, else [`UNKNOWN_INSTITUTION`].
+    async fn store_refusal(&self, refusal: Refusal, text: String) -> Answer {
+        if !lock(&self.refusals).take(refusal.peer, Instant::now()) {
+            // Over the budget: answered and logged (by the caller), not stored.
+            return Answer {
+                text,
+                export_id: None,
+                institution: None,
+                status: refusal.status,
+            };
+        }
+        let store = self.services.store.clone();
+        let id = refusal.logon_id.clone();
+        let institution = blocking(move || {
+            match bibgate_import::profile_for_logon(&*store, &id) {
+                Ok(profile) => return Some(profile.institution),
+                Err(bibgate_import::Error::LogonFailed) if !id.is_empty() => {
+                    // The logon id is an institution's own code (with other profiles).
+                    return Some(id);
+                }
+                Err(_) => {}
+            }
+            if id.is_empty() {
+                return None;
+            }
+            store
+                .institution(&id)
+                .ok()
+                .flatten()
+                .map(|found| found.code)
+        })
+        .await
+        .ok()
+        .flatten();
+        let now = now_millis();
+        // Not named after the institution: the reply must not tell which logon ids exist.
+        let export_id = self.ids.next("logon", now);
+        let institution = institution.unwrap_or_else(|| UNKNOWN_INSTITUTION.to_string());
+        let code = match refusal.status {
+            "no-profile" => "NO_PROFILE",
+            "no-logon-id" => "NO_LOGON_ID",
+            "logon-locked" => "LOGON_LOCKED",
+            _ => "LOGON_FAILED",
+        };
+        let result = ImportResult {
+            export_id: export_id.clone(),
+            batch_id: None,
+            index: None,
+            institution: institution.clone(),
+            zone: institution.clone(),
+            outcome: Outcome::Failed,
+            host_message: text.clone(),
+            reason_code: code.to_string(),
+            mms_id: None,
+            oclc_numbers: Vec::new(),
+            raw_key: String::new(),
+            raw_offset: 0,
+            raw_len: refusal.record_len as u64,
+            received_unix: now / 1000,
+            decided_unix: now / 1000,
+            trace: vec![
+                format!("logon id: \"{}\"", shown(&refusal.logon_id)),
+                format!("address: {}", refusal.peer),
+                format!("{code}: {text}"),
+                "the record was not kept: the sender did not log on".to_string(),
+            ],
+            policy: None,
+            retry_of: None,
+        };
+        let store = self.services.store.clone();
+        match blocking(move || store.commit(&Commit::Reject { result })).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                warn!(%export_id, %error, "could not store the result of a refused logon");
+            }
+            Err(error) => {
+                warn!(%export_id, %error, "could not store the result of a refused logon");
+            }
+        }
+        Answer {
+            text,
+            export_id: Some(export_id),
+            institution: Some(institution),
+            status: refusal.status,
+        }
+    }
+
+    /// Of the readings of a request whose decimal length digits could be split several
+    /// ways ([`Parse::Ambiguous`]), the one whose logon id names a profile, as
+    /// [`Parse::Complete`]; [`ProtocolError::AmbiguousLength`] when not exactly one does.
+    pub(crate) async fn pick(&self, requests: Vec<Request>) -> Parse {
+        let readings = requests.len();
+        let mut known = Vec::new();
+        for request in requests {
+            let logon_id = field_text(logon_field(&request));
+            let store = self.services.store.clone();
+            let found = blocking(move || bibgate_import::profile_for_logon(&*store, &logon_id))
+                .await
+                .is_ok_and(|profile| profile.is_ok());
+            if found {
+                known.push(request);
+            }
+        }
+        match (known.pop(), known.is_empty()) {
+            (Some(request), true) => Parse::Complete(request),
+            _ => Parse::Error(ProtocolError::AmbiguousLength { readings }),
+        }
     }
 
     /// Checks the logon from `peer`; returns the institution.
@@ -352,9 +596,26 @@ impl Shared {
         let started = Instant::now();
         let deadline = started + self.config.reply_deadline;
         let digest = lock(&self.retry).digest(&record);
-        let claim = lock(&self.retry).claim(&institution, digest, started, || {
+        let mut claim = lock(&self.retry).claim(&institution, digest, started, || {
             self.ids.next(&institution, now_millis())
         });
+        if let Claim::Existing(export_id) = &claim {
+            // The window answers only for a record that has not changed since: after a
+            // restore or an edit, the same bytes are decided again.
+            let store = self.services.store.clone();
+            let id = export_id.clone();
+            let changed = blocking(move || record_changed_since(&*store, &id))
+                .await
+                .unwrap_or(false);
+            if changed {
+                info!(%export_id, %institution, "same record received again within the retry window, but the record it touched changed since; deciding again");
+                let mut retry = lock(&self.retry);
+                retry.forget(&institution, digest, export_id);
+                claim = retry.claim(&institution, digest, started, || {
+                    self.ids.next(&institution, now_millis())
+                });
+            }
+        }
         let export_id = match claim {
             Claim::Existing(export_id) => {
                 info!(%export_id, %institution, "same record received again within the retry window; answering with its export");
@@ -521,5 +782,33 @@ impl Shared {
             }
             interval = (interval + interval / 2).min(max);
         }
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn stored_refusals_are_budgeted_per_address_and_in_all() {
+        let mut budget = RefusalBudget::default();
+        let now = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..STORED_REFUSALS_PER_ADDRESS {
+            assert!(budget.take(a, now));
+        }
+        assert!(!budget.take(a, now), "over the address's budget");
+        assert!(budget.take(b, now), "another address has its own");
+        let later = now + STORED_REFUSALS_WINDOW;
+        assert!(budget.take(a, later), "a new window");
+        let mut budget = RefusalBudget::default();
+        let mut stored = 0;
+        for i in 0..3_000u32 {
+            let peer = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            stored += u32::from(budget.take(peer, now));
+        }
+        assert_eq!(stored, STORED_REFUSALS_IN_ALL);
+        assert!(budget.per_address.len() <= STORED_REFUSALS_ADDRESSES);
     }
 }

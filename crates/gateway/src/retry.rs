@@ -5,7 +5,9 @@
 //! record at once. Within the window the second request gets the first export's id, so it
 //! waits for (and replies with) the first export's result, and the record is imported once.
 //! A failed result is forgotten, so a re-export after the cause was fixed (a lock released)
-//! is imported again.
+//! is imported again. The window never answers for a record that changed since its export
+//! (a restore, an edit, another import): the handler checks the record's revision and
+//! decides the same bytes again.
 
 use std::collections::HashMap;
 use std::time::Duration;

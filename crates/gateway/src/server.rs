@@ -349,7 +349,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
         debug!(peer = %self.peer, "connection accepted");
         let config = self.shared.config.clone();
         let mut buf = vec![0u8; READ_CHUNK];
-        let mut parser = RequestParser::with_max_bytes(config.max_request_bytes);
+        let mut parser =
+            RequestParser::with_max_bytes(config.max_request_bytes).with_digit_splits();
         let mut phase = Phase::Request;
         let mut request_started = Instant::now();
         let mut last_read = request_started;
@@ -480,6 +481,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                         phase = next;
                         break;
                     }
+                    Parse::Ambiguous(requests) => {
+                        // Several readings of decimal length digits: the one whose logon id
+                        // names a profile is the request.
+                        event = self.shared.pick(requests).await;
+                    }
                     Parse::Complete(request) => {
                         let extra = parser.check_one_record().is_err();
                         let asked = Instant::now();
@@ -500,7 +506,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Handler<S> {
                         }
                         bibgate_inbox::metrics::global().replied(answer.status, asked.elapsed());
                         // A fresh parser drops whatever else came in the same read.
-                        parser = RequestParser::with_max_bytes(config.max_request_bytes);
+                        parser = RequestParser::with_max_bytes(config.max_request_bytes)
+                            .with_digit_splits();
                         let Some(next) = self.after_reply(true).await else {
                             return;
                         };

@@ -394,11 +394,11 @@ fn wrong_passwords_from_one_address_do_not_lock_out_the_library() {
             })
             .collect();
         for guess in guesses {
-            assert_eq!(guess.await.unwrap(), LOGON_FAILED);
+            assert_eq!(refusal(&guess.await.unwrap()), LOGON_FAILED);
         }
         // The attacker's own address is locked, even with the right password.
         assert_eq!(
-            export_from(ATTACKER, addr, &right(18_300_002)).await,
+            refusal(&export_from(ATTACKER, addr, &right(18_300_002)).await),
             LOGON_FAILED
         );
         let reply = export_from(LIBRARY, addr, &right(18_300_003)).await;
@@ -438,10 +438,10 @@ fn guesses_from_many_addresses_lock_the_logon_id_except_for_the_library() {
             })
             .collect();
         for guess in guesses {
-            assert_eq!(guess.await.unwrap(), LOGON_FAILED);
+            assert_eq!(refusal(&guess.await.unwrap()), LOGON_FAILED);
         }
         assert_eq!(
-            export_from([127, 0, 1, 99], addr, &right(18_400_002)).await,
+            refusal(&export_from([127, 0, 1, 99], addr, &right(18_400_002)).await),
             LOGON_FAILED,
             "a new address is refused while the logon id is locked"
         );
@@ -484,16 +484,28 @@ fn unknown_and_known_logon_ids_take_the_same_time() {
         let known = desktop_request(ALPHA, "wrong-password", &record);
         let unknown = desktop_request("01NOBODY_HERE", "wrong-password", &record);
         // Once each first (the dummy hash is made on first use).
-        assert_eq!(export_from(LIBRARY, addr, &known).await, LOGON_FAILED);
+        assert_eq!(
+            refusal(&export_from(LIBRARY, addr, &known).await),
+            LOGON_FAILED
+        );
         let no_profile = "No integration profile found for institution 01NOBODY_HERE";
-        assert_eq!(export_from(LIBRARY, addr, &unknown).await, no_profile);
+        assert_eq!(
+            refusal(&export_from(LIBRARY, addr, &unknown).await),
+            no_profile
+        );
         let (mut known_times, mut unknown_times) = (Vec::new(), Vec::new());
         for _ in 0..10 {
             let sent = Instant::now();
-            assert_eq!(export_from(LIBRARY, addr, &known).await, LOGON_FAILED);
+            assert_eq!(
+                refusal(&export_from(LIBRARY, addr, &known).await),
+                LOGON_FAILED
+            );
             known_times.push(sent.elapsed());
             let sent = Instant::now();
-            assert_eq!(export_from(LIBRARY, addr, &unknown).await, no_profile);
+            assert_eq!(
+                refusal(&export_from(LIBRARY, addr, &unknown).await),
+                no_profile
+            );
             unknown_times.push(sent.elapsed());
         }
         known_times.sort();

@@ -52,8 +52,8 @@ async fn c01_literal_vector_is_framed() {
     request.extend(record_bytes(1002, "Literal."));
     let reply = exchange(harness.addr, &request).await;
     assert_eq!(
-        reply,
-        b"No integration profile found for institution fg\0".to_vec()
+        refusal(&text(&reply)),
+        "No integration profile found for institution fg"
     );
     harness.stop().await;
 }
@@ -98,7 +98,7 @@ async fn c04_empty_password_p0() {
     request.extend(b"P0");
     request.extend(record_bytes(1005, "Empty password."));
     let reply = exchange(harness.addr, &request).await;
-    assert_eq!(text(&reply), LOGON_FAILED);
+    assert_eq!(refusal(&text(&reply)), LOGON_FAILED);
     assert_eq!(harness.count(ALPHA), 0);
     harness.stop().await;
 }
@@ -116,7 +116,7 @@ async fn c05_long_logon_ids() {
         request.extend(record_bytes(1006, "Long logon."));
         let reply = exchange(harness.addr, &request).await;
         assert_eq!(
-            text(&reply),
+            refusal(&text(&reply)),
             format!("No integration profile found for institution {logon}")
         );
     }
@@ -131,7 +131,7 @@ async fn c06_byte_lengths_of_utf8_values() {
     request.extend(record_bytes(1007, "UTF-8 logon."));
     let reply = exchange(harness.addr, &request).await;
     assert_eq!(
-        text(&reply),
+        refusal(&text(&reply)),
         "No integration profile found for institution testlib user bøf"
     );
     harness.stop().await;
@@ -206,12 +206,13 @@ async fn c08_trailing_nul() {
     harness.stop().await;
 }
 
-/// Case 9: a raw record with no fields fails the logon.
+/// Case 9: a raw record with no fields fails the logon: no logon id was sent (issue 16:
+/// said so, not "Logon Failed").
 #[tokio::test]
 async fn c09_raw_record_only() {
     let harness = Harness::start(config()).await;
     let reply = exchange(harness.addr, &record_bytes(1010, "Raw.")).await;
-    assert_eq!(text(&reply), LOGON_FAILED);
+    assert_eq!(refusal(&text(&reply)), bibgate_gateway::NO_LOGON_ID);
     harness.stop().await;
 }
 
@@ -439,7 +440,7 @@ async fn c18_wrong_password() {
         &desktop_request(ALPHA, secret, &record_bytes(1025, "Wrong password.")),
     )
     .await;
-    assert_eq!(reply, format!("{LOGON_FAILED}\0").into_bytes());
+    assert_eq!(refusal(&text(&reply)), LOGON_FAILED);
     assert!(!String::from_utf8_lossy(&reply).contains(secret));
     assert_eq!(harness.count(ALPHA), 0);
     harness.stop().await;
@@ -461,11 +462,17 @@ async fn repeated_logon_failures_are_delayed() {
     let request = desktop_request(ALPHA, "wrong", &record_bytes(1026, "Brute force."));
     for _ in 0..2 {
         let started = Instant::now();
-        assert_eq!(text(&exchange(harness.addr, &request).await), LOGON_FAILED);
+        assert_eq!(
+            refusal(&text(&exchange(harness.addr, &request).await)),
+            LOGON_FAILED
+        );
         assert!(started.elapsed() < Duration::from_millis(800));
     }
     let started = Instant::now();
-    assert_eq!(text(&exchange(harness.addr, &request).await), LOGON_FAILED);
+    assert_eq!(
+        refusal(&text(&exchange(harness.addr, &request).await)),
+        LOGON_FAILED
+    );
     assert!(started.elapsed() >= Duration::from_millis(800));
     harness.stop().await;
 }
@@ -538,4 +545,90 @@ async fn graceful_shutdown_closes_idle_connections() {
         Some(Vec::new())
     );
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+/// Decimal lengths in the request of `logon` (which may start with a digit).
+fn decimal_request(logon: &str, password: &str, record: &[u8]) -> Vec<u8> {
+    let mut request = format!("A{}{logon}P{}{password}", logon.len(), password.len()).into_bytes();
+    request.extend(record);
+    request
+}
+
+/// Issue 16: a logon id starting with a digit (every Alma institution code) in decimal
+/// length encoding, whole, fragmented at every point of its fields and one byte at a time;
+/// the same record in both encodings.
+#[tokio::test]
+async fn r16_decimal_logon_id_starting_with_a_digit() {
+    let harness = Harness::start(config()).await;
+    let record = record_bytes(1016, "Decimal logon id with a digit.");
+    let decimal = decimal_request(ALPHA, PASSWORD, &record);
+    assert!(decimal.starts_with(b"A1201DEMO_ALPHA"));
+    let whole = exchange(harness.addr, &decimal).await;
+    let mms = mms_of(&success_of(&whole));
+    let desktop = exchange(harness.addr, &desktop_request(ALPHA, PASSWORD, &record)).await;
+    assert_eq!(mms_of(&success_of(&desktop)), mms);
+
+    // Fragmented: after the tag, inside the digits, inside the logon id, the password,
+    // and the record.
+    for at in [1, 2, 3, 4, 10, 16, 20, decimal.len() - 30] {
+        let mut stream = TcpStream::connect(harness.addr).await.unwrap();
+        stream.write_all(&decimal[..at]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stream.write_all(&decimal[at..]).await.unwrap();
+        let reply = read_reply(&mut stream, Duration::from_secs(10)).await;
+        assert_eq!(mms_of(&success_of(&reply)), mms, "split at {at}");
+    }
+    // One byte at a time.
+    let mut stream = TcpStream::connect(harness.addr).await.unwrap();
+    for byte in &decimal {
+        stream.write_all(&[*byte]).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let reply = read_reply(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(mms_of(&success_of(&reply)), mms);
+    assert_eq!(harness.count(ALPHA), 1);
+
+    // A password starting with a digit too.
+    seed_institution(&*harness.store, "01DEMO_DIGITS", 5099, "2024secret");
+    let reply = exchange(
+        harness.addr,
+        &decimal_request("01DEMO_DIGITS", "2024secret", &record),
+    )
+    .await;
+    success_of(&reply);
+    harness.stop().await;
+}
+
+/// Issue 16: two readings of the digits that complete at the same byte: the one whose
+/// logon id names a profile is the request; with none, the request is refused as ambiguous.
+#[tokio::test]
+async fn r16_readings_ending_together_are_told_apart_by_the_logon_id() {
+    // `A15P3abc` is A = "5", P = "abc" and a 50-byte record, or a 15-byte A and a 40-byte
+    // record that starts 10 bytes into the first one.
+    let mut record = b"00050nam a0004000xxx4500".to_vec();
+    record.resize(50, b'1');
+    let mut request = b"A15P3abc".to_vec();
+    request.extend(&record);
+
+    let harness = Harness::start(config()).await;
+    let reply = text(&exchange(harness.addr, &request).await);
+    assert!(
+        reply.starts_with(
+            "Import Failed - the request could not be read: ambiguous request: 2 readings"
+        ),
+        "{reply}"
+    );
+
+    seed_institution(&*harness.store, "5", 5098, "abc");
+    let reply = text(&exchange(harness.addr, &request).await);
+    // Logged on as "5": the 50-byte record was taken (and is not a usable MARC record).
+    assert!(!reply.contains("the request could not be read"), "{reply}");
+    assert!(
+        reply.contains("Failed to convert marc record to marc xml"),
+        "{reply}"
+    );
+    assert!(!reply.contains(LOGON_FAILED), "{reply}");
+    assert!(!reply.contains("No integration profile"), "{reply}");
+    harness.stop().await;
 }

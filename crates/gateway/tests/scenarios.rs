@@ -77,7 +77,7 @@ async fn multi_match() {
     let (a, b) = seed_sharing(&*harness.store, ALPHA, 2002, 9002);
     let reply = harness.send(ALPHA, &record_bytes(2002, "Incoming.")).await;
     assert_eq!(
-        reply,
+        failure(&reply),
         format!("Import Failed - Multi matches found for this record. Matching MMS IDs: {a}, {b}")
     );
     harness.stop().await;
@@ -91,10 +91,11 @@ async fn not_added_brief() {
     let reply = harness.send(ALPHA, &brief).await;
     assert!(
         reply.starts_with(&format!(
-            "Import Failed - NOT_ADDED_BRIEF: the existing record {mms} has brief level 10, higher than the incoming record's "
+            "Import Failed - NOT_ADDED_BRIEF: the existing record {mms} has brief level 10 (Leader/17 \" \"), higher than the incoming record's "
         )),
         "{reply}"
     );
+    assert!(failure(&reply).ends_with("(Leader/17 \"7\")."), "{reply}");
     harness.stop().await;
 }
 
@@ -105,7 +106,7 @@ async fn not_added_locked() {
     seed_lock(&*harness.store, ALPHA, &mms);
     let reply = harness.send(ALPHA, &record_bytes(2004, "Locked.")).await;
     assert_eq!(
-        reply,
+        failure(&reply),
         format!(
             "Import Failed - NOT_ADDED_LOCKED: record {mms} is locked in the Metadata Editor by {ALPHA} (jdoe) since 2024-06-01 10:00 UTC."
         )
@@ -127,7 +128,7 @@ async fn not_added_old() {
     let old = encode(&oclc_record(2005, b' ', Some("20220101000000.0"), "Old."));
     let reply = harness.send(ALPHA, &old).await;
     assert_eq!(
-        reply,
+        failure(&reply),
         format!(
             "Import Failed - NOT_ADDED_OLD: the incoming record's 005 (20220101000000.0) is older than the version last imported into {mms} (20230101000000.0)."
         )
@@ -162,15 +163,101 @@ async fn bad_logon_and_no_profile() {
     )
     .await
     .unwrap();
-    assert_eq!(reply, LOGON_FAILED);
+    assert_eq!(refusal(&reply), LOGON_FAILED);
     assert_eq!(
-        harness.send(GAMMA, &record).await,
+        refusal(&harness.send(GAMMA, &record).await),
         format!("No integration profile found for institution {GAMMA}")
     );
     assert_eq!(
-        harness.send("01NOBODY", &record).await,
+        refusal(&harness.send("01NOBODY", &record).await),
         "No integration profile found for institution 01NOBODY"
     );
+    harness.stop().await;
+}
+
+/// The export id of a reply that is not a success.
+fn export_id_of(reply: &str) -> String {
+    reply
+        .split_once("\nExport ID: ")
+        .map(|(_, id)| id.to_string())
+        .unwrap_or_else(|| panic!("no export id in {reply:?}"))
+}
+
+/// Issue 16: logon and profile failures are stored results (logon id, address, time, the
+/// institution when the logon id names one; never the password), found by their export id.
+#[tokio::test]
+async fn r16_logon_and_profile_failures_are_stored_results() {
+    let harness = Harness::start(config()).await;
+    let record = record_bytes(2016, "Refused.");
+    let secret = "not-the-Password-16";
+    let cases = [
+        (
+            desktop_request(ALPHA, secret, &record),
+            ALPHA,
+            "LOGON_FAILED",
+        ),
+        (
+            desktop_request(GAMMA, PASSWORD, &record),
+            GAMMA,
+            "NO_PROFILE",
+        ),
+        (
+            desktop_request("01NOBODY", secret, &record),
+            bibgate_gateway::UNKNOWN_INSTITUTION,
+            "NO_PROFILE",
+        ),
+        // An empty logon id with the Connexion user name in `U`.
+        (
+            {
+                let mut request = field(b'U', b"jdoe-cataloguer");
+                request.extend(desktop_request("", secret, &record));
+                request
+            },
+            bibgate_gateway::UNKNOWN_INSTITUTION,
+            "NO_LOGON_ID",
+        ),
+    ];
+    for (request, institution, code) in cases {
+        let reply = text(&exchange(harness.addr, &request).await);
+        let export_id = export_id_of(&reply);
+        let stored = harness
+            .store
+            .result(&export_id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no stored result for {reply:?}"));
+        assert_eq!(stored.institution, institution, "{reply}");
+        assert_eq!(stored.reason_code, code, "{reply}");
+        assert_eq!(stored.outcome, bibgate_store::Outcome::Failed);
+        assert_eq!(
+            format!(
+                "{}{}",
+                stored.host_message,
+                bibgate_gateway::export_line(&export_id)
+            ),
+            reply
+        );
+        assert!(
+            stored.trace.iter().any(|line| line == "address: 127.0.0.1"),
+            "{:?}",
+            stored.trace
+        );
+        assert!(stored.received_unix > 0);
+        let everything = format!("{stored:?}");
+        assert!(!everything.contains(secret), "{everything}");
+        assert!(!everything.contains(PASSWORD), "{everything}");
+        if code == "NO_LOGON_ID" {
+            assert_eq!(stored.host_message, bibgate_gateway::NO_LOGON_ID);
+            assert!(!reply.contains("jdoe"), "{reply}");
+        } else {
+            assert!(
+                stored
+                    .trace
+                    .iter()
+                    .any(|line| line.starts_with("logon id: \""))
+            );
+        }
+    }
+    assert_eq!(harness.count(ALPHA), 0);
     harness.stop().await;
 }
 
@@ -555,4 +642,67 @@ async fn the_shim_answers_with_the_result_handed_over() {
         assert!(harness.blobs.list("results/").unwrap().is_empty());
         harness.stop().await;
     }
+}
+
+/// Issue 16: the retry window answers only for a record that has not changed since; after a
+/// `record restore` (a new revision), the same bytes are decided again.
+#[tokio::test]
+async fn r16_retry_window_decides_again_after_the_record_changed() {
+    let harness = Harness::start(config()).await;
+    let record = record_bytes(2017, "Restored.");
+    let first = harness.send(ALPHA, &record).await;
+    let mms = mms_of(&first);
+    let mms_id = MmsId(mms.clone());
+    // Unchanged: the window answers with the first export (no new revision).
+    assert_eq!(harness.send(ALPHA, &record).await, first);
+    assert_eq!(
+        harness
+            .store
+            .record(ALPHA, &mms_id)
+            .unwrap()
+            .unwrap()
+            .revision,
+        1
+    );
+
+    // A restore by staff: revision 2.
+    let current = harness.store.record(ALPHA, &mms_id).unwrap().unwrap();
+    harness
+        .store
+        .commit(&bibgate_store::Commit::Replace {
+            expected_revision: 1,
+            record: bibgate_store::StoredRecord {
+                revision: 2,
+                ..current
+            },
+            replaced_by: "user:staff".into(),
+            reason: "restore of revision 1".into(),
+        })
+        .unwrap();
+
+    // The same bytes again, within the window: decided again (merged into the record).
+    let again = harness.send(ALPHA, &record).await;
+    assert_eq!(again, format!("{SUCCESS} MMS ID: {mms}"));
+    assert_eq!(
+        harness
+            .store
+            .record(ALPHA, &mms_id)
+            .unwrap()
+            .unwrap()
+            .revision,
+        3,
+        "decided again, not replayed"
+    );
+    // And that new export is what the window answers for now.
+    assert_eq!(harness.send(ALPHA, &record).await, again);
+    assert_eq!(
+        harness
+            .store
+            .record(ALPHA, &mms_id)
+            .unwrap()
+            .unwrap()
+            .revision,
+        3
+    );
+    harness.stop().await;
 }

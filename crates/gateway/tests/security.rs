@@ -82,14 +82,14 @@ async fn a_logon_id_is_locked_after_repeated_failures_and_unlocked_after_the_per
     // Two failures and a success: the success clears the count.
     for _ in 0..2 {
         let reply = send_with(&harness, BETA, wrong, &record_bytes(5002, "Lock 2.")).await;
-        assert_eq!(reply, LOGON_FAILED);
+        assert_eq!(refusal(&reply), LOGON_FAILED);
     }
     assert!(is_success(
         &send_with(&harness, BETA, PASSWORD, &record_bytes(5003, "Lock 3.")).await
     ));
     for _ in 0..2 {
         let reply = send_with(&harness, BETA, wrong, &record_bytes(5002, "Lock 2.")).await;
-        assert_eq!(reply, LOGON_FAILED);
+        assert_eq!(refusal(&reply), LOGON_FAILED);
     }
     assert!(
         is_success(&send_with(&harness, BETA, PASSWORD, &record_bytes(5004, "Lock 4.")).await),
@@ -98,14 +98,15 @@ async fn a_logon_id_is_locked_after_repeated_failures_and_unlocked_after_the_per
     // Three failures in a row lock the logon id.
     for _ in 0..3 {
         let reply = send_with(&harness, BETA, wrong, &record_bytes(5002, "Lock 2.")).await;
-        assert_eq!(reply, LOGON_FAILED);
+        assert_eq!(refusal(&reply), LOGON_FAILED);
     }
     let locked_at = std::time::Instant::now();
     let received = format!("received/{BETA}/");
     let before = (harness.count(BETA), harness.blobs.list(&received).unwrap());
     let reply = send_with(&harness, BETA, PASSWORD, &record_bytes(5005, "Lock 5.")).await;
     assert_eq!(
-        reply, LOGON_FAILED,
+        refusal(&reply),
+        LOGON_FAILED,
         "the right password is refused while locked"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -226,13 +227,15 @@ async fn a_rotated_password_is_accepted_with_the_previous_one_until_it_expires()
         &send_with(&harness, ALPHA, PASSWORD, &record_bytes(6002, "Rotate 2.")).await
     ));
     assert_eq!(
-        send_with(
-            &harness,
-            ALPHA,
-            new_password,
-            &record_bytes(6003, "Rotate 3.")
-        )
-        .await,
+        refusal(
+            &send_with(
+                &harness,
+                ALPHA,
+                new_password,
+                &record_bytes(6003, "Rotate 3.")
+            )
+            .await
+        ),
         LOGON_FAILED
     );
     // Rotate while the server runs, keeping the old password for 5 seconds.
@@ -272,7 +275,7 @@ async fn a_rotated_password_is_accepted_with_the_previous_one_until_it_expires()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        send_with(&harness, ALPHA, PASSWORD, &record_bytes(6008, "Rotate 8.")).await,
+        refusal(&send_with(&harness, ALPHA, PASSWORD, &record_bytes(6008, "Rotate 8.")).await),
         LOGON_FAILED
     );
     assert!(is_success(
@@ -285,7 +288,7 @@ async fn a_rotated_password_is_accepted_with_the_previous_one_until_it_expires()
         .await
     ));
     assert_eq!(
-        send_with(&harness, ALPHA, PASSWORD, &record_bytes(6010, "Rotate 10.")).await,
+        refusal(&send_with(&harness, ALPHA, PASSWORD, &record_bytes(6010, "Rotate 10.")).await),
         LOGON_FAILED
     );
     // The same server (same address, never stopped) answered every request.
@@ -320,23 +323,27 @@ async fn a_changed_logon_id_logs_on_and_the_institution_code_no_longer_does() {
     .await;
     assert!(is_success(&reply), "{reply}");
     assert_eq!(
-        send_with(
-            &harness,
-            ALPHA,
-            PASSWORD,
-            &record_bytes(6203, "Logon id 3.")
-        )
-        .await,
+        refusal(
+            &send_with(
+                &harness,
+                ALPHA,
+                PASSWORD,
+                &record_bytes(6203, "Logon id 3.")
+            )
+            .await
+        ),
         LOGON_FAILED
     );
     assert_eq!(
-        send_with(
-            &harness,
-            "ALPHA-CATALOGUING",
-            "wrong",
-            &record_bytes(6204, "Logon id 4.")
-        )
-        .await,
+        refusal(
+            &send_with(
+                &harness,
+                "ALPHA-CATALOGUING",
+                "wrong",
+                &record_bytes(6204, "Logon id 4.")
+            )
+            .await
+        ),
         LOGON_FAILED
     );
     assert_eq!(harness.count(ALPHA), 2);
@@ -361,13 +368,15 @@ async fn a_rotation_without_grace_refuses_the_old_password_at_once() {
     bibgate_import::auth::rotate(&mut profile, cheap_hash(new_password), 0, now_unix());
     harness.store.put_profile(&profile).unwrap();
     assert_eq!(
-        send_with(
-            &harness,
-            ALPHA,
-            PASSWORD,
-            &record_bytes(6102, "No grace 2.")
-        )
-        .await,
+        refusal(
+            &send_with(
+                &harness,
+                ALPHA,
+                PASSWORD,
+                &record_bytes(6102, "No grace 2.")
+            )
+            .await
+        ),
         LOGON_FAILED
     );
     assert!(is_success(
@@ -396,7 +405,7 @@ async fn the_default_logs_hold_no_password_and_no_record_content() {
     assert!(is_success(&reply), "{reply}");
     let mms = mms_of(&reply);
     assert_eq!(
-        send_with(&harness, ALPHA, wrong, &record_bytes(7002, title)).await,
+        refusal(&send_with(&harness, ALPHA, wrong, &record_bytes(7002, title)).await),
         LOGON_FAILED
     );
     harness.stop().await;

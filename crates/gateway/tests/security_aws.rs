@@ -88,15 +88,34 @@ async fn rotation_and_lockout_on_dynamodb_and_s3() {
     while now_unix() < expires {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(send(&addr, ALPHA, PASSWORD, 9004).await, LOGON_FAILED);
+    let refused = send(&addr, ALPHA, PASSWORD, 9004).await;
+    assert_eq!(refusal(&refused), LOGON_FAILED);
+    // Issue 16: the refused logon is a result in DynamoDB, under ALPHA.
+    let export_id = refused
+        .split_once("\nExport ID: ")
+        .map(|(_, id)| id.to_string())
+        .unwrap();
+    let reader = store.clone();
+    let stored = tokio::task::spawn_blocking(move || reader.result(&export_id).unwrap())
+        .await
+        .unwrap()
+        .expect("the refused logon is a stored result");
+    assert_eq!(stored.institution, ALPHA);
+    assert_eq!(stored.reason_code, "LOGON_FAILED");
     assert!(ok(&send(&addr, ALPHA, new_password, 9005).await));
 
     // Lock-out: three failures lock BETA; the right password is refused until it expires.
     for _ in 0..3 {
-        assert_eq!(send(&addr, BETA, "wrong-Aws-pw", 9006).await, LOGON_FAILED);
+        assert_eq!(
+            refusal(&send(&addr, BETA, "wrong-Aws-pw", 9006).await),
+            LOGON_FAILED
+        );
     }
     let locked_at = std::time::Instant::now();
-    assert_eq!(send(&addr, BETA, PASSWORD, 9007).await, LOGON_FAILED);
+    assert_eq!(
+        refusal(&send(&addr, BETA, PASSWORD, 9007).await),
+        LOGON_FAILED
+    );
     tokio::time::sleep(Duration::from_millis(2_100).saturating_sub(locked_at.elapsed())).await;
     assert!(ok(&send(&addr, BETA, PASSWORD, 9007).await));
 

@@ -464,7 +464,10 @@ fn resolve(
                 originating_version: incoming_005,
             };
             decision.reason = ReasonCode::Added;
-            decision.trace = vec![format!("added as a new record; brief level {brief_level}")];
+            decision.trace = vec![format!(
+                "added as a new record; brief level {}",
+                bibgate_engine::messages::brief_level(brief_level, cx.incoming.record.leader.0[17])
+            )];
             Ok((decision, None))
         }
         PolicyOutcome::Reject { code, message } => {
@@ -558,15 +561,17 @@ fn resolve(
                     .any(|s| s.tags.matches(field.tag()) && s.condition.matches(field))
             });
             if before != merged.fields.len() {
+                let removed = before - merged.fields.len();
                 trace.push(format!(
-                    "merge: {} fields removed by the policy",
-                    before - merged.fields.len()
+                    "merge: {removed} field{} removed by the policy",
+                    if removed == 1 { "" } else { "s" }
                 ));
             }
             let brief_level = cx.rules.brief_levels.record_level(&merged);
             trace.push(format!(
-                "merged into {}; brief level {brief_level}",
-                candidate.mms_id
+                "merged into {}; brief level {}",
+                candidate.mms_id,
+                bibgate_engine::messages::brief_level(brief_level, merged.leader.0[17])
             ));
             let mut decision = default.clone();
             decision.outcome = Outcome::Merge {

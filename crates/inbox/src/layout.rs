@@ -157,6 +157,12 @@ pub fn parse_drop_key(key: &str) -> Option<(&str, &str)> {
     (lower.ends_with(".mrc") || lower.ends_with(".xml")).then_some((institution, file))
 }
 
+/// The record of a forced release of an editor lock (`bibgate editor release --force`):
+/// `audit/editor/<zone>/<mms-id>-<unix>.json`.
+pub fn forced_release_key(zone: &str, mms_id: &str, unix: i64) -> String {
+    format!("audit/editor/{zone}/{mms_id}-{unix}.json")
+}
+
 /// Makes unique export ids for this process.
 #[derive(Debug)]
 pub struct ExportIds {

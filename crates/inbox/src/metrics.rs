@@ -404,6 +404,9 @@ impl Store for MeteredStore {
     fn lock(&self, zone: &str, mms_id: &MmsId) -> Result<Option<EditorLock>> {
         self.inner.lock(zone, mms_id)
     }
+    fn locks(&self, zone: &str) -> Result<Vec<EditorLock>> {
+        self.inner.locks(zone)
+    }
     fn result(&self, export_id: &str) -> Result<Option<ImportResult>> {
         self.inner.result(export_id)
     }

@@ -211,6 +211,38 @@ pub fn parse_record(bytes: &[u8], mode: Mode) -> Result<RawRecord<'_>, ErrorKind
         }
     };
     let directory = &bytes[24..base.saturating_sub(1).max(24)];
+    let data = &bytes[base.min(bytes.len())..];
+    if !directory.len().is_multiple_of(12)
+        && let Some((fields, long)) = wide_length_entries(directory, data)
+    {
+        // Entries that state a 5-digit field length: the entries after them are shifted, and
+        // read 12 bytes at a time they would name fields that do not exist.
+        note(
+            ErrorKind::BadDirectory {
+                detail: format!(
+                    "the entr{} of field{} {} state{} a 5-digit length ({}); a directory entry has 4 digits for it",
+                    if long.len() == 1 { "y" } else { "ies" },
+                    if long.len() == 1 { "" } else { "s" },
+                    long.iter()
+                        .map(|(tag, _)| tag.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if long.len() == 1 { "s" } else { "" },
+                    long.iter()
+                        .map(|(_, len)| len.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+            },
+            &mut problems,
+        )?;
+        return Ok(RawRecord {
+            leader,
+            fields,
+            problems,
+            bytes,
+        });
+    }
     if !directory.len().is_multiple_of(12) {
         note(
             ErrorKind::BadDirectory {
@@ -222,7 +254,6 @@ pub fn parse_record(bytes: &[u8], mode: Mode) -> Result<RawRecord<'_>, ErrorKind
             &mut problems,
         )?;
     }
-    let data = &bytes[base.min(bytes.len())..];
 
     let mut fields = Vec::with_capacity(directory.len() / 12);
     let mut directory_ok = true;
@@ -280,6 +311,53 @@ pub fn parse_record(bytes: &[u8], mode: Mode) -> Result<RawRecord<'_>, ErrorKind
         problems,
         bytes,
     })
+}
+
+/// The fields of a directory with 5-digit lengths, and the tags and lengths of those entries.
+type WideEntries<'a> = (Vec<RawField<'a>>, Vec<(String, usize)>);
+
+/// Reads a directory that is not a whole number of 12-byte entries as entries of 12 bytes,
+/// or of 13 where an entry states a 5-digit field length (a writer's overflow for a field
+/// of 10,000 bytes or more). Each entry must name a field that ends with its terminator
+/// inside the data area, and at least one must be 13 bytes. Returns the fields and the tags
+/// and lengths of the 13-byte entries; `None` when the directory is damaged otherwise.
+fn wide_length_entries<'a>(directory: &[u8], data: &'a [u8]) -> Option<WideEntries<'a>> {
+    let field_at = |start: usize, len: usize| -> Option<&'a [u8]> {
+        match data.get(start..start.checked_add(len)?)?.split_last() {
+            Some((&FIELD_TERMINATOR, body)) => Some(body),
+            _ => None,
+        }
+    };
+    let mut fields = Vec::new();
+    let mut long = Vec::new();
+    let mut at = 0;
+    while at < directory.len() {
+        let entry = &directory[at..];
+        let tag = Tag([*entry.first()?, *entry.get(1)?, *entry.get(2)?]);
+        let normal = (
+            entry.get(3..7).and_then(digits),
+            entry.get(7..12).and_then(digits),
+        );
+        if let (Some(len), Some(start)) = normal
+            && let Some(body) = field_at(start, len)
+        {
+            fields.push(RawField { tag, data: body });
+            at += 12;
+            continue;
+        }
+        let wide = (
+            entry.get(3..8).and_then(digits),
+            entry.get(8..13).and_then(digits),
+        );
+        let (Some(len), Some(start)) = wide else {
+            return None;
+        };
+        let body = field_at(start, len)?;
+        fields.push(RawField { tag, data: body });
+        long.push((tag_text(&entry[..3]), len));
+        at += 13;
+    }
+    (!long.is_empty()).then_some((fields, long))
 }
 
 fn split_by_terminators<'a>(directory: &[u8], data: &'a [u8]) -> Vec<RawField<'a>> {
@@ -668,4 +746,56 @@ pub fn write_record(record: &Record, out: &mut Vec<u8>) -> Result<(), WriteError
     out.extend_from_slice(&directory);
     out.extend_from_slice(&data);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record whose 505 (10,005 bytes) has a directory entry with a 5-digit length.
+    fn five_digit_length() -> Vec<u8> {
+        let fields: [(&str, Vec<u8>); 4] = [
+            ("001", b"ocm1".to_vec()),
+            ("245", b"10\x1faTitle".to_vec()),
+            ("505", {
+                let mut text = b"0 \x1fa".to_vec();
+                text.resize(10_004, b'x');
+                text
+            }),
+            ("650", b" 0\x1faX".to_vec()),
+        ];
+        let mut directory = Vec::new();
+        let mut data = Vec::new();
+        for (tag, body) in &fields {
+            let len = body.len() + 1;
+            let width = if len > 9_999 { 5 } else { 4 };
+            directory.extend(format!("{tag}{len:0width$}{:05}", data.len()).into_bytes());
+            data.extend(body);
+            data.push(FIELD_TERMINATOR);
+        }
+        directory.push(FIELD_TERMINATOR);
+        data.push(RECORD_TERMINATOR);
+        let base = 24 + directory.len();
+        let total = base + data.len();
+        let mut record = format!("{total:05}nam a22{base:05} a 4500").into_bytes();
+        record.extend(directory);
+        record.extend(data);
+        record
+    }
+
+    #[test]
+    fn r16_a_five_digit_field_length_is_a_damaged_directory_not_a_field_that_does_not_exist() {
+        let bytes = five_digit_length();
+        let expected = "directory is damaged: the entry of field 505 states a 5-digit length (10005); a directory entry has 4 digits for it";
+        let error = parse_record(&bytes, Mode::Strict).unwrap_err();
+        assert_eq!(error.to_string(), expected);
+
+        let raw = parse_record(&bytes, Mode::Lenient).unwrap();
+        let tags: Vec<String> = raw.fields.iter().map(|f| tag_text(&f.tag.0)).collect();
+        assert_eq!(tags, ["001", "245", "505", "650"]);
+        assert_eq!(raw.fields[2].data.len(), 10_004);
+        assert_eq!(raw.fields[3].data, b" 0\x1faX");
+        let problems: Vec<String> = raw.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems, [expected]);
+    }
 }

@@ -137,6 +137,9 @@ pub trait Store: Send + Sync {
     fn release_lock(&self, zone: &str, mms_id: &MmsId) -> Result<bool>;
     /// A record's lock, whether expired or not (the engine decides).
     fn lock(&self, zone: &str, mms_id: &MmsId) -> Result<Option<EditorLock>>;
+    /// Every lock of `zone`, expired or not, in MMS ID order. Reads all the zone's locks: a
+    /// staff report (`bibgate editor list`), never on an import's path.
+    fn locks(&self, zone: &str) -> Result<Vec<EditorLock>>;
 
     /// A stored import result.
     fn result(&self, export_id: &str) -> Result<Option<ImportResult>>;

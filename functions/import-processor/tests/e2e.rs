@@ -554,10 +554,16 @@ async fn the_full_path_from_the_shim_to_the_reply() {
     )
     .await;
     assert!(reply.starts_with(SUCCESS), "{reply}");
+    // A reply that is not a success names its export (issue 16).
+    let refused = send(record_bytes(5002, "Wrong password."), "not-the-password").await;
+    let (message, export_id) = refused
+        .split_once("\nExport ID: ")
+        .unwrap_or_else(|| panic!("no export id in {refused:?}"));
     assert_eq!(
-        send(record_bytes(5002, "Wrong password."), "not-the-password").await,
+        message,
         "Logon Failed--the Logon ID and/or password is/are not valid"
     );
+    assert!(export_id.starts_with("logon-"), "{refused}");
     shim.stop(Duration::from_secs(60)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     tokio::task::spawn_blocking(move || poller.join().unwrap())

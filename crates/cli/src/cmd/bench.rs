@@ -280,7 +280,11 @@ pub fn run_import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         );
         total as f64 / seconds
     };
-    println!("file: {} ({n_records} records)", file.display());
+    println!(
+        "file: {} ({})",
+        file.display(),
+        super::count(n_records, "record")
+    );
     println!(
         "{:<44} {n_records:>7} records {decode_seconds:>7.2} s {:>9.0} records/s  (baseline: read, decode, check; nothing stored)",
         "decode only",

@@ -70,8 +70,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let seconds = started.elapsed().as_secs_f64();
         writeln!(
             err,
-            "converted {} records ({} skipped, {} flagged) in {:.3} s: {:.0} records/s; peak RSS {} KiB",
-            counts.written,
+            "converted {} ({} skipped, {} flagged) in {:.3} s: {:.0} records/s; peak RSS {} KiB",
+            super::count(counts.written, "record"),
             counts.skipped,
             counts.flagged,
             seconds,

@@ -115,7 +115,8 @@ pub fn run_import(data: &Data, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let total: usize = counts.values().sum();
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     eprintln!(
-        "{total} records{} into {} in {:.2} s: {}",
+        "{}{} into {} in {:.2} s: {}",
+        super::count(total, "record"),
         if args.dry_run {
             " decided (dry run)"
         } else {

@@ -58,5 +58,24 @@ pub fn zone_of(store: &dyn Store, institution: &str, zone: TargetZone) -> anyhow
     })
 }
 
+/// `n` and the noun, singular for one: `1 record`, `2 records`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Current time in Unix seconds (the pipeline's clock).
 pub use bibgate_inbox::now_unix;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn r16_one_is_singular() {
+        assert_eq!(super::count(1, "record"), "1 record");
+        assert_eq!(super::count(0, "record"), "0 records");
+        assert_eq!(super::count(2, "lock"), "2 locks");
+    }
+}

@@ -165,7 +165,10 @@ fn carli_merge_when_one_record_matches() {
         &decision,
         "match method: unique OCLC identifier (non-serial)",
     );
-    assert_traced(&decision, "brief level: existing 10, incoming 10: allowed");
+    assert_traced(
+        &decision,
+        r#"brief level: existing 10 (Leader/17 " "), incoming 10 (Leader/17 " "): allowed"#,
+    );
     assert_traced(
         &decision,
         "005: incoming 20240101120000.0, originating version 20230101000000.0: newer, allowed",
@@ -214,6 +217,8 @@ fn carli_not_added_brief() {
             mms_id: MMS_A.to_owned(),
             existing: level(10),
             incoming: level(7),
+            existing_leader17: b' ',
+            incoming_leader17: b'4',
         })
     );
     assert_eq!(decision.reason, ReasonCode::NotAddedBrief);
@@ -221,7 +226,7 @@ fn carli_not_added_brief() {
     assert_eq!(
         decision.host_message(None),
         format!(
-            "Import Failed - NOT_ADDED_BRIEF: the existing record {MMS_A} has brief level 10, higher than the incoming record's 07."
+            r#"Import Failed - NOT_ADDED_BRIEF: the existing record {MMS_A} has brief level 10 (Leader/17 " "), higher than the incoming record's 07 (Leader/17 "4")."#
         )
     );
 }
@@ -429,7 +434,10 @@ fn edge19_equal_brief_level_allows() {
     existing.brief_level = level(7);
     let decision = run(&record, &[existing], &ImportRules::default());
     assert_eq!(merged_into(&decision), MMS_A);
-    assert_traced(&decision, "brief level: existing 07, incoming 07: allowed");
+    assert_traced(
+        &decision,
+        r#"brief level: existing 07 (Leader/17 " "), incoming 07 (Leader/17 "4"): allowed"#,
+    );
 }
 
 #[test]
@@ -456,7 +464,10 @@ fn edge20_obsolete_and_fill_encoding_levels_map_through_the_table() {
         let mut existing = candidate(MMS_A, &[(b'a', 12345)]);
         existing.brief_level = level(7);
         let decision = run(&record, &[existing], &ImportRules::default());
-        let line = format!("brief level: existing 07, incoming {expected:02}");
+        let line = format!(
+            "brief level: existing 07 (Leader/17 \" \"), incoming {expected:02} (Leader/17 \"{}\")",
+            char::from(code)
+        );
         assert_traced(&decision, &line);
         assert_eq!(
             decision.reason == ReasonCode::Merged,
@@ -896,7 +907,7 @@ fn policy_check_brief_level_off_merges_a_briefer_record() {
     assert_eq!(merged_into(&decision), MMS_A);
     assert_traced(
         &decision,
-        "brief level: existing 10, incoming 02: check off",
+        r#"brief level: existing 10 (Leader/17 " "), incoming 02 (Leader/17 "5"): check off"#,
     );
 }
 

@@ -275,3 +275,27 @@ pub fn mms_of(text: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A refused logon's reply text without its export line, which it must have (issue 16:
+/// the export id is in every reply that is not a success; a refusal's id does not name the
+/// institution).
+pub fn refusal(text: &str) -> String {
+    let Some((head, export_id)) = text.split_once("\nExport ID: ") else {
+        panic!("no export id in {text:?}");
+    };
+    assert!(export_id.starts_with("logon-"), "{text:?}");
+    assert!(!export_id.contains(char::is_whitespace), "{text:?}");
+    head.to_string()
+}
+
+/// A failed import's reply text without its export line, which it must have (issue 16).
+pub fn failure(text: &str) -> String {
+    let Some((head, export_id)) = text.split_once("\nExport ID: ") else {
+        panic!("no export id in {text:?}");
+    };
+    assert!(
+        !export_id.is_empty() && !export_id.contains(char::is_whitespace),
+        "{text:?}"
+    );
+    head.to_string()
+}

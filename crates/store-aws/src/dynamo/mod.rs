@@ -663,6 +663,42 @@ impl Store for DynamoStore {
         item.as_ref().map(lock_from).transpose()
     }
 
+    #[instrument(name = "dynamo.locks", skip(self), err)]
+    fn locks(&self, zone: &str) -> Result<Vec<EditorLock>> {
+        let what = format!("read the locks of zone {zone:?}");
+        self.context.block_on(async {
+            let mut locks = Vec::new();
+            let mut start: Option<Item> = None;
+            loop {
+                let page = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression("begins_with(pk, :p)")
+                    .expression_attribute_values(":p", s(lock_pk(zone, "")))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error(&what, &err))?;
+                for item in page.items() {
+                    let lock = lock_from(item)?;
+                    // `LOCK#<zone>#` cannot be the start of another zone's key: zone codes
+                    // hold no `#`. Checked anyway.
+                    if lock.zone == zone {
+                        locks.push(lock);
+                    }
+                }
+                match page.last_evaluated_key() {
+                    Some(last) if !last.is_empty() => start = Some(last.clone()),
+                    _ => break,
+                }
+            }
+            locks.sort_by(|a, b| a.mms_id.as_str().cmp(b.mms_id.as_str()));
+            Ok(locks)
+        })
+    }
+
     #[instrument(name = "dynamo.result", skip(self), err)]
     fn result(&self, export_id: &str) -> Result<Option<ImportResult>> {
         let item = self.context.block_on(self.get_item(

@@ -25,8 +25,9 @@ use lookup::{in_read_transaction, lookup_in, query_index, query_lock, query_reco
 pub use maintenance::Check;
 use pool::Pool;
 use rows::{
-    INSTITUTION_COLUMNS, PROFILE_COLUMNS, RESULT_COLUMNS, VERSION_COLUMNS, get_u16, get_u64,
-    institution_from_row, profile_from_row, result_from_row, version_from_row,
+    INSTITUTION_COLUMNS, LOCK_COLUMNS, PROFILE_COLUMNS, RESULT_COLUMNS, VERSION_COLUMNS, get_u16,
+    get_u64, institution_from_row, lock_from_row, profile_from_row, result_from_row,
+    version_from_row,
 };
 
 /// The first serial number of a zone's MMS IDs.
@@ -475,6 +476,22 @@ impl Store for SqliteStore {
 
     fn lock(&self, zone: &str, mms_id: &MmsId) -> Result<Option<EditorLock>> {
         self.read(|conn| query_lock(conn, zone, mms_id))
+    }
+
+    fn locks(&self, zone: &str) -> Result<Vec<EditorLock>> {
+        let what = format!("read the locks of zone {zone:?}");
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {LOCK_COLUMNS} FROM locks WHERE zone = ?1 ORDER BY mms_id"
+                ))
+                .map_err(|err| backend(&what, err))?;
+            let rows = statement
+                .query_map([zone], lock_from_row)
+                .map_err(|err| backend(&what, err))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|err| backend(&what, err))
+        })
     }
 
     fn result(&self, export_id: &str) -> Result<Option<ImportResult>> {

@@ -29,6 +29,7 @@
 mod blobs;
 mod commits;
 mod fixtures;
+mod locks;
 mod lookups;
 mod support;
 mod zones;
@@ -111,6 +112,7 @@ pub fn store_contract(make: &dyn Fn() -> Box<dyn Store>) {
         ("list_records", lookups::check_list_records),
         ("find_by_term", lookups::check_find_by_term),
         ("locks", lookups::check_locks),
+        ("zone_locks", locks::check_zone_locks),
         ("lookup", lookups::check_lookup),
         ("lookup_many", lookups::check_lookup_many),
         ("commit_batch", commits::check_commit_batch),

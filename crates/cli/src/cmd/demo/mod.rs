@@ -371,7 +371,13 @@ impl Expect<'_> {
                 (None, _) => false,
             },
             Expect::StartsWith(start) => reply.starts_with(start),
-            Expect::Exactly(text) => reply == *text,
+            // A reply that is not a success ends with its export id on a line of its own.
+            Expect::Exactly(text) => {
+                reply
+                    .split_once("\nExport ID: ")
+                    .map_or(reply, |(head, _)| head)
+                    == *text
+            }
         }
     }
 }

@@ -85,6 +85,7 @@ impl Tour<'_> {
 
     /// One labelled line of a step.
     pub(super) fn say(&mut self, label: &str, text: &str) -> std::io::Result<()> {
+        let text = text.replace('\n', &format!("\n   {:<9} ", ""));
         writeln!(self.out, "   {label:<9} {text}")?;
         self.out.flush()
     }
@@ -479,9 +480,9 @@ impl Tour<'_> {
         self.say(
             "copied",
             &format!(
-                "{} ({} records); it is imported once unchanged for 2 s",
+                "{} ({}); it is imported once unchanged for 2 s",
                 path.display(),
-                records.len()
+                crate::cmd::count(records.len(), "record")
             ),
         )?;
         let report_key = format!("reports/{ALPHA}/{DROP_FILE}.results.jsonl");
