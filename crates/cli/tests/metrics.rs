@@ -179,6 +179,17 @@ fn metrics_match_the_stored_results_after_exports_and_a_drop_file() {
         count("export", &store.result(export_id).unwrap().unwrap());
     }
     assert_eq!(exports, 19);
+    // The refused logons are stored results too (no raw bytes: the sender did not log on).
+    let refused: Vec<_> = store
+        .institution_results(ALPHA, 0, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|result| result.reason_code == "LOGON_FAILED")
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    for result in &refused {
+        count("export", result);
+    }
     for result in store.batch_results(&batch_id).unwrap() {
         count("drop", &result);
     }
