@@ -166,6 +166,9 @@ struct Refusal {
 /// (or many) that keeps failing cannot fill the store; beyond the budget a refusal is
 /// answered and logged as before, without a stored result or an export id.
 const STORED_REFUSALS_PER_ADDRESS: u32 = 20;
+/// The last line of a refusal over the budget, in place of its export id.
+pub const REFUSAL_NOT_RECORDED: &str =
+    "(Not recorded: too many refused logons from this address; see the server log.)";
 /// The same, for all addresses together.
 const STORED_REFUSALS_IN_ALL: u32 = 2_000;
 /// The window of both budgets.
@@ -303,7 +306,7 @@ impl Shared {
         if !lock(&self.refusals).take(refusal.peer, Instant::now()) {
             // Over the budget: answered and logged (by the caller), not stored.
             return Answer {
-                text,
+                text: format!("{text}\n{REFUSAL_NOT_RECORDED}"),
                 export_id: None,
                 institution: None,
                 status: refusal.status,

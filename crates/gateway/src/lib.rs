@@ -127,7 +127,9 @@ pub use config::{
     ProcessorConfig, runtime,
 };
 pub use error::{Error, Result};
-pub use handler::{NO_LOGON_ID, UNKNOWN_INSTITUTION, export_line, pending_message};
+pub use handler::{
+    NO_LOGON_ID, REFUSAL_NOT_RECORDED, UNKNOWN_INSTITUTION, export_line, pending_message,
+};
 pub use metrics::{MetricsSources, Probe, serve_metrics};
 pub use processor::spawn_processor;
 pub use server::{Listeners, run, run_listeners};

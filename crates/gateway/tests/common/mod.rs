@@ -278,8 +278,13 @@ pub fn mms_of(text: &str) -> String {
 
 /// A refused logon's reply text without its export line, which it must have (issue 16:
 /// the export id is in every reply that is not a success; a refusal's id does not name the
-/// institution).
+/// institution), or, past the budget of stored refusals of one address, the line saying it
+/// was not recorded.
 pub fn refusal(text: &str) -> String {
+    let not_recorded = format!("\n{}", bibgate_gateway::REFUSAL_NOT_RECORDED);
+    if let Some(head) = text.strip_suffix(&not_recorded) {
+        return head.to_string();
+    }
     let Some((head, export_id)) = text.split_once("\nExport ID: ") else {
         panic!("no export id in {text:?}");
     };

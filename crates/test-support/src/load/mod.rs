@@ -496,8 +496,13 @@ async fn export(
     Some(reply)
 }
 
-/// A reply without the export id line that ends every reply that is not a success.
+/// A reply without the export id line that ends every reply that is not a success (or the
+/// line that says a refused logon past its address's budget was not recorded).
 fn message_of(reply: &str) -> &str {
+    let reply = reply
+        .strip_suffix(bibgate_gateway::REFUSAL_NOT_RECORDED)
+        .and_then(|head| head.strip_suffix('\n'))
+        .unwrap_or(reply);
     reply
         .split_once("\nExport ID: ")
         .map_or(reply, |(message, _)| message)
