@@ -8,9 +8,11 @@
 #
 # Steps: consortium apply (three institutions) -> serve (and the function) -> an export from
 # each institution -> policy publish (two policies) and activate for one institution: an
-# export that is NOT_ADDED_OLD elsewhere merges there, the result naming the policy -> policy
-# rollback: NOT_ADDED_OLD again -> password rotation with a grace period -> (aws) a message
-# forced into the dead-letter queue, re-driven and imported once.
+# export that is NOT_ADDED_OLD elsewhere merges there -> policy rollback: NOT_ADDED_OLD
+# again -> password rotation with a grace period -> a logon lock-out lifted with profile
+# unlock -> each failure of the CARLI table (locked, multi-match, brief, MARCXML, no
+# profile) resolved with the staff commands and exported again into the expected MMS ID ->
+# (aws) a message forced into the dead-letter queue, re-driven and imported once.
 #
 # Binaries: $BIBGATE_BIN and $BIBGATE_PROCESSOR_BIN (default: target/debug/, built first
 # with `cargo build -p bibgate-cli -p bibgate-import-processor`). The merge policies are
@@ -53,10 +55,10 @@ if [ "$backend" = aws ]; then
 fi
 b() { "$bibgate" "${data[@]}" "$@"; }
 
-# A record as MARCXML: OCLC number, 005, title.
+# A record as MARCXML: OCLC number, 005, title[, Leader/17].
 record() {
   cat <<XML
-<record xmlns="http://www.loc.gov/MARC21/slim"><leader>00000nam a2200000 a 4500</leader><controlfield tag="001">ocm$1</controlfield><controlfield tag="003">OCoLC</controlfield><controlfield tag="005">$2</controlfield><controlfield tag="008">240101s2024    ilu           000 0 eng d</controlfield><datafield tag="035" ind1=" " ind2=" "><subfield code="a">(OCoLC)$1</subfield></datafield><datafield tag="245" ind1="0" ind2="0"><subfield code="a">$3</subfield></datafield></record>
+<record xmlns="http://www.loc.gov/MARC21/slim"><leader>00000nam a2200000${4:- }a 4500</leader><controlfield tag="001">ocm$1</controlfield><controlfield tag="003">OCoLC</controlfield><controlfield tag="005">$2</controlfield><controlfield tag="008">240101s2024    ilu           000 0 eng d</controlfield><datafield tag="035" ind1=" " ind2=" "><subfield code="a">(OCoLC)$1</subfield></datafield><datafield tag="245" ind1="0" ind2="0"><subfield code="a">$3</subfield></datafield></record>
 XML
 }
 
@@ -166,6 +168,61 @@ b profile unlock 01SCEN_BBB-connexion 2>&1 | grep -q "^1 logon lock lifted" || f
 sleep 2.5
 expect_reply 01SCEN_BBB "$work/new-01SCEN_BBB.xml" "processed successfully"
 b profile show 01SCEN_BBB-connexion 2>&1 | grep -q "logon lock-out    none" || fail "the lock is still shown"
+
+# The CARLI table's failures through the socket, each resolved with our commands and
+# exported again (issue 16's staff tools; the README's "When an import fails").
+mms_in() { echo "$1" | sed -n 's/.*MMS ID: \([0-9]*\).*/\1/p'; }
+step "NOT_ADDED_LOCKED: editor list, editor release, export again"
+record 91000001 20230101000000.0 "Locked." >"$work/locked.xml"
+m1=$(mms_in "$(send 01SCEN_AAA "$work/locked.xml")")
+[ -n "$m1" ] || fail "the record to lock was not added"
+b editor open "$m1" --institution 01SCEN_AAA --user cataloguer1 >/dev/null 2>&1 || fail "editor open"
+record 91000001 20240101000000.0 "Locked, newer." >"$work/locked-2.xml"
+expect_reply 01SCEN_AAA "$work/locked-2.xml" "NOT_ADDED_LOCKED"
+b editor list --institution 01SCEN_AAA >"$work/locks.out" 2>&1; grep -q "$m1" "$work/locks.out" || fail "editor list does not show $m1: $(cat "$work/locks.out")"
+b editor release "$m1" --institution 01SCEN_AAA >/dev/null 2>&1 || fail "editor release"
+expect_reply 01SCEN_AAA "$work/locked-2.xml" "processed successfully. MMS ID: $m1"
+
+step "multi-match: duplicates, record merge, export again"
+record 91000002 20230101000000.0 "Kept." >"$work/kept.xml"
+record 91000003 20230101000000.0 "Duplicate." >"$work/dup.xml"
+keep=$(mms_in "$(send 01SCEN_AAA "$work/kept.xml")")
+dup=$(mms_in "$(send 01SCEN_AAA "$work/dup.xml")")
+[ -n "$keep" ] && [ -n "$dup" ] || fail "the records to merge were not added"
+# A cataloguer's edit gives the second record the first one's number as well.
+b record show "$dup" --institution 01SCEN_AAA --format mrk >"$work/dup.mrk" 2>/dev/null || fail "record show --format mrk"
+printf '=035  \\\\$z(OCoLC)91000002\n' >>"$work/dup.mrk"
+b record edit "$dup" --institution 01SCEN_AAA --from "$work/dup.mrk" >/dev/null 2>&1 || fail "record edit --from: $(b record edit "$dup" --institution 01SCEN_AAA --from "$work/dup.mrk" 2>&1)"
+record 91000002 20240101000000.0 "Kept, newer." >"$work/kept-2.xml"
+expect_reply 01SCEN_AAA "$work/kept-2.xml" "Multi matches found"
+b duplicates --institution 01SCEN_AAA >"$work/dups.out" 2>&1; grep -q 91000002 "$work/dups.out" || fail "duplicates does not list 91000002: $(cat "$work/dups.out")"
+b record merge --keep "$keep" --from "$dup" --institution 01SCEN_AAA >/dev/null 2>&1 || fail "record merge"
+expect_reply 01SCEN_AAA "$work/kept-2.xml" "processed successfully. MMS ID: $keep"
+
+step "NOT_ADDED_BRIEF: record edit Leader/17, export again"
+record 91000004 20230101000000.0 "Full." >"$work/full.xml"
+full=$(mms_in "$(send 01SCEN_AAA "$work/full.xml")")
+record 91000004 20240101000000.0 "Brief." 3 >"$work/brief.xml"
+expect_reply 01SCEN_AAA "$work/brief.xml" "NOT_ADDED_BRIEF"
+b record show "$full" --institution 01SCEN_AAA --format mrk >"$work/full.mrk" 2>/dev/null || fail "record show"
+sed -i '1s/^\(=LDR  .\{17\}\)./\13/' "$work/full.mrk"
+b record edit "$full" --institution 01SCEN_AAA --from "$work/full.mrk" >/dev/null 2>&1 || fail "record edit Leader/17"
+expect_reply 01SCEN_AAA "$work/brief.xml" "processed successfully. MMS ID: $full"
+
+step "failed MARCXML conversion: the record corrected and exported again"
+record 91000006 20230101000000.0 "Bad_title." >"$work/bad.xml"
+b convert --to marc -o "$work/good.mrc" "$work/bad.xml" 2>/dev/null || fail "convert"
+# A control character in 245 $a (same length, so the directory still holds).
+python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); open(sys.argv[2], "wb").write(d.replace(b"Bad_title", b"Bad\x01title"))' "$work/good.mrc" "$work/bad.mrc"
+expect_reply 01SCEN_AAA "$work/bad.mrc" "Failed to convert marc record to marc xml"
+expect_reply 01SCEN_AAA "$work/good.mrc" "processed successfully"
+
+step "no integration profile: profile add, export again"
+b profile delete 01SCEN_CCC-connexion >/dev/null 2>&1 || fail "profile delete"
+record 91000005 20230101000000.0 "No profile." >"$work/noprofile.xml"
+expect_reply 01SCEN_CCC "$work/noprofile.xml" "No integration profile found" "$new-2"
+b profile add --institution 01SCEN_CCC --password "Again-$new" >/dev/null 2>&1 || fail "profile add"
+expect_reply 01SCEN_CCC "$work/noprofile.xml" "processed successfully" "Again-$new"
 
 if [ "$backend" = aws ]; then
   step "a message forced into the dead-letter queue is re-driven and imported once"
