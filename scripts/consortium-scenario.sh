@@ -140,6 +140,10 @@ sleep 3 # activations are re-read every 2 s
 expect_reply 01SCEN_AAA "$work/old-01SCEN_AAA.xml" "processed successfully"
 expect_reply 01SCEN_BBB "$work/old-01SCEN_BBB.xml" "NOT_ADDED_OLD"
 b policy list 2>&1 | grep -q "01SCEN_AAA.*no-005-check" || fail "policy list does not show 01SCEN_AAA's active policy: $(b policy list 2>&1)"
+# The merge names the policy that decided it (name@revision sha256:...).
+b results --institution 01SCEN_AAA --outcome merged --json >"$work/merged.json" 2>&1
+grep -q '"no-005-check@2 sha256:[0-9a-f]\{64\}"' "$work/merged.json" \
+  || fail "the merged result does not name the policy: $(cat "$work/merged.json")"
 
 step "policy rollback: NOT_ADDED_OLD again for 01SCEN_AAA"
 b policy rollback --institution 01SCEN_AAA >/dev/null 2>&1 || fail "rollback"

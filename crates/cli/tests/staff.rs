@@ -201,7 +201,7 @@ fn locked_then_released_and_retried(site: &Site) {
     let csv = text(&out.stdout);
     assert!(
         csv.starts_with(
-            "received,export_id,outcome,reason_code,mms_id,oclc_numbers,host_message,retry_of,next\n"
+            "received,export_id,outcome,reason_code,mms_id,oclc_numbers,host_message,policy,retry_of,next\n"
         ),
         "{csv}"
     );

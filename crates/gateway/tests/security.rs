@@ -177,10 +177,13 @@ async fn a_lock_holds_on_every_shim_and_unlock_lifts_it_everywhere() {
     };
     let wrong = "wrong-Shared-pw-7731";
     for _ in 0..3 {
-        assert_eq!(send_to(harness.addr, wrong, 7001).await, LOGON_FAILED);
+        assert_eq!(
+            refusal(&send_to(harness.addr, wrong, 7001).await),
+            LOGON_FAILED
+        );
     }
     assert_eq!(
-        send_to(other_addr, PASSWORD, 7002).await,
+        refusal(&send_to(other_addr, PASSWORD, 7002).await),
         LOGON_FAILED,
         "the other shim refuses the right password: the lock is shared"
     );
@@ -203,11 +206,20 @@ async fn a_lock_holds_on_every_shim_and_unlock_lifts_it_everywhere() {
     // Counting starts again: three failures lock again, on the other shim at once and on
     // this one once its cache of the locks (read a moment ago, empty) is read again.
     for _ in 0..3 {
-        assert_eq!(send_to(other_addr, wrong, 7005).await, LOGON_FAILED);
+        assert_eq!(
+            refusal(&send_to(other_addr, wrong, 7005).await),
+            LOGON_FAILED
+        );
     }
-    assert_eq!(send_to(other_addr, PASSWORD, 7006).await, LOGON_FAILED);
+    assert_eq!(
+        refusal(&send_to(other_addr, PASSWORD, 7006).await),
+        LOGON_FAILED
+    );
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    assert_eq!(send_to(harness.addr, PASSWORD, 7006).await, LOGON_FAILED);
+    assert_eq!(
+        refusal(&send_to(harness.addr, PASSWORD, 7006).await),
+        LOGON_FAILED
+    );
     let _ = stop_other.send(());
     other_server.await.unwrap();
     harness.stop().await;

@@ -86,7 +86,7 @@ pub fn run(data: &Data, args: &Args) -> anyhow::Result<ExitCode> {
     if args.csv {
         writeln!(
             out,
-            "received,export_id,outcome,reason_code,mms_id,oclc_numbers,host_message,retry_of,next"
+            "received,export_id,outcome,reason_code,mms_id,oclc_numbers,host_message,policy,retry_of,next"
         )?;
     }
     let mut n_failed = 0;
@@ -362,6 +362,9 @@ fn write_text(out: &mut impl Write, result: &ImportResult, next: &[String]) -> a
         },
         result.host_message
     )?;
+    if let Some(policy) = &result.policy {
+        writeln!(out, "    decided by merge policy {policy}")?;
+    }
     if let Some(retry_of) = &result.retry_of {
         writeln!(out, "    retry of {retry_of}")?;
     }
@@ -385,6 +388,7 @@ fn json_line(result: &ImportResult, next: &[String]) -> serde_json::Value {
         "oclc_numbers": result.oclc_numbers,
         "batch_id": result.batch_id,
         "index": result.index,
+        "policy": result.policy,
         "retry_of": result.retry_of,
         "next": next,
     })
@@ -404,6 +408,7 @@ fn csv_line(result: &ImportResult, next: &[String]) -> String {
             .unwrap_or_default(),
         numbers.join(" "),
         result.host_message.clone(),
+        result.policy.clone().unwrap_or_default(),
         result.retry_of.clone().unwrap_or_default(),
         next.join(" "),
     ];
