@@ -420,6 +420,12 @@ fn brief_edited_then_exported_again(site: &Site) {
         said.contains("saved as revision 2 (brief level 03, Leader/17 '3')"),
         "{said}"
     );
+    let shown = site.run(&["record", "show", mms_id.as_str(), "--institution", ALPHA]);
+    let shown = text(&shown.stdout);
+    assert!(
+        shown.contains("revision 2, brief level 03 (Leader/17 \"3\")"),
+        "{shown}"
+    );
     let seen = std::fs::read_to_string(&seen_lock).unwrap();
     assert!(
         seen.contains("locked in the metadata editor by 01DEMO_ALPHA (cat)"),

@@ -455,6 +455,11 @@ fn record_list(
     Ok(())
 }
 
+/// ` (Leader/17 "x")`: the value a brief level comes from, as cataloguers know it.
+fn leader_17(marc: &bibgate_marc::Record) -> String {
+    format!(" (Leader/17 \"{}\")", char::from(marc.leader.0[17]))
+}
+
 /// One line about a stored record: MMS ID, revision, brief level, OCLC numbers, title
 /// (withdrawn records say so).
 fn write_summary(record: &StoredRecord, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
@@ -480,10 +485,11 @@ fn write_summary(record: &StoredRecord, json: bool, out: &mut impl Write) -> any
     } else {
         writeln!(
             out,
-            "{}\trevision {}\tbrief level {:02}\t{}\t{}{title}",
+            "{}\trevision {}\tbrief level {:02}{}\t{}\t{}{title}",
             record.mms_id,
             record.revision,
             record.brief_level,
+            marc.as_ref().map(leader_17).unwrap_or_default(),
             if numbers.is_empty() {
                 "no OCLC number".to_string()
             } else {
@@ -560,10 +566,11 @@ fn record_show(
         Format::Text => {
             writeln!(
                 out,
-                "MMS ID {} in {zone}: revision {}, brief level {:02}, originating version {}{}",
+                "MMS ID {} in {zone}: revision {}, brief level {:02}{}, originating version {}{}",
                 record.mms_id,
                 record.revision,
                 record.brief_level,
+                leader_17(&marc),
                 record.originating_version.as_deref().unwrap_or("none"),
                 if marc.leader.status() == b'd' {
                     " (withdrawn)"
