@@ -80,16 +80,26 @@ fn deadline_of(deadline_ms: u64) -> SystemTime {
 /// The handler over DynamoDB + S3 from the environment; `adjust` changes the settings.
 async fn processor(adjust: impl FnOnce(Settings) -> Settings) -> Result<Arc<Processor>, Error> {
     let started = Instant::now();
+    let context = tokio::task::spawn_blocking(AwsContext::from_env).await??;
+    processor_on(&context, started, adjust)
+}
+
+/// The handler over DynamoDB + S3 of `context` (`init_ms` counted from `started`); `adjust`
+/// changes the settings.
+fn processor_on(
+    context: &AwsContext,
+    started: Instant,
+    adjust: impl FnOnce(Settings) -> Settings,
+) -> Result<Arc<Processor>, Error> {
     let table = required("BIBGATE_TABLE")?;
     let bucket = required("BIBGATE_BUCKET")?;
-    let context = tokio::task::spawn_blocking(AwsContext::from_env).await??;
-    let blobs = S3BlobStore::new(&context, &bucket);
-    let store = DynamoStore::new(&context, &table).with_marc_bucket(blobs.clone());
+    let blobs = S3BlobStore::new(context, &bucket);
+    let store = DynamoStore::new(context, &table).with_marc_bucket(blobs.clone());
     // The institutions' merge policies, from the same table and bucket. The engine starts
     // here; a policy is loaded when an institution's first record needs it (its code
     // precompiled for this architecture from the cache, or compiled once and cached).
     let policies: Arc<dyn PolicyStore> =
-        Arc::new(DynamoPolicyStore::new(&context, &table, blobs.clone()));
+        Arc::new(DynamoPolicyStore::new(context, &table, blobs.clone()));
     let engine = Arc::new(WasmEngine::new()?);
     let runner = Arc::new(WasmPolicyRunner::new(engine, policies));
     // Counts the results it stores: each invocation logs them as CloudWatch metrics.
@@ -154,8 +164,10 @@ async fn poll() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
     let urls = required("BIBGATE_QUEUE_URL")?;
     let timeout = Duration::from_secs(optional_number("BIBGATE_INVOKE_TIMEOUT_S")?.unwrap_or(900));
-    let processor = processor(|settings| settings).await?;
+    let started = Instant::now();
+    // One configuration for the handler's stores and the queues.
     let context = tokio::task::spawn_blocking(AwsContext::from_env).await??;
+    let processor = processor_on(&context, started, |settings| settings)?;
     let queues = tokio::task::spawn_blocking(move || {
         urls.split(',')
             .map(str::trim)

@@ -151,6 +151,37 @@ impl DynamoStore {
         Ok(items)
     }
 
+    /// Every item whose partition key starts with `prefix`, handed to `each` page by page
+    /// (a consistent Scan: staff reports only, never an import's path).
+    async fn scan_prefix(
+        &self,
+        prefix: &str,
+        what: &str,
+        mut each: impl FnMut(&Item) -> Result<()> + Send,
+    ) -> Result<()> {
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :p)")
+                .expression_attribute_values(":p", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|err| sdk_error(what, &err))?;
+            for item in page.items() {
+                each(item)?;
+            }
+            match page.last_evaluated_key() {
+                Some(last) if !last.is_empty() => start = Some(last.clone()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// The index items of `numbers` in `zone` (consistent reads).
     async fn read_index(
         &self,
@@ -564,44 +595,26 @@ impl Store for DynamoStore {
 
     fn duplicates(&self, zone: &str) -> Result<Vec<(u64, Vec<IndexEntry>)>> {
         let what = format!("list the shared oclc numbers of zone {zone:?}");
-        self.context.block_on(async {
-            let mut shared = Vec::new();
-            let mut start: Option<Item> = None;
-            loop {
-                let page = self
-                    .client
-                    .scan()
-                    .table_name(&self.table)
-                    .filter_expression("begins_with(pk, :p)")
-                    .expression_attribute_values(":p", s(index_pk_prefix(zone)))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|err| sdk_error(&what, &err))?;
-                for item in page.items() {
-                    let (number, index) = index_from(item)?;
-                    if index.recs.len() > 1 {
-                        let entries = index
-                            .recs
-                            .into_iter()
-                            .map(|(mms_id, active)| IndexEntry {
-                                number,
-                                mms_id: MmsId(mms_id),
-                                active,
-                            })
-                            .collect();
-                        shared.push((number, entries));
-                    }
+        let mut shared = Vec::new();
+        self.context
+            .block_on(self.scan_prefix(&index_pk_prefix(zone), &what, |item| {
+                let (number, index) = index_from(item)?;
+                if index.recs.len() > 1 {
+                    let entries = index
+                        .recs
+                        .into_iter()
+                        .map(|(mms_id, active)| IndexEntry {
+                            number,
+                            mms_id: MmsId(mms_id),
+                            active,
+                        })
+                        .collect();
+                    shared.push((number, entries));
                 }
-                match page.last_evaluated_key() {
-                    Some(last) if !last.is_empty() => start = Some(last.clone()),
-                    _ => break,
-                }
-            }
-            shared.sort_by_key(|(number, _)| *number);
-            Ok(shared)
-        })
+                Ok(())
+            }))?;
+        shared.sort_by_key(|(number, _)| *number);
+        Ok(shared)
     }
 
     #[instrument(name = "dynamo.commit", skip_all, err)]
@@ -666,37 +679,19 @@ impl Store for DynamoStore {
     #[instrument(name = "dynamo.locks", skip(self), err)]
     fn locks(&self, zone: &str) -> Result<Vec<EditorLock>> {
         let what = format!("read the locks of zone {zone:?}");
-        self.context.block_on(async {
-            let mut locks = Vec::new();
-            let mut start: Option<Item> = None;
-            loop {
-                let page = self
-                    .client
-                    .scan()
-                    .table_name(&self.table)
-                    .filter_expression("begins_with(pk, :p)")
-                    .expression_attribute_values(":p", s(lock_pk(zone, "")))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|err| sdk_error(&what, &err))?;
-                for item in page.items() {
-                    let lock = lock_from(item)?;
-                    // `LOCK#<zone>#` cannot be the start of another zone's key: zone codes
-                    // hold no `#`. Checked anyway.
-                    if lock.zone == zone {
-                        locks.push(lock);
-                    }
+        let mut locks = Vec::new();
+        self.context
+            .block_on(self.scan_prefix(&lock_pk(zone, ""), &what, |item| {
+                let lock = lock_from(item)?;
+                // `LOCK#<zone>#` cannot be the start of another zone's key: zone codes
+                // hold no `#`. Checked anyway.
+                if lock.zone == zone {
+                    locks.push(lock);
                 }
-                match page.last_evaluated_key() {
-                    Some(last) if !last.is_empty() => start = Some(last.clone()),
-                    _ => break,
-                }
-            }
-            locks.sort_by(|a, b| a.mms_id.as_str().cmp(b.mms_id.as_str()));
-            Ok(locks)
-        })
+                Ok(())
+            }))?;
+        locks.sort_by(|a, b| a.mms_id.as_str().cmp(b.mms_id.as_str()));
+        Ok(locks)
     }
 
     #[instrument(name = "dynamo.result", skip(self), err)]
