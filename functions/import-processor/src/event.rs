@@ -85,43 +85,8 @@ pub fn parse_body(body: &str) -> Result<Body, NotAnEvent> {
     ))
 }
 
-/// Decodes a key as S3 writes it into notifications: `application/x-www-form-urlencoded`
-/// (`+` for a space, `%XX` for other bytes, moto even `%2F` for `/`). Invalid escapes are
-/// kept as they are; invalid UTF-8 becomes U+FFFD.
-pub fn decode_key(encoded: &str) -> String {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut idx = 0;
-    while let Some(&byte) = bytes.get(idx) {
-        match byte {
-            b'+' => {
-                out.push(b' ');
-                idx += 1;
-            }
-            b'%' => {
-                let hex = bytes
-                    .get(idx + 1..idx + 3)
-                    .and_then(|pair| std::str::from_utf8(pair).ok())
-                    .and_then(|pair| u8::from_str_radix(pair, 16).ok());
-                match hex {
-                    Some(decoded) => {
-                        out.push(decoded);
-                        idx += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        idx += 1;
-                    }
-                }
-            }
-            _ => {
-                out.push(byte);
-                idx += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Decodes a key as S3 writes it into notifications (shared with `bibgate redrive`).
+pub use bibgate_inbox::layout::decode_event_key as decode_key;
 
 #[cfg(test)]
 mod tests {

@@ -82,7 +82,7 @@ fn describe(body: &str) -> String {
                     records
                         .iter()
                         .filter_map(|record| record.pointer("/s3/object/key")?.as_str())
-                        .map(form_decoded)
+                        .map(bibgate_inbox::layout::decode_event_key)
                         .collect()
                 })
         })
@@ -92,30 +92,6 @@ fn describe(body: &str) -> String {
     } else {
         keys.join(" ")
     }
-}
-
-/// An S3 event's object key as it was written (events carry it form-encoded: `+` for a
-/// space, `%2F`); a malformed escape is kept as it is.
-fn form_decoded(key: &str) -> String {
-    let bytes = key.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
-            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[i], escaped) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 2;
-            }
-            (b'+', None) => out.push(b' '),
-            (byte, None) => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -132,8 +108,5 @@ mod tests {
         assert_eq!(describe("not json"), "not json");
         let encoded = r#"{"Records":[{"s3":{"object":{"key":"drop/01A/my+file%2B1.mrc"}}}]}"#;
         assert_eq!(describe(encoded), "drop/01A/my file+1.mrc");
-        assert_eq!(form_decoded("a%2"), "a%2");
-        assert_eq!(form_decoded("a%zz"), "a%zz");
-        assert_eq!(form_decoded("%41%2f"), "A/");
     }
 }
