@@ -665,6 +665,15 @@ pub fn run_chunk(
         &plan,
         n + plan.window..n + plan.window + 1,
     )?;
+    if report_is_ours(blobs, &plan.report_key, &plan.batch_id)? {
+        // A duplicate delivery that ran while another assembled the report and cleaned
+        // up: what it just wrote goes too.
+        clean_up(blobs, institution, file, &plan)?;
+        return Ok(ChunkOutcome::Imported {
+            records,
+            assembled: false,
+        });
+    }
     let prefix = fanout_prefix(institution, file, hash);
     let parts = blobs
         .list(&prefix)?

@@ -17,7 +17,8 @@
 //! the function's timeout); `BIBGATE_DROP_CHUNK` sets the records of a drop file per chunk
 //! (default 500), `BIBGATE_DROP_PARALLEL` the chunk tasks of a file released at once
 //! (default 20), `BIBGATE_DROP_FANOUT=0` imports drop files chunk after chunk with
-//! continuations instead of fanning them out (`poll` reads the three too). The fault tests run it with `BIBGATE_FAILPOINT` armed and kill it
+//! continuations instead of fanning them out (`poll` and the Lambda runtime read the
+//! three too). The fault tests run it with `BIBGATE_FAILPOINT` armed and kill it
 //! (`functions/import-processor/tests/faults.rs`).
 //!
 //! `bibgate-import-processor poll` is the Lambda service's side of the SQS event source, in
@@ -293,7 +294,7 @@ async fn main() -> Result<(), Error> {
         }
     }
     lambda_runtime::tracing::init_default_subscriber();
-    let processor = processor(|settings| settings).await?;
+    let processor = processor(settings_from_env()?).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let processor = processor.clone();
         async move {
