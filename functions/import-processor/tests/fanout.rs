@@ -405,3 +405,60 @@ fn the_back_off_changes_the_message_visibility_on_sqs() {
         );
     }
 }
+
+/// A record touching more OCLC numbers than one DynamoDB transaction can index is one
+/// failed report line with the reason; the rest of its chunk imports.
+#[test]
+fn a_record_with_too_many_oclc_numbers_fails_alone() {
+    let aws = Loop::with_settings(|settings| Settings {
+        chunk: 3,
+        ..settings
+    });
+    let mut file = Vec::new();
+    for i in 0..3u64 {
+        let mut record = oclc_record(
+            43_000 + i,
+            b' ',
+            Some("20240101120000.0"),
+            &format!("Record {i}."),
+        );
+        if i == 1 {
+            for extra in 0..120u64 {
+                record.push_data(
+                    "035",
+                    b' ',
+                    b' ',
+                    &[(b'a', &format!("(OCoLC){}", 500_000 + extra))],
+                );
+            }
+        }
+        file.extend(encode(&record));
+    }
+    let report_key = "reports/01DEMO_ALPHA/many numbers.mrc.results.jsonl";
+    aws.blobs
+        .put("drop/01DEMO_ALPHA/many numbers.mrc", &file)
+        .unwrap();
+    aws.drain_until(Duration::from_secs(120), || {
+        aws.blobs.get(report_key).unwrap().is_some()
+    });
+    let lines = report_lines(&aws, report_key);
+    let outcomes: Vec<&str> = lines
+        .iter()
+        .map(|line| line["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["added", "failed", "added"], "{lines:?}");
+    assert_eq!(lines[1]["reason_code"], "RECORD_TOO_LARGE", "{lines:?}");
+    let message = lines[1]["host_message"].as_str().unwrap();
+    assert!(
+        message.contains("OCLC numbers") && message.contains("at most 100"),
+        "{message}"
+    );
+    assert_eq!(aws.store.count_records(ALPHA).unwrap(), 2);
+    assert!(
+        aws.blobs
+            .get("reports/01DEMO_ALPHA/many numbers.mrc.rejected.mrc")
+            .unwrap()
+            .is_some(),
+        "the record is among the rejected ones"
+    );
+}
