@@ -320,12 +320,16 @@ fn xml_frame(head: &[u8]) -> Option<(u64, String)> {
     None
 }
 
+/// What a scan of a file found.
+struct Scanned {
+    chunks: Vec<ChunkPlan>,
+    /// MARCXML: the head's length and the collection's end tag.
+    xml: Option<(u64, String)>,
+    hash: u64,
+}
+
 /// The chunks of the file under `raw_key` (`chunk_len` records each) and its content hash.
-fn boundaries(
-    blobs: &dyn BlobStore,
-    raw_key: &str,
-    chunk_len: usize,
-) -> Result<(Vec<ChunkPlan>, Option<(u64, String)>, u64)> {
+fn boundaries(blobs: &dyn BlobStore, raw_key: &str, chunk_len: usize) -> Result<Scanned> {
     let unreadable =
         |error: std::io::Error| Error::Unreadable(format!("could not read {raw_key:?}: {error}"));
     let head = blobs
@@ -398,7 +402,11 @@ fn boundaries(
     // hash; the last chunk reads them and reports what they are.
     let mut rest = Ranged::new(blobs, raw_key, &state);
     std::io::copy(&mut rest, &mut std::io::sink()).map_err(unreadable)?;
-    Ok((chunks, xml, state.hash.get()))
+    Ok(Scanned {
+        chunks,
+        xml,
+        hash: state.hash.get(),
+    })
 }
 
 /// What a drop file's own event did.
@@ -459,7 +467,7 @@ pub fn plan_drop(
             }
         }
     };
-    let (chunks, xml, hash) = boundaries(blobs, &raw_key, chunk_len)?;
+    let Scanned { chunks, xml, hash } = boundaries(blobs, &raw_key, chunk_len)?;
     let batch_id = drop_batch_id(institution, file, hash);
     let plan_key = plan_key(institution, file, hash);
     if let Some(existing) = blobs.get(&plan_key)?.as_deref().and_then(Plan::from_json) {
