@@ -26,7 +26,8 @@
 //! hands up to 10 messages at a time to the same handler and deletes what it acknowledged,
 //! until SIGTERM or ctrl-c (the function without the Lambda service: on moto with
 //! `scripts/aws-local.sh`, or for a local test). Each invocation gets
-//! `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900).
+//! `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900); `BIBGATE_POLL_WORKERS` (default 1)
+//! workers poll each queue, as concurrent invocations (a drop file's chunks in parallel).
 //!
 //! Without arguments the binary is the Lambda runtime client, unchanged.
 //!
@@ -199,6 +200,9 @@ async fn poll() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
     let urls = required("BIBGATE_QUEUE_URL")?;
     let timeout = Duration::from_secs(optional_number("BIBGATE_INVOKE_TIMEOUT_S")?.unwrap_or(900));
+    let workers = optional_number("BIBGATE_POLL_WORKERS")?
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1);
     let started = Instant::now();
     // One configuration for the handler's stores and the queues.
     let context = tokio::task::spawn_blocking(AwsContext::from_env).await??;
@@ -226,7 +230,7 @@ async fn poll() -> Result<(), Error> {
     let poller = {
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || {
-            bibgate_import_processor::poll::poll(&processor, &queues, timeout, &stop);
+            bibgate_import_processor::poll::poll_with(&processor, &queues, workers, timeout, &stop);
         })
     };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

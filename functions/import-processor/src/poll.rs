@@ -83,8 +83,24 @@ pub fn poll(
     timeout: Duration,
     stop: &AtomicBool,
 ) {
+    poll_with(processor, queues, 1, timeout, stop);
+}
+
+/// [`poll`] with `workers` threads per queue (at least 1): concurrent invocations, as the
+/// event source mapping's concurrency gives on AWS (the chunk tasks of a drop file in
+/// parallel).
+pub fn poll_with(
+    processor: &Processor,
+    queues: &[(SqsQueue, String)],
+    workers: usize,
+    timeout: Duration,
+    stop: &AtomicBool,
+) {
     std::thread::scope(|scope| {
-        for (queue, arn) in queues {
+        for (queue, arn) in queues
+            .iter()
+            .flat_map(|queue| std::iter::repeat_n(queue, workers.max(1)))
+        {
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     if let Err(error) = poll_once(processor, queue, arn, 1, timeout) {
