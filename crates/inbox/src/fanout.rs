@@ -695,9 +695,9 @@ pub fn run_chunk(
 
 /// The bytes chunk `n` reads: its range, for MARCXML framed as a document.
 fn chunk_bytes(blobs: &dyn BlobStore, plan: &Plan, n: usize, chunk: &ChunkPlan) -> Result<Vec<u8>> {
-    let len = chunk
-        .end
-        .map_or(u64::MAX - chunk.start, |end| end - chunk.start);
+    let len = chunk.end.map_or(u64::MAX - chunk.start, |end| {
+        end.saturating_sub(chunk.start)
+    });
     let gone = || Error::Incomplete(format!("the kept drop file {:?} is gone", plan.raw_key));
     let range = blobs
         .get_range(&plan.raw_key, chunk.start, len)?

@@ -462,3 +462,47 @@ fn a_record_with_too_many_oclc_numbers_fails_alone() {
         "the record is among the rejected ones"
     );
 }
+
+/// A MARCXML drop file is split after `</record>` elements: each chunk reads the
+/// document's head first and ends with the collection's end tag, and the records keep
+/// their indexes in the file.
+#[test]
+fn a_marcxml_drop_file_fans_out_at_record_elements() {
+    use bibgate_marc::marcxml::{COLLECTION_END, COLLECTION_START, write_record};
+    let aws = Loop::with_settings(|settings| Settings {
+        chunk: 2,
+        ..settings
+    });
+    let mut xml = COLLECTION_START.to_string();
+    for i in 1..=5u64 {
+        let record = oclc_record(
+            45_000 + i,
+            b' ',
+            Some("20240101120000.0"),
+            &format!("Xml {i}."),
+        );
+        write_record(&record, &mut xml, false).unwrap();
+        xml.push('\n');
+    }
+    xml.push_str(COLLECTION_END);
+    let report_key = "reports/01DEMO_ALPHA/books.xml.results.jsonl";
+    aws.blobs
+        .put("drop/01DEMO_ALPHA/books.xml", xml.as_bytes())
+        .unwrap();
+    aws.drain_until(Duration::from_secs(120), || {
+        aws.blobs.get(report_key).unwrap().is_some()
+    });
+    let lines = report_lines(&aws, report_key);
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["index"].as_u64(), Some(i as u64 + 1), "{line}");
+        assert_eq!(line["outcome"], "added", "{line}");
+        assert_eq!(
+            line["oclc_numbers"][0].as_u64(),
+            Some(45_001 + i as u64),
+            "{line}"
+        );
+    }
+    assert_eq!(aws.store.count_records(ALPHA).unwrap(), 5);
+    assert!(leftovers(&aws).is_empty(), "{:?}", leftovers(&aws));
+}
