@@ -5,8 +5,8 @@ as the template declares them, and checks them against it.
         creates the bucket, the table and the queues (with the bucket's S3 -> SQS
         notifications), then prints `export` lines for a shell: the endpoint, test
         credentials, BIBGATE_BACKEND/BUCKET/TABLE, BIBGATE_QUEUE_URL (the queues the import
-        processor function reads, comma-separated) and BIBGATE_DLQ_URL (their dead-letter
-        queues).
+        processor functions read, comma-separated: the inbox queue first, then the drop
+        queue) and BIBGATE_DLQ_URL (their dead-letter queues, in the same order).
     python3 scripts/aws_local.py check --endpoint URL [...]
         compares what the endpoint holds with the template (key schema, indexes, TTL, queue
         settings, redrive, notifications, versioning); exits 1 listing every difference.

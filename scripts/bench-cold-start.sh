@@ -54,7 +54,7 @@ kw = dict(endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["A
 boto3.client("s3", **kw).put_object(Bucket=os.environ["BIBGATE_BUCKET"], Key=key, Body=record.encode())
 # Take the event S3 sent, so the queue stays empty; the invocation gets the same event.
 sqs = boto3.client("sqs", **kw)
-queue = os.environ["BIBGATE_QUEUE_URL"]
+queue = os.environ["BIBGATE_QUEUE_URL"].split(",")[0]  # the inbox queue
 while True:
     got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     for m in got:

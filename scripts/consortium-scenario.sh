@@ -238,7 +238,8 @@ if [ "$backend" = aws ]; then
 import os, sys, time, boto3
 kw = dict(endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
 s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
-queue, dlq = os.environ["BIBGATE_QUEUE_URL"], os.environ["BIBGATE_DLQ_URL"]
+# The inbox path's queues: the first of each list (scripts/aws_local.py).
+queue, dlq = (os.environ[name].split(",")[0] for name in ("BIBGATE_QUEUE_URL", "BIBGATE_DLQ_URL"))
 s3.put_object(Bucket=os.environ["BIBGATE_BUCKET"], Key=f"inbox/01SCEN_BBB/{sys.argv[2]}.mrc",
               Body=open(sys.argv[1], "rb").read())
 deadline = time.time() + 20

@@ -267,6 +267,19 @@ impl<'a> Importer<'a> {
                     return result_of(commit);
                 }
                 Err(e) if e.is_conflict() => continue,
+                // A limit of the store the record exceeds: that record's failure, stored
+                // like any other result; never a batch failure or a retry.
+                Err(e) if e.is_permanent() => {
+                    let reject = too_large(commit, &e)?;
+                    return match self.store.commit(&reject) {
+                        Ok(()) => result_of(reject),
+                        Err(bibgate_store::Error::AlreadyExists(_)) => self
+                            .store
+                            .result(&received.export_id)?
+                            .ok_or_else(|| e.into()),
+                        Err(e) => Err(e.into()),
+                    };
+                }
                 Err(bibgate_store::Error::AlreadyExists(what)) => {
                     return match self.store.result(&received.export_id)? {
                         Some(existing) => Ok(existing),
@@ -352,7 +365,9 @@ impl<'a> Importer<'a> {
             match outcome {
                 Ok(()) => results.push(result_of(commit)?),
                 Err(e)
-                    if e.is_conflict() || matches!(e, bibgate_store::Error::AlreadyExists(_)) =>
+                    if e.is_conflict()
+                        || e.is_permanent()
+                        || matches!(e, bibgate_store::Error::AlreadyExists(_)) =>
                 {
                     results.push(self.import(route, input, received, now_unix)?);
                 }
@@ -532,6 +547,29 @@ fn input_keys(input: &Input) -> Option<OclcKeys> {
         Input::Parsed(parsed) => Some(oclc_keys(&parsed.decoded.record)),
         Input::Unreadable(_) => None,
     }
+}
+
+/// Reason code of a record the store cannot hold (too many OCLC numbers for one transaction).
+pub const RECORD_TOO_LARGE: &str = "RECORD_TOO_LARGE";
+
+/// The failed result that replaces `commit` when the store refused it for the record itself.
+fn too_large(commit: Commit, error: &bibgate_store::Error) -> Result<Commit> {
+    let mut result = match commit {
+        Commit::Add { result, .. } | Commit::Merge { result, .. } | Commit::Reject { result } => {
+            result
+        }
+        Commit::Replace { .. } | Commit::ReplaceMany { .. } => {
+            return Err(Error::Store(bibgate_store::Error::Backend(format!(
+                "an import made a commit that is not an import's: {error}"
+            ))));
+        }
+    };
+    result.outcome = StoredOutcome::Failed;
+    result.host_message = format!("Import Failed--the record was not imported: {error}");
+    result.reason_code = RECORD_TOO_LARGE.into();
+    result.mms_id = None;
+    result.trace.push(format!("store refused: {error}"));
+    Ok(Commit::Reject { result })
 }
 
 fn unreadable_message(message: &str) -> String {

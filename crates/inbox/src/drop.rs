@@ -309,7 +309,7 @@ pub fn import_drop(
 /// `<file>.rejected.mrc`, unless a report of that name belongs to another file (another
 /// batch: other content under the same name), which keeps its report; this file's then
 /// carry its content hash ([`report_key_beside`]).
-fn report_keys(
+pub(crate) fn report_keys(
     blobs: &dyn BlobStore,
     institution: &str,
     file: &str,
@@ -329,7 +329,8 @@ fn report_keys(
             // the next try; an empty report (a file without records) is kept.
             .unwrap_or(!first.is_empty())
     };
-    match blobs.get(&plain)? {
+    // The first line tells whose report it is: read the head only.
+    match blobs.get_range(&plain, 0, 64 * 1024)? {
         Some(report) if !ours(&report) => Ok((
             report_key_beside(institution, file, hash),
             rejected_key_beside(institution, file, hash),
@@ -397,14 +398,14 @@ pub fn looks_like_marc(bytes: &[u8]) -> bool {
 
 /// What the chunks of one call produced: report lines, rejected records, counts.
 #[derive(Default)]
-struct Done {
-    report: Vec<u8>,
-    rejected: Vec<u8>,
+pub(crate) struct Done {
+    pub(crate) report: Vec<u8>,
+    pub(crate) rejected: Vec<u8>,
     counts: HashMap<&'static str, usize>,
 }
 
 impl Done {
-    fn add(&mut self, result: &ImportResult, raw: &[u8]) {
+    pub(crate) fn add(&mut self, result: &ImportResult, raw: &[u8]) {
         self.report
             .extend_from_slice(report_line(result).to_string().as_bytes());
         self.report.push(b'\n');

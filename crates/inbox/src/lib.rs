@@ -34,6 +34,7 @@
 pub mod drop;
 mod error;
 pub mod export;
+pub mod fanout;
 pub mod layout;
 pub mod metrics;
 mod services;

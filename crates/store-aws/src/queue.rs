@@ -131,6 +131,29 @@ impl SqsQueue {
         Ok(())
     }
 
+    /// Makes a received message visible again after `seconds` (0-43,200), instead of
+    /// after the queue's visibility timeout: how a failed message is retried sooner.
+    pub fn change_visibility(&self, receipt_handle: &str, seconds: i32) -> Result<()> {
+        let what = format!("change the visibility of a message of queue {:?}", self.url);
+        self.context
+            .block_on(async {
+                self.client
+                    .change_message_visibility()
+                    .queue_url(&self.url)
+                    .receipt_handle(receipt_handle)
+                    .visibility_timeout(seconds)
+                    .send()
+                    .await
+            })
+            .map_err(|err| sqs_error(&what, err))?;
+        Ok(())
+    }
+
+    /// The queue's name (the last segment of its URL, and of its ARN).
+    pub fn name(&self) -> &str {
+        self.url.rsplit('/').next().unwrap_or_default()
+    }
+
     /// Sends a body.
     pub fn send(&self, body: &str) -> Result<()> {
         let what = format!("send a message to queue {:?}", self.url);

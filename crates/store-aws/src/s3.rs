@@ -92,9 +92,49 @@ impl S3BlobStore {
         Ok(())
     }
 
+    /// Whether an object is under `key` (`HeadObject`).
+    fn exists(&self, key: &str) -> Result<bool> {
+        let what = format!("look for {}", self.shown(key));
+        self.context.block_on(async {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|service| service.is_not_found())
+                        || status(&err) == Some(404) =>
+                {
+                    Ok(false)
+                }
+                Err(err) => Err(backend(&what, &err)),
+            }
+        })
+    }
+
     fn shown(&self, key: &str) -> String {
         format!("\"s3://{}/{key}\"", self.bucket)
     }
+}
+
+/// A key as `CopyObject`'s `x-amz-copy-source` wants it: URL-encoded, `/` kept.
+fn encode_copy_source(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(char::from(byte));
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 impl BlobStore for S3BlobStore {
@@ -181,6 +221,91 @@ impl BlobStore for S3BlobStore {
                 .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
             Ok(Some(body.into_bytes().to_vec()))
         })
+    }
+
+    #[instrument(name = "s3.get_range", skip(self), fields(bucket = %self.bucket), err)]
+    fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Option<Vec<u8>>> {
+        if len == 0 {
+            return Ok(self.exists(key)?.then(Vec::new));
+        }
+        let what = format!("get bytes {start}.. of {}", self.shown(key));
+        let range = format!("bytes={start}-{}", start.saturating_add(len - 1));
+        self.context.block_on(async {
+            let output = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .range(range)
+                .send()
+                .await
+            {
+                Ok(output) => output,
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|service| service.is_no_such_key())
+                        || (status(&err) == Some(404) && err.code() != Some("NoSuchBucket")) =>
+                {
+                    return Ok(None);
+                }
+                // A range from the end of the object on: no bytes.
+                Err(err) if status(&err) == Some(416) || err.code() == Some("InvalidRange") => {
+                    return Ok(Some(Vec::new()));
+                }
+                Err(err) => return Err(backend(&what, &err)),
+            };
+            let ranged = output.content_range().is_some();
+            let body = output
+                .body
+                .collect()
+                .await
+                .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
+            let mut bytes = body.into_bytes().to_vec();
+            // A server that ignores the range sends the whole object.
+            if !ranged || bytes.len() as u64 > len {
+                let from = usize::try_from(start)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let to = usize::try_from(start.saturating_add(len))
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                bytes = bytes[from..to].to_vec();
+            }
+            Ok(Some(bytes))
+        })
+    }
+
+    /// Copies on the server (`CopyObject`, up to 5 GB), the bytes never pass through this
+    /// process; `to` is checked first with a `HeadObject` (two copies racing to a free key
+    /// both write it, which for the same source is the same bytes).
+    #[instrument(name = "s3.copy_if_absent_many", skip_all, fields(bucket = %self.bucket, n = pairs.len()))]
+    fn copy_if_absent_many(&self, pairs: &[(&str, &str)]) -> Vec<Result<bool>> {
+        pairs
+            .iter()
+            .map(|&(from, to)| {
+                if self.exists(to)? {
+                    return Ok(false);
+                }
+                if !self.exists(from)? {
+                    return Err(Error::NotFound(format!("blob {from:?}")));
+                }
+                let what = format!("copy {} to {}", self.shown(from), self.shown(to));
+                let source = format!("{}/{}", self.bucket, encode_copy_source(from));
+                self.context
+                    .block_on(async {
+                        self.client
+                            .copy_object()
+                            .bucket(&self.bucket)
+                            .key(to)
+                            .copy_source(source)
+                            .send()
+                            .await
+                    })
+                    .map_err(|err| backend(&what, &err))?;
+                Ok(true)
+            })
+            .collect()
     }
 
     #[instrument(name = "s3.list", skip(self), fields(bucket = %self.bucket), err)]

@@ -148,9 +148,16 @@ impl Queue {
 /// Configures `blobs`' bucket to send `s3:ObjectCreated:*` events for keys under each of
 /// `prefixes` to `queue`, as `infra/template.yaml` does on AWS.
 pub fn notify_queue(blobs: &S3BlobStore, queue: &Queue, prefixes: &[&str]) {
-    let configurations: Vec<QueueConfiguration> = prefixes
+    let routes: Vec<(&Queue, &str)> = prefixes.iter().map(|prefix| (queue, *prefix)).collect();
+    notify_queues(blobs, &routes);
+}
+
+/// Configures `blobs`' bucket to send `s3:ObjectCreated:*` events for keys under each
+/// prefix to its queue (the two paths of `infra/template.yaml`: `inbox/` and `drop/`).
+pub fn notify_queues(blobs: &S3BlobStore, routes: &[(&Queue, &str)]) {
+    let configurations: Vec<QueueConfiguration> = routes
         .iter()
-        .map(|prefix| {
+        .map(|(queue, prefix)| {
             QueueConfiguration::builder()
                 .queue_arn(&queue.arn)
                 .events(Event::S3ObjectCreated)

@@ -20,12 +20,22 @@ pub enum Error {
     /// The backend failed (disk, database, network).
     #[error("storage backend failed: {0}")]
     Backend(String),
+    /// The record cannot be stored by this backend whatever is retried: it exceeds one of
+    /// the backend's limits (the text says which, and what to do).
+    #[error("the record exceeds a limit of the store: {0}")]
+    RecordTooLarge(String),
 }
 
 impl Error {
     /// True for [`Error::Conflict`].
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict(_))
+    }
+
+    /// True when the error depends only on the record, so retrying cannot help: the import
+    /// records it as that record's failure ([`Error::RecordTooLarge`]).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::RecordTooLarge(_))
     }
 }
 

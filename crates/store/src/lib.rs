@@ -207,6 +207,22 @@ pub trait BlobStore: Send + Sync {
             .map(|bytes| Box::new(std::io::Cursor::new(bytes)) as Box<dyn std::io::Read + Send>))
     }
 
+    /// Up to `len` bytes under a key from byte `start` (fewer at the end of the blob, none
+    /// from its end on); `None` when the key is free. The default reads the whole blob with
+    /// [`BlobStore::get`]; the S3 adapter sends a ranged `GetObject` and the folder adapter
+    /// seeks, so a large blob can be read piece by piece in bounded memory.
+    fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(key)?.map(|bytes| {
+            let from = usize::try_from(start)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let to = usize::try_from(start.saturating_add(len))
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            bytes[from..to].to_vec()
+        }))
+    }
+
     /// Moves the entries right under `prefix` that are not blobs and that no key can name
     /// — symbolic links, FIFOs, sockets and devices, names that are not UTF-8 or hold a
     /// backslash — to the folder `aside` (a key prefix ending in `/`), never reading them,

@@ -1,7 +1,9 @@
 //! The Lambda's composition root: DynamoDB + S3 from the environment, the runtime's JSON
 //! tracing subscriber, and the handler.
 //!
-//! Environment: `BIBGATE_TABLE`, `BIBGATE_BUCKET` (set by `infra/template.yaml`), the
+//! Environment: `BIBGATE_TABLE`, `BIBGATE_BUCKET`, `BIBGATE_RETRY_QUEUE_URL` (the inbox
+//! function's queue, whose failed messages come back after a back-off; set by
+//! `infra/template.yaml`), the
 //! standard AWS variables (region, credentials, `AWS_ENDPOINT_URL*`), and
 //! `AWS_LAMBDA_LOG_LEVEL`/`AWS_LAMBDA_LOG_FORMAT` for the logs.
 //!
@@ -13,7 +15,10 @@
 //! environment, prints the `SqsBatchResponse` JSON on stdout and exits 0 (logs go to
 //! stderr, and so do the invocation's metrics). The invocation's deadline is `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900,
 //! the function's timeout); `BIBGATE_DROP_CHUNK` sets the records of a drop file per chunk
-//! (default 500). The fault tests run it with `BIBGATE_FAILPOINT` armed and kill it
+//! (default 500), `BIBGATE_DROP_PARALLEL` the chunk tasks of a file released at once
+//! (default 20), `BIBGATE_DROP_FANOUT=0` imports drop files chunk after chunk with
+//! continuations instead of fanning them out (`poll` and the Lambda runtime read the
+//! three too). The fault tests run it with `BIBGATE_FAILPOINT` armed and kill it
 //! (`functions/import-processor/tests/faults.rs`).
 //!
 //! `bibgate-import-processor poll` is the Lambda service's side of the SQS event source, in
@@ -21,7 +26,8 @@
 //! hands up to 10 messages at a time to the same handler and deletes what it acknowledged,
 //! until SIGTERM or ctrl-c (the function without the Lambda service: on moto with
 //! `scripts/aws-local.sh`, or for a local test). Each invocation gets
-//! `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900).
+//! `BIBGATE_INVOKE_TIMEOUT_S` seconds (default 900); `BIBGATE_POLL_WORKERS` (default 1)
+//! workers poll each queue, as concurrent invocations (a drop file's chunks in parallel).
 //!
 //! Without arguments the binary is the Lambda runtime client, unchanged.
 //!
@@ -38,6 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use bibgate_import_processor::poll::QueueRedelivery;
 use bibgate_import_processor::{Processor, Settings};
 use bibgate_inbox::metrics::{self, MeteredStore};
 use bibgate_inbox::{ResultDelivery, Services};
@@ -63,6 +70,24 @@ fn optional_number(name: &str) -> Result<Option<u64>, Error> {
             ))),
         },
     }
+}
+
+/// The drop-file settings from `BIBGATE_DROP_CHUNK` (records per chunk),
+/// `BIBGATE_DROP_PARALLEL` (chunk tasks of a file at once) and `BIBGATE_DROP_FANOUT`
+/// (`0`: chunk after chunk with continuations), for `invoke` and `poll`.
+fn settings_from_env() -> Result<impl FnOnce(Settings) -> Settings, Error> {
+    let chunk = optional_number("BIBGATE_DROP_CHUNK")?;
+    let parallel = optional_number("BIBGATE_DROP_PARALLEL")?;
+    let fan_out = std::env::var("BIBGATE_DROP_FANOUT").map_or(true, |value| value.trim() != "0");
+    let size = |n: Option<u64>, default: usize| {
+        n.map_or(default, |n| usize::try_from(n).unwrap_or(default))
+    };
+    Ok(move |settings: Settings| Settings {
+        chunk: size(chunk, settings.chunk),
+        max_parallel_chunks: size(parallel, settings.max_parallel_chunks),
+        fan_out,
+        ..settings
+    })
 }
 
 /// The invocation's deadline. Lambda sends Unix milliseconds; `cargo lambda watch` sends
@@ -105,13 +130,24 @@ fn processor_on(
     // Counts the results it stores: each invocation logs them as CloudWatch metrics.
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(Arc::new(store)));
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
-    let processor = Arc::new(Processor::new(
+    let mut processor = Processor::new(
         // The shim polls S3 for `results/<export-id>.json`.
         Services::new(store, blobs)
             .with_delivery(ResultDelivery::Documents)
             .with_policies(runner),
         adjust(Settings::new(&bucket)),
-    ));
+    );
+    // The inbox function's queue: failed exports come back after a back-off.
+    if let Ok(urls) = std::env::var("BIBGATE_RETRY_QUEUE_URL") {
+        let queues = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| SqsQueue::new(context, url))
+            .collect();
+        processor = processor.with_redelivery(Arc::new(QueueRedelivery::new(queues)));
+    }
+    let processor = Arc::new(processor);
     info!(init_ms = started.elapsed().as_millis() as u64, %table, %bucket, "import processor initialised");
     Ok(processor)
 }
@@ -164,10 +200,13 @@ async fn poll() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
     let urls = required("BIBGATE_QUEUE_URL")?;
     let timeout = Duration::from_secs(optional_number("BIBGATE_INVOKE_TIMEOUT_S")?.unwrap_or(900));
+    let workers = optional_number("BIBGATE_POLL_WORKERS")?
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1);
     let started = Instant::now();
     // One configuration for the handler's stores and the queues.
     let context = tokio::task::spawn_blocking(AwsContext::from_env).await??;
-    let processor = processor_on(&context, started, |settings| settings)?;
+    let processor = processor_on(&context, started, settings_from_env()?)?;
     let queues = tokio::task::spawn_blocking(move || {
         urls.split(',')
             .map(str::trim)
@@ -183,12 +222,15 @@ async fn poll() -> Result<(), Error> {
     if queues.is_empty() {
         return Err(Error::from("BIBGATE_QUEUE_URL names no queue"));
     }
+    // Failed exports come back after a back-off, as on AWS.
+    let redelivery = QueueRedelivery::new(queues.iter().map(|(queue, _)| queue.clone()).collect());
+    let processor = Arc::new((*processor).clone().with_redelivery(Arc::new(redelivery)));
     info!(queues = queues.len(), "polling; SIGTERM or ctrl-c stops");
     let stop = Arc::new(AtomicBool::new(false));
     let poller = {
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || {
-            bibgate_import_processor::poll::poll(&processor, &queues, timeout, &stop);
+            bibgate_import_processor::poll::poll_with(&processor, &queues, workers, timeout, &stop);
         })
     };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -219,15 +261,9 @@ async fn invoke(source: Option<String>) -> Result<(), Error> {
     let event: SqsEvent = serde_json::from_slice(&bytes)
         .map_err(|e| Error::from(format!("the event is not an SQS event: {e}")))?;
     let timeout = optional_number("BIBGATE_INVOKE_TIMEOUT_S")?.unwrap_or(900);
-    let chunk = optional_number("BIBGATE_DROP_CHUNK")?;
     let deadline = SystemTime::now() + Duration::from_secs(timeout);
-    let processor = processor(|settings| Settings {
-        chunk: chunk.map_or(settings.chunk, |n| {
-            usize::try_from(n).unwrap_or(settings.chunk)
-        }),
-        ..settings
-    })
-    .await?;
+    let adjust = settings_from_env()?;
+    let processor = processor(adjust).await?;
     let response = handle(processor, event, deadline, MetricsTo::Stderr).await?;
     println!("{}", serde_json::to_string(&response)?);
     Ok(())
@@ -262,7 +298,7 @@ async fn main() -> Result<(), Error> {
         }
     }
     lambda_runtime::tracing::init_default_subscriber();
-    let processor = processor(|settings| settings).await?;
+    let processor = processor(settings_from_env()?).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let processor = processor.clone();
         async move {

@@ -349,9 +349,11 @@ fn twenty_concurrent_invocations_on_one_new_number_make_one_record() {
 
 #[test]
 fn a_drop_file_with_an_encoded_name_is_imported_across_invocations() {
-    // Chunks of 5 and no time left after each: every chunk ends its invocation.
+    // Chunks of 5 and no time left after each: every chunk ends its invocation (the
+    // continued path, without fan-out).
     let aws = Loop::with_settings(|settings| bibgate_import_processor::Settings {
         chunk: 5,
+        fan_out: false,
         reserve: Duration::from_secs(1),
         ..settings
     });

@@ -81,6 +81,8 @@ impl Invocation {
             .env("BIBGATE_BUCKET", aws.blobs.bucket())
             .env_remove("BIBGATE_FAILPOINT")
             .env_remove("BIBGATE_DROP_CHUNK")
+            .env_remove("BIBGATE_DROP_FANOUT")
+            .env_remove("BIBGATE_DROP_PARALLEL")
             .env("AWS_LAMBDA_LOG_LEVEL", "info")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -549,7 +551,8 @@ fn a_drop_file_killed_between_chunks() {
     let n_records = expected.len();
     let chunk = 2usize;
     let n_chunks = n_records.div_ceil(chunk);
-    let env = [("BIBGATE_DROP_CHUNK", "2")];
+    // The continued path (chunk after chunk); the fanned-out one is tested below.
+    let env = [("BIBGATE_DROP_CHUNK", "2"), ("BIBGATE_DROP_FANOUT", "0")];
     let key = "drop/01DEMO_ALPHA/faults.mrc";
     let report_key = "reports/01DEMO_ALPHA/faults.mrc.results.jsonl";
     aws.blobs.put(key, &file).unwrap();
@@ -667,6 +670,127 @@ fn a_drop_file_killed_between_chunks() {
     invoke_ok(&aws, std::slice::from_ref(&message), &env);
     assert_eq!(snapshot(&aws, &numbers, &export_ids), before);
     assert_queue_empty(&aws);
+}
+
+/// A fanned-out drop file (issue 15): a chunk invocation killed after its import and
+/// before its report part, then after the part, the assembling chunk killed after the
+/// report and before the clean-up; each delivered again, then every event once more (the
+/// queue's own deliveries of the chunk tasks, duplicates by then): one report, every record
+/// imported once, nothing left behind, nothing changed by the duplicates.
+#[test]
+fn a_fanned_out_drop_file_killed_at_each_step() {
+    let aws = Loop::new();
+    let env = [("BIBGATE_DROP_CHUNK", "2"), ("BIBGATE_DROP_PARALLEL", "3")];
+    let mut file = Vec::new();
+    let numbers: Vec<u64> = (0..6).map(|i| 70_000 + i).collect();
+    for &number in &numbers {
+        file.extend(encode(&oclc_record(
+            number,
+            b' ',
+            Some("20240101120000.0"),
+            "Fanned out.",
+        )));
+    }
+    let key = "drop/01DEMO_ALPHA/fanned.mrc";
+    let report_key = "reports/01DEMO_ALPHA/fanned.mrc.results.jsonl";
+    aws.blobs.put(key, &file).unwrap();
+    let hash = stable_hash(&file);
+    let batch_id = format!("drop-{ALPHA}-fanned.mrc-{hash:016x}");
+    let has_result = |index: usize| {
+        aws.store
+            .result(&format!("{batch_id}#{index}"))
+            .unwrap()
+            .is_some()
+    };
+    let fanout_prefix = format!("reports/01DEMO_ALPHA/.fanout/fanned.mrc/{hash:016x}/");
+    let part = |n: usize| format!("{fanout_prefix}part-{n:06}.jsonl");
+
+    // The file's event: the plan and three chunk tasks.
+    invoke_ok(&aws, &[one_message(&aws)], &env);
+    let mut tasks = messages(&aws, 3);
+    // In chunk order (the key is the body's last part that differs).
+    let chunk_of = |task: &QueueMessage| {
+        task.body
+            .find(".json")
+            .map(|at| task.body[..at].to_string())
+    };
+    tasks.sort_by_key(|task| {
+        chunk_of(task).map(|key| key[key.len().saturating_sub(6)..].to_string())
+    });
+    assert!(tasks[0].body.contains("000000.json"), "{:?}", tasks[0].body);
+    // Each chunk task in its own process, delivered again after each kill (the same
+    // message, as SQS would).
+    let run = |task: &QueueMessage, point: Option<&str>| match point {
+        Some(point) => invoke_killed_at(&aws, std::slice::from_ref(task), point, &env),
+        None => {
+            let response = Invocation::start(&aws, std::slice::from_ref(task), &env).finish();
+            assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        }
+    };
+    run(&tasks[0], Some("drop.chunk"));
+    assert!(has_result(1) && has_result(2), "chunk 0 is imported");
+    assert_eq!(
+        aws.blobs.get(&part(0)).unwrap(),
+        None,
+        "but has no part yet"
+    );
+    run(&tasks[0], Some("drop.part"));
+    assert!(
+        aws.blobs.get(&part(0)).unwrap().is_some(),
+        "the part is written"
+    );
+    run(&tasks[0], None);
+    run(&tasks[1], None);
+    assert_eq!(
+        aws.blobs.get(report_key).unwrap(),
+        None,
+        "a chunk is missing"
+    );
+    run(&tasks[2], Some("drop.report"));
+    assert!(
+        aws.blobs.get(report_key).unwrap().is_some(),
+        "the report is written"
+    );
+    assert!(
+        aws.blobs.get(key).unwrap().is_some(),
+        "the clean-up has not run"
+    );
+    run(&tasks[2], None);
+
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(aws.blobs.get(report_key).unwrap().unwrap())
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    let mut export_ids = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["index"].as_u64(), Some(i as u64 + 1), "{line}");
+        assert_eq!(line["outcome"], "added", "{line}");
+        export_ids.push(line["export_id"].as_str().unwrap().to_string());
+    }
+    for &number in &numbers {
+        assert_eq!(only_record(&aws, number).revision, 1, "imported once");
+    }
+    assert_eq!(aws.store.count_records(ALPHA).unwrap(), 6);
+    assert_eq!(aws.blobs.get(key).unwrap(), None, "the drop file is taken");
+    assert!(aws.blobs.list(&fanout_prefix).unwrap().is_empty());
+    assert!(
+        aws.blobs
+            .list("drop/01DEMO_ALPHA/.chunks/")
+            .unwrap()
+            .is_empty()
+    );
+
+    // The chunk tasks' own deliveries come back (never acknowledged): duplicates now.
+    let before = snapshot(&aws, &numbers, &export_ids);
+    aws.drain_until(WAIT, || aws.queue.sqs().approximate_waiting().unwrap() == 0);
+    aws.drain();
+    for task in &tasks {
+        run(task, None);
+    }
+    assert_eq!(snapshot(&aws, &numbers, &export_ids), before);
 }
 
 // --- Idempotency ---------------------------------------------------------------------------
@@ -972,6 +1096,7 @@ fn a_duplicate_drop_event_while_the_file_continues() {
     // 60 s left at the start: after the first chunk less than the 60 s reserve is left.
     let short = [
         ("BIBGATE_DROP_CHUNK", "2"),
+        ("BIBGATE_DROP_FANOUT", "0"),
         ("BIBGATE_INVOKE_TIMEOUT_S", "60"),
     ];
     invoke_ok(&aws, std::slice::from_ref(&original), &short);
@@ -989,7 +1114,7 @@ fn a_duplicate_drop_event_while_the_file_continues() {
 
     // The original event again (its response was lost, or S3 sent it twice): the file is
     // being continued, so nothing changes.
-    let env = [("BIBGATE_DROP_CHUNK", "2")];
+    let env = [("BIBGATE_DROP_CHUNK", "2"), ("BIBGATE_DROP_FANOUT", "0")];
     let numbers: Vec<u64> = (0..n_records).map(|i| 60_000 + i).collect();
     let before = snapshot(&aws, &numbers, &[]);
     invoke_ok(&aws, std::slice::from_ref(&original), &env);
@@ -1045,6 +1170,7 @@ fn a_duplicate_drop_event_while_the_file_continues() {
 fn a_report_part_without_a_marker_is_not_joined() {
     let aws = Loop::with_settings(|settings| Settings {
         chunk: 2,
+        fan_out: false,
         ..settings
     });
     let mut file = Vec::new();

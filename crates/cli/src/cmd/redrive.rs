@@ -1,4 +1,6 @@
-//! `bibgate redrive`: moves the messages of the dead-letter queue back to the import queue,
+//! `bibgate redrive`: moves the messages of the dead-letter queue back to the import queue
+//! (of each dead-letter queue to its queue, when both flags name as many: the inbox and the
+//! drop path),
 //! so the import processor function takes them again (after the cause, e.g. a DynamoDB
 //! outage or a bad deployment, is fixed). Each message is an S3 event for an inbox export or
 //! a drop file; the processor is idempotent per export id, so a message moved twice imports
@@ -26,21 +28,33 @@ pub struct Args {
     max: usize,
 }
 
-/// The one queue URL of `value` (a comma-separated list names several: ask for the flag).
-fn one_url(value: Option<&str>, flag: &str) -> anyhow::Result<String> {
+/// The queue URLs of `value` (comma-separated).
+fn urls<'a>(value: Option<&'a str>, flag: &str) -> anyhow::Result<Vec<&'a str>> {
     let urls: Vec<&str> = value
         .unwrap_or_default()
         .split(',')
         .map(str::trim)
         .filter(|url| !url.is_empty())
         .collect();
-    match urls.as_slice() {
-        [url] => Ok((*url).to_owned()),
-        [] => bail!(
+    if urls.is_empty() {
+        bail!(
             "{flag} is missing (the queue URL; scripts/aws-local.sh and the stack's outputs give it)"
-        ),
-        _ => bail!("{flag} names {} queues; name the one to use", urls.len()),
+        );
     }
+    Ok(urls)
+}
+
+/// The (dead-letter queue, queue) pairs: one of each, or as many of each, in the same order
+/// (the inbox and the drop queue: `scripts/aws-local.sh` exports both lists so).
+fn pairs<'a>(from: &[&'a str], to: &[&'a str]) -> anyhow::Result<Vec<(&'a str, &'a str)>> {
+    if from.len() != to.len() {
+        bail!(
+            "--from names {} queues and --to {}; name one of each, or as many of each in the same order",
+            from.len(),
+            to.len()
+        );
+    }
+    Ok(from.iter().copied().zip(to.iter().copied()).collect())
 }
 
 /// Moves the dead letters; prints what each was.
@@ -52,21 +66,25 @@ pub fn run(data: &Data, args: &Args) -> anyhow::Result<ExitCode> {
              (bibgate result ID; bibgate result retry)"
         );
     };
-    let from = SqsQueue::new(context, &one_url(args.from.as_deref(), "--from")?);
-    let to = SqsQueue::new(context, &one_url(args.to.as_deref(), "--to")?);
-    let moved = from
-        .redrive_to(&to, args.max)
-        .context("could not re-drive the dead-letter queue")?;
-    for body in &moved {
-        println!("{}", describe(body));
+    let from_urls = urls(args.from.as_deref(), "--from")?;
+    let to_urls = urls(args.to.as_deref(), "--to")?;
+    for (from, to) in pairs(&from_urls, &to_urls)? {
+        let from = SqsQueue::new(context, from);
+        let to = SqsQueue::new(context, to);
+        let moved = from
+            .redrive_to(&to, args.max)
+            .context("could not re-drive the dead-letter queue")?;
+        for body in &moved {
+            println!("{}", describe(body));
+        }
+        eprintln!(
+            "moved {} message{} from {} to {}",
+            moved.len(),
+            if moved.len() == 1 { "" } else { "s" },
+            from.url(),
+            to.url()
+        );
     }
-    eprintln!(
-        "moved {} message{} from {} to {}",
-        moved.len(),
-        if moved.len() == 1 { "" } else { "s" },
-        from.url(),
-        to.url()
-    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -100,9 +118,21 @@ mod tests {
 
     #[test]
     fn urls_and_descriptions() {
-        assert_eq!(one_url(Some(" http://q/a "), "--to").unwrap(), "http://q/a");
-        assert!(one_url(Some("http://q/a,http://q/b"), "--to").is_err());
-        assert!(one_url(None, "--to").is_err());
+        assert_eq!(urls(Some(" http://q/a "), "--to").unwrap(), ["http://q/a"]);
+        assert!(urls(None, "--to").is_err());
+        let two = urls(Some("http://q/a, http://q/b"), "--to").unwrap();
+        let dlqs = urls(Some("http://q/a-dlq,http://q/b-dlq"), "--from").unwrap();
+        assert_eq!(
+            pairs(&dlqs, &two).unwrap(),
+            [
+                ("http://q/a-dlq", "http://q/a"),
+                ("http://q/b-dlq", "http://q/b")
+            ]
+        );
+        assert!(
+            pairs(&dlqs[..1], &two).is_err(),
+            "one dead-letter queue for two queues"
+        );
         let body = r#"{"Records":[{"s3":{"object":{"key":"inbox/01A/x.mrc"}}}]}"#;
         assert_eq!(describe(body), "inbox/01A/x.mrc");
         assert_eq!(describe("not json"), "not json");

@@ -322,8 +322,8 @@ impl DynamoStore {
             + usize::from(current.is_some())
             + usize::from(result.is_some());
         if n_actions > MAX_TRANSACTION_ITEMS {
-            return Err(Error::Backend(format!(
-                "could not {what}: it touches {} oclc index items, and one transaction holds at most {MAX_TRANSACTION_ITEMS} writes",
+            return Err(Error::RecordTooLarge(format!(
+                "it touches {} OCLC numbers, and DynamoDB writes at most {MAX_TRANSACTION_ITEMS} items in one transaction (the record, its result and one index item per number); remove cancelled or duplicate numbers (035 $z) from the record and send it again",
                 index_actions.len()
             )));
         }

@@ -707,6 +707,25 @@ impl BlobStore for FolderBlobStore {
         }
     }
 
+    fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Option<Vec<u8>>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.file_of(key)?;
+        let what = || format!("read blob {key:?} from byte {start}");
+        let mut file = match fs::File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(_) if path.is_dir() => return Ok(None),
+            Err(err) => return Err(io_error(&what(), err)),
+        };
+        file.seek(SeekFrom::Start(start))
+            .map_err(|err| io_error(&what(), err))?;
+        let mut bytes = Vec::new();
+        file.take(len)
+            .read_to_end(&mut bytes)
+            .map_err(|err| io_error(&what(), err))?;
+        Ok(Some(bytes))
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
         if prefix.contains('\0') || prefix.starts_with('/') {
             return Err(Error::Backend(format!(

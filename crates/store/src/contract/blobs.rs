@@ -237,3 +237,36 @@ pub(super) fn check_blob_put_stream_and_open(store: &dyn BlobStore) {
         "a prefix is not a blob"
     );
 }
+
+pub(super) fn check_blob_get_range(store: &dyn BlobStore) {
+    let key = "contract/range/blob.bin";
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    store.put(key, &bytes).unwrap();
+    assert_eq!(store.get_range(key, 0, 10).unwrap().unwrap(), &bytes[..10]);
+    assert_eq!(
+        store.get_range(key, 990, 100).unwrap().unwrap(),
+        &bytes[990..],
+        "fewer bytes at the end"
+    );
+    assert_eq!(
+        store.get_range(key, 100, 1).unwrap().unwrap(),
+        &bytes[100..101]
+    );
+    assert_eq!(
+        store.get_range(key, 1000, 10).unwrap().unwrap(),
+        Vec::<u8>::new(),
+        "none from the end on"
+    );
+    assert_eq!(
+        store.get_range(key, 0, 0).unwrap().unwrap(),
+        Vec::<u8>::new()
+    );
+    assert_eq!(
+        store.get_range("contract/range/missing", 0, 10).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_range("contract/range/missing", 0, 0).unwrap(),
+        None
+    );
+}

@@ -136,6 +136,7 @@ pub fn blob_contract(make: &dyn Fn() -> Box<dyn BlobStore>) {
         ("copy_if_absent_many", blobs::check_blob_copy_if_absent_many),
         ("put_many", blobs::check_blob_put_many),
         ("put_stream_and_open", blobs::check_blob_put_stream_and_open),
+        ("get_range", blobs::check_blob_get_range),
     ];
     run_checks("blob store", make, checks);
 }
