@@ -10,6 +10,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cmd;
+mod console;
 mod data;
 
 mod input;
@@ -22,7 +23,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::{
     backup, bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile,
-    record, redrive, result, results, send, serve,
+    record, redrive, result, results, send, serve, staff,
 };
 use data::{Backend, BackendArgs, BackendKind, Data};
 
@@ -88,6 +89,10 @@ enum Command {
     #[command(subcommand)]
     Institution(consortium::InstitutionCommand),
     /// Run the Connexion Gateway Export server and the import processor (ctrl-c or SIGTERM stops).
+    /// Staff accounts of the console (`serve --console`): add (password on stdin), list,
+    /// remove.
+    #[command(subcommand)]
+    Staff(staff::Command),
     Serve(serve::ServeArgs),
     /// Run the import processor alone (inbox and drop folders of the data directory) until
     /// ctrl-c or SIGTERM, for a gateway started with `serve --no-processor`.
@@ -193,6 +198,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Institution(command) => {
             consortium::run_institution(&Data::open(&backend)?, command)
         }
+        Command::Staff(command) => staff::run(&Data::open_existing(&backend)?, command),
         Command::Serve(args) => serve::serve(&backend, &args),
         Command::Process(args) => serve::process(local()?, &args),
         Command::Policy(command) => policy::run(&backend, command),
