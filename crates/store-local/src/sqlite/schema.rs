@@ -281,10 +281,11 @@ mod tests {
         store.put_profile(&profile).unwrap();
         drop(store);
         // Back to the v3 shape: no previous-password columns (nor v5's retry_of and
-        // results_by_institution).
+        // results_by_institution, v6's search terms or v7's staff accounts).
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE record_terms;
+            "DROP TABLE staff;
+             DROP TABLE record_terms;
              DROP INDEX results_by_institution;
              ALTER TABLE results DROP COLUMN retry_of;
              ALTER TABLE profiles DROP COLUMN previous_password_expires;
@@ -328,9 +329,9 @@ mod tests {
         };
         store.commit(&add_commit(&record, &[], "e-1")).unwrap();
         drop(store);
-        // Back to the v5 shape: no search terms.
+        // Back to the v5 shape: no search terms (nor v7's staff accounts).
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE record_terms; PRAGMA user_version = 5;")
+        conn.execute_batch("DROP TABLE staff; DROP TABLE record_terms; PRAGMA user_version = 5;")
             .unwrap();
         drop(conn);
         let store = SqliteStore::open(&path).unwrap();
