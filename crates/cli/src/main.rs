@@ -22,8 +22,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::{
-    backup, bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile,
-    record, redrive, result, results, send, serve, staff,
+    backup, bench, bench_console, consortium, convert, duplicates, editor, import, init, inspect,
+    policy, profile, record, redrive, result, results, send, serve, staff,
 };
 use data::{Backend, BackendArgs, BackendKind, Data};
 
@@ -54,6 +54,9 @@ enum Command {
     Bench(bench::Args),
     /// Time imports into a fresh embedded store (adds, then merges), with durable commits.
     BenchImport(bench::ImportArgs),
+    /// Time the staff console's imports list and record page with many records and results
+    /// (embedded store), against a baseline with few.
+    BenchConsole(bench_console::Args),
     /// A guided tour: every outcome of a Connexion export through a gateway on loopback, then
     /// a drop file (in a new data directory; without --data-dir, a kept temporary folder).
     Demo,
@@ -178,6 +181,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => convert::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::BenchImport(args) => bench::run_import(&args),
+        Command::BenchConsole(args) => bench_console::run(&args),
         Command::Demo => cmd::demo::run(&data_dir),
         Command::Init(args) => init::run(&Data::open(&backend)?, &args),
         Command::Import(args) => import::run_import(

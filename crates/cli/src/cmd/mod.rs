@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod bench;
+pub mod bench_console;
 pub mod consortium;
 pub mod convert;
 pub mod demo;
