@@ -335,6 +335,37 @@ fn staff_see_and_change_only_their_zones_and_every_post_needs_the_csrf_token() {
         (ALPHA, "ann")
     );
 
+    // Policies: only the staff member's institution.
+    assert_eq!(request(&addr, "GET", "/policies", &ann, None).status, 200);
+    let rollback_beta = form(&[
+        ("csrf", &csrf),
+        ("institution", BETA),
+        ("action", "rollback"),
+    ]);
+    assert_eq!(
+        request(
+            &addr,
+            "POST",
+            "/policies/action",
+            &ann,
+            Some(&rollback_beta)
+        )
+        .status,
+        403
+    );
+    let rollback = form(&[
+        ("csrf", &csrf),
+        ("institution", ALPHA),
+        ("action", "rollback"),
+    ]);
+    let reply = request(&addr, "POST", "/policies/action", &ann, Some(&rollback));
+    assert_eq!(
+        (reply.status, reply.header("location")),
+        (303, Some("/policies"))
+    );
+    let page = request(&addr, "GET", "/policies", &ann, None);
+    assert!(page.body.contains("has no active policy"), "{}", page.body);
+
     // A tampered session cookie signs out.
     let mut tampered = ann.clone();
     let last = tampered.pop().unwrap();

@@ -307,6 +307,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/duplicates/merge", post(merge))
         .route("/locks", get(locks))
         .route("/policies", get(policies))
+        .route("/policies/action", post(policy_action))
         .route(
             "/upload",
             get(upload_page)
@@ -588,6 +589,20 @@ async fn policies(State(app): App, headers: HeaderMap) -> Result<Response, Refus
     let who = app.who(&headers, true).await?;
     let data = app.data.clone();
     blocking(move || pages::policies(&data, who)).await
+}
+
+async fn policy_action(
+    State(app): App,
+    headers: HeaderMap,
+    axum::Form(form): Fields,
+) -> Result<Response, Refusal> {
+    let who = app
+        .who_posting(&headers, form.get("csrf").map(String::as_str))
+        .await?;
+    let data = app.data.clone();
+    let caller = who.clone();
+    let (outcome, to) = blocking(move || pages::policy_action(&data, &caller, &form)).await?;
+    Ok(app.done(&who, outcome, &to))
 }
 
 async fn upload_page(State(app): App, headers: HeaderMap) -> Result<Response, Refusal> {

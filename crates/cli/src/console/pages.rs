@@ -755,16 +755,66 @@ pub(crate) fn policies(data: &Data, who: Who) -> Result<Response, Refusal> {
             .collect();
         rows.push(views::PolicyRow {
             institution,
+            has_active: active.is_some(),
             active: active
                 .map(|a| format!("{} (revision {})", a.label(), a.revision))
                 .unwrap_or_else(|| "none: the engine's decisions".to_string()),
             history,
         });
     }
+    let published = policies
+        .published()?
+        .into_iter()
+        .rev()
+        .map(|m| {
+            (
+                format!("sha256:{}", m.sha256),
+                format!(
+                    "{} {} (sha256:{})",
+                    m.name,
+                    m.version,
+                    m.sha256.get(..12).unwrap_or_default()
+                ),
+            )
+        })
+        .collect();
     Ok(views::render(&views::PoliciesPage {
         nav: Nav::of(&who),
         rows,
+        published,
     }))
+}
+
+/// The policies page's forms: `policy activate` (no config values) and `policy rollback`,
+/// for the staff member's institution (an administrator's: any).
+pub(crate) fn policy_action(
+    data: &Data,
+    who: &Who,
+    form: &HashMap<String, String>,
+) -> Result<(anyhow::Result<String>, String), Refusal> {
+    let institution = field(form, "institution");
+    if !who.sees_institution(institution) {
+        return Err(Refusal::Forbidden(format!(
+            "{institution} is not your institution: no policy was changed"
+        )));
+    }
+    let store = data.policy_store()?;
+    let by = format!("console:{}", who.user);
+    let mut out = Vec::new();
+    let done = match field(form, "action") {
+        "activate" => crate::cmd::policy::activate_in(
+            store.as_ref(),
+            institution,
+            field(form, "policy"),
+            "{}",
+            field(form, "on_error"),
+            &by,
+            &mut out,
+        ),
+        "rollback" => crate::cmd::policy::rollback_in(store.as_ref(), institution, &by, &mut out),
+        other => Err(anyhow::anyhow!("there is no action {other:?}")),
+    };
+    Ok((done.map(|()| message(&out)), "/policies".to_string()))
 }
 
 /// The upload page.

@@ -213,6 +213,7 @@ pub(crate) struct LocksPage {
 
 pub(crate) struct PolicyRow {
     pub institution: String,
+    pub has_active: bool,
     pub active: String,
     pub history: Vec<String>,
 }
@@ -222,6 +223,8 @@ pub(crate) struct PolicyRow {
 pub(crate) struct PoliciesPage {
     pub nav: Nav,
     pub rows: Vec<PolicyRow>,
+    /// Published policies, newest first: (the value `policy activate` takes, a label).
+    pub published: Vec<(String, String)>,
 }
 
 #[derive(Template)]
