@@ -4,6 +4,8 @@
 # - moto (local S3/DynamoDB/SQS, started on a free loopback port), cfn-lint and
 #   prometheus_client (pip).
 # - systemd (systemd-analyze, for the Debian package's unit).
+# - chromium (Debian) and playwright (pip): the staff console's browser test
+#   (crates/cli/tests/console_browser.rs fails, never skips, without them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,9 @@ command -v yaz-marcdump >/dev/null 2>&1 || need_apt+=(yaz)
 [ -x /usr/bin/time ] || need_apt+=(time)
 # systemd-analyze verifies bibgate.service in scripts/test-deb.sh (dpkg-deb is always there).
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# The staff console's browser test drives Debian's Chromium (Playwright's own browser
+# download cannot be fetched here).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (apt)" >&2
   apt-get update -qq
@@ -33,6 +38,8 @@ python3 -c 'import moto, flask, werkzeug' >/dev/null 2>&1 && command -v moto_ser
 cfn-lint --version 2>/dev/null | grep -q 'cfn-lint 1\.58\.' || need_pip+=("cfn-lint==1.58.*")
 # The Prometheus text-format parser that crates/cli/tests/metrics.rs checks /metrics with.
 python3 -c 'import prometheus_client' >/dev/null 2>&1 || need_pip+=("prometheus_client==0.21.*")
+# scripts/console_browser.py (the staff console in Chromium).
+python3 -c 'import playwright.sync_api' >/dev/null 2>&1 || need_pip+=("playwright==1.*")
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "installing ${need_pip[*]} (pip)" >&2
   python3 -m pip install -q "${need_pip[@]}"

@@ -7,9 +7,8 @@
 //! On the local backend the record store and the policy store share one `SqliteStore` (one
 //! pool of connections to the database file).
 
-use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail};
 use bibgate_plugin_host::{WasmEngine, WasmPolicyRunner};
@@ -112,11 +111,11 @@ pub struct Data {
     pub blobs: Arc<dyn BlobStore>,
     /// The blob folder of the local backend (for its sweep).
     folder: Option<FolderBlobStore>,
-    store: OnceCell<Arc<dyn Store>>,
+    store: OnceLock<Arc<dyn Store>>,
     /// The local backend's database, shared by the record and the policy store.
-    sqlite: OnceCell<Arc<SqliteStore>>,
-    policies: OnceCell<Arc<dyn PolicyStore>>,
-    runner: OnceCell<Arc<WasmPolicyRunner>>,
+    sqlite: OnceLock<Arc<SqliteStore>>,
+    policies: OnceLock<Arc<dyn PolicyStore>>,
+    runner: OnceLock<Arc<WasmPolicyRunner>>,
     /// The AWS configuration and its runtime (the AWS backend), shared by its stores.
     aws: Option<bibgate_store_aws::AwsContext>,
 }
@@ -126,7 +125,7 @@ fn store_path(dir: &Path) -> PathBuf {
 }
 
 /// The value in `cell`, made by `make` the first time.
-fn once<T>(cell: &OnceCell<T>, make: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<&T> {
+fn once<T>(cell: &OnceLock<T>, make: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<&T> {
     if let Some(value) = cell.get() {
         return Ok(value);
     }
@@ -153,10 +152,10 @@ impl Data {
                     backend: backend.clone(),
                     blobs: Arc::new(folder.clone()),
                     folder: Some(folder),
-                    store: OnceCell::new(),
-                    sqlite: OnceCell::new(),
-                    policies: OnceCell::new(),
-                    runner: OnceCell::new(),
+                    store: OnceLock::new(),
+                    sqlite: OnceLock::new(),
+                    policies: OnceLock::new(),
+                    runner: OnceLock::new(),
                     aws: None,
                 })
             }
@@ -170,10 +169,10 @@ impl Data {
                     backend: backend.clone(),
                     blobs: Arc::new(blobs),
                     folder: None,
-                    store: OnceCell::from(Arc::new(store) as Arc<dyn Store>),
-                    sqlite: OnceCell::new(),
-                    policies: OnceCell::new(),
-                    runner: OnceCell::new(),
+                    store: OnceLock::from(Arc::new(store) as Arc<dyn Store>),
+                    sqlite: OnceLock::new(),
+                    policies: OnceLock::new(),
+                    runner: OnceLock::new(),
                     aws: Some(context),
                 })
             }

@@ -10,6 +10,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cmd;
+mod console;
 mod data;
 
 mod input;
@@ -21,8 +22,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::{
-    backup, bench, consortium, convert, duplicates, editor, import, init, inspect, policy, profile,
-    record, redrive, result, results, send, serve,
+    backup, bench, bench_console, consortium, convert, duplicates, editor, import, init, inspect,
+    policy, profile, record, redrive, result, results, send, serve, staff,
 };
 use data::{Backend, BackendArgs, BackendKind, Data};
 
@@ -53,6 +54,9 @@ enum Command {
     Bench(bench::Args),
     /// Time imports into a fresh embedded store (adds, then merges), with durable commits.
     BenchImport(bench::ImportArgs),
+    /// Time the staff console's imports list and record page with many records and results
+    /// (embedded store), against a baseline with few.
+    BenchConsole(bench_console::Args),
     /// A guided tour: every outcome of a Connexion export through a gateway on loopback, then
     /// a drop file (in a new data directory; without --data-dir, a kept temporary folder).
     Demo,
@@ -88,6 +92,10 @@ enum Command {
     #[command(subcommand)]
     Institution(consortium::InstitutionCommand),
     /// Run the Connexion Gateway Export server and the import processor (ctrl-c or SIGTERM stops).
+    /// Staff accounts of the console (`serve --console`): add (password on stdin), list,
+    /// remove.
+    #[command(subcommand)]
+    Staff(staff::Command),
     Serve(serve::ServeArgs),
     /// Run the import processor alone (inbox and drop folders of the data directory) until
     /// ctrl-c or SIGTERM, for a gateway started with `serve --no-processor`.
@@ -173,6 +181,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => convert::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::BenchImport(args) => bench::run_import(&args),
+        Command::BenchConsole(args) => bench_console::run(&args),
         Command::Demo => cmd::demo::run(&data_dir),
         Command::Init(args) => init::run(&Data::open(&backend)?, &args),
         Command::Import(args) => import::run_import(
@@ -193,6 +202,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Institution(command) => {
             consortium::run_institution(&Data::open(&backend)?, command)
         }
+        Command::Staff(command) => staff::run(&Data::open_existing(&backend)?, command),
         Command::Serve(args) => serve::serve(&backend, &args),
         Command::Process(args) => serve::process(local()?, &args),
         Command::Policy(command) => policy::run(&backend, command),

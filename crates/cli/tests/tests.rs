@@ -4,6 +4,8 @@
 //! - `backup`: `backup`, `restore` and `verify`, a backup under the load of 50 clients
 //!   (issue 19).
 //! - `cli`: output shapes and documented exit codes of `inspect` and `convert`.
+//! - `console`: `serve --console` over raw HTTP: sign-in, zones, CSRF, cookies, back-off.
+//! - `console_browser`: the console in Chromium, driven by `scripts/console_browser.py`.
 //! - `consortium`: `consortium apply|show` and `institution list|show` on both backends (AWS
 //!   on moto).
 //! - `result`: `bibgate result` on an imported record, an unknown export and a missing store.
@@ -19,6 +21,8 @@
 
 mod backup;
 mod cli;
+mod console;
+mod console_browser;
 mod consortium;
 mod demo;
 mod faults;

@@ -428,6 +428,22 @@ impl Store for MeteredStore {
         self.inner
             .institution_results(institution, since_unix, limit)
     }
+
+    fn add_staff(&self, account: &bibgate_store::StaffAccount) -> Result<()> {
+        self.inner.add_staff(account)
+    }
+
+    fn staff(&self, user: &str) -> Result<Option<bibgate_store::StaffAccount>> {
+        self.inner.staff(user)
+    }
+
+    fn staff_list(&self) -> Result<Vec<bibgate_store::StaffAccount>> {
+        self.inner.staff_list()
+    }
+
+    fn remove_staff(&self, user: &str) -> Result<bool> {
+        self.inner.remove_staff(user)
+    }
 }
 
 #[cfg(test)]

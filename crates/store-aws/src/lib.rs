@@ -59,6 +59,7 @@
 //! | editor lock | `LOCK#<zone>#<mms>` | `-` | `institution`, `user`, `since`, `left`, `expires_at` |
 //! | search term | `TERM#<zone>#<term>` | MMS ID | none: one item per current record with the term (`isbn:…`, `title:…`; the record item lists its `terms`) |
 //! | result | `RESULT#<export id>` | `-` | every [`ImportResult`](bibgate_store::ImportResult) field; `bpk`=batch, `bsk`=index; `ipk`=institution, `isk`=received#index#export id |
+//! | staff account | `STAFF` | user name | `institution`, `admin` (N 0/1), `password_hash` (argon2), `created_unix` |
 //!
 //! Access patterns:
 //!

@@ -156,6 +156,16 @@ pub trait Store: Send + Sync {
         since_unix: i64,
         limit: usize,
     ) -> Result<Vec<ImportResult>>;
+
+    /// Adds a staff account of the console; [`Error::AlreadyExists`] when the user name is
+    /// taken (nothing is replaced).
+    fn add_staff(&self, account: &StaffAccount) -> Result<()>;
+    /// One staff account by user name.
+    fn staff(&self, user: &str) -> Result<Option<StaffAccount>>;
+    /// Every staff account, by user name.
+    fn staff_list(&self) -> Result<Vec<StaffAccount>>;
+    /// Removes a staff account; false when there was none.
+    fn remove_staff(&self, user: &str) -> Result<bool>;
 }
 
 /// An entry that [`BlobStore::set_aside_non_blobs`] moved aside.

@@ -217,6 +217,34 @@ pub struct EditorLock {
     pub left_unix: Option<i64>,
 }
 
+/// A staff member who signs in to the console (`bibgate staff add`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaffAccount {
+    /// The user name, unique across the consortium.
+    pub user: String,
+    /// The institution whose zone the staff member sees and changes (with the network
+    /// zone).
+    pub institution: String,
+    /// A consortium administrator: sees and changes every zone.
+    pub admin: bool,
+    /// The password's argon2 hash (PHC string); never the password.
+    pub password_hash: String,
+    /// When the account was made (Unix seconds).
+    pub created_unix: i64,
+}
+
+impl std::fmt::Debug for StaffAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaffAccount")
+            .field("user", &self.user)
+            .field("institution", &self.institution)
+            .field("admin", &self.admin)
+            .field("password_hash", &"<hidden>")
+            .field("created_unix", &self.created_unix)
+            .finish()
+    }
+}
+
 /// What happened to one received record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -215,7 +215,7 @@ pub(crate) fn editor_as(
 }
 
 /// The lock timeout of the institution's Connexion profile (the first, by id), if any.
-fn lock_timeout(store: &dyn Store, institution: &str) -> anyhow::Result<Option<i64>> {
+pub(crate) fn lock_timeout(store: &dyn Store, institution: &str) -> anyhow::Result<Option<i64>> {
     Ok(store
         .profiles(institution)?
         .into_iter()
@@ -224,7 +224,7 @@ fn lock_timeout(store: &dyn Store, institution: &str) -> anyhow::Result<Option<i
 }
 
 /// When a lock expires, as shown.
-fn expires_text(lock: &EditorLock, timeout: Option<i64>) -> String {
+pub(crate) fn expires_text(lock: &EditorLock, timeout: Option<i64>) -> String {
     match (lock.left_unix, timeout) {
         (None, _) => "when released (still in the editor)".to_string(),
         (Some(left), Some(timeout)) => utc_minutes(left.saturating_add(timeout)),
@@ -287,7 +287,7 @@ fn list(
 }
 
 /// Writes the record of a forced release; returns its key.
-fn record_forced_release(
+pub(crate) fn record_forced_release(
     blobs: &dyn BlobStore,
     lock: &EditorLock,
     by: &Holder<'_>,

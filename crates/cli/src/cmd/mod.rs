@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod bench;
+pub mod bench_console;
 pub mod consortium;
 pub mod convert;
 pub mod demo;
@@ -17,10 +18,11 @@ pub mod record;
 pub mod redrive;
 pub mod result;
 pub mod results;
-mod revise;
+pub(crate) mod revise;
 pub mod send;
 pub mod serve;
 pub mod serve_config;
+pub mod staff;
 
 use anyhow::Context;
 use bibgate_store::{Store, TargetZone};

@@ -299,7 +299,7 @@ pub(super) fn write_record(out: &mut impl Write, record: &Record) -> std::io::Re
     Ok(())
 }
 
-pub(super) fn stored(
+pub(crate) fn stored(
     store: &dyn Store,
     zone: &str,
     mms_id: &MmsId,
@@ -310,7 +310,7 @@ pub(super) fn stored(
 }
 
 /// An OCLC number as staff type it: `123`, `ocm00000123`, `(OCoLC)123`.
-fn oclc_number(text: &str) -> anyhow::Result<u64> {
+pub(crate) fn oclc_number(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
     let number = if text.starts_with('(') {
         bibgate_matching::oclc::parse_035(text).ok()
@@ -456,7 +456,7 @@ fn record_list(
 }
 
 /// ` (Leader/17 "x")`: the value a brief level comes from, as cataloguers know it.
-fn leader_17(marc: &bibgate_marc::Record) -> String {
+pub(crate) fn leader_17(marc: &bibgate_marc::Record) -> String {
     format!(" (Leader/17 \"{}\")", char::from(marc.leader.0[17]))
 }
 
@@ -502,7 +502,7 @@ fn write_summary(record: &StoredRecord, json: bool, out: &mut impl Write) -> any
 }
 
 /// The 245 $a (and $b) of a record, for lists.
-fn title_of(record: &Record) -> String {
+pub(crate) fn title_of(record: &Record) -> String {
     record
         .fields
         .iter()
@@ -521,7 +521,7 @@ fn title_of(record: &Record) -> String {
 }
 
 /// A record's revision: the current one, or a prior one from its history.
-fn revision_of(
+pub(crate) fn revision_of(
     store: &dyn Store,
     zone: &str,
     mms_id: &MmsId,
@@ -598,7 +598,7 @@ fn record_show(
 }
 
 /// A record as MarcEdit's mnemonic lines.
-fn mrk_lines(record: &Record) -> anyhow::Result<Vec<String>> {
+pub(crate) fn mrk_lines(record: &Record) -> anyhow::Result<Vec<String>> {
     let mut text = Vec::new();
     write_record(&mut text, record)?;
     Ok(String::from_utf8_lossy(&text)
@@ -653,7 +653,7 @@ fn record_diff(
 
 /// One line of a diff.
 #[derive(Debug, PartialEq, Eq)]
-enum Diff<'a> {
+pub(crate) enum Diff<'a> {
     Same(&'a str),
     Gone(&'a str),
     Came(&'a str),
@@ -661,7 +661,7 @@ enum Diff<'a> {
 
 /// The lines of `old` and `new` as kept, gone and came (records are short: the quadratic
 /// table of a longest common subsequence is small).
-fn diff_lines<'a>(old: &'a [String], new: &'a [String]) -> Vec<Diff<'a>> {
+pub(crate) fn diff_lines<'a>(old: &'a [String], new: &'a [String]) -> Vec<Diff<'a>> {
     let (n, m) = (old.len(), new.len());
     let mut common = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
@@ -720,7 +720,7 @@ fn record_history(
 }
 
 /// `bibgate record restore`: a prior revision becomes current; the current one is kept.
-fn record_restore(
+pub(crate) fn record_restore(
     store: &dyn Store,
     zone: &str,
     mms_id: &MmsId,

@@ -57,6 +57,18 @@ const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
 /// `bibgate result retry`: exit 0 when the new import added or merged, 1 when it failed
 /// again (its result says why).
 fn retry(data: &Data, export_id: &str, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let result = retry_result(data, export_id)?;
+    write_result(&result, out)?;
+    Ok(if result.outcome == Outcome::Failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Imports the stored bytes of `export_id` again under a new export id (`result retry`, and
+/// the console's Retry); returns the new result.
+pub(crate) fn retry_result(data: &Data, export_id: &str) -> anyhow::Result<ImportResult> {
     let store = data.store()?.as_ref();
     let first = store
         .result(export_id)?
@@ -85,13 +97,7 @@ fn retry(data: &Data, export_id: &str, out: &mut impl Write) -> anyhow::Result<E
         Ok(parsed) => Input::Parsed(Box::new(parsed)),
         Err(error) => Input::Unreadable(error.to_string()),
     };
-    let result = importer.import(&route, &input, &received, now)?;
-    write_result(&result, out)?;
-    Ok(if result.outcome == Outcome::Failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(importer.import(&route, &input, &received, now)?)
 }
 
 /// The raw bytes a result was imported from: its slice of the blob it names.

@@ -116,7 +116,7 @@ pub fn run(data: &Data, args: &Args) -> anyhow::Result<ExitCode> {
 
 /// `--since`: a duration back from `now_unix`, or a UTC date (`YYYY-MM-DD`) or time
 /// (`YYYY-MM-DDTHH:MM[:SS]`, a space for the `T` too).
-fn parse_since(text: &str, now_unix: i64) -> anyhow::Result<i64> {
+pub(crate) fn parse_since(text: &str, now_unix: i64) -> anyhow::Result<i64> {
     let text = text.trim();
     let shape = || {
         format!(

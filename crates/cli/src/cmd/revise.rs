@@ -24,7 +24,7 @@ use super::record::{stored, write_record};
 const WITHDRAWN: u8 = b'd';
 
 /// Who changes records, where, and under which profile rules (lock timeout, brief levels).
-pub(super) struct Staff<'a> {
+pub(crate) struct Staff<'a> {
     /// The store.
     pub store: &'a dyn Store,
     /// The zone's code.
@@ -233,6 +233,15 @@ impl<'a> Staff<'a> {
             Some(path) => read_record_file(path)?,
             None => self.edit_interactively(mms_id, &record, now)?,
         };
+        self.save(&current, edited, out)
+    }
+
+    /// The console's edit: a new revision from MarcEdit mnemonic text (`=245  10$a...`),
+    /// read as `record edit --from FILE.mrk` reads it.
+    pub fn edit_mrk(&self, mms_id: &MmsId, text: &str, out: &mut impl Write) -> anyhow::Result<()> {
+        let now = now_unix();
+        let (current, _) = self.changeable(mms_id, now)?;
+        let edited = parse_mrk(text)?;
         self.save(&current, edited, out)
     }
 

@@ -51,6 +51,14 @@ pub struct ServeArgs {
     /// address and port (e.g. 127.0.0.1:9500).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<String>,
+    /// Also serve the staff console on this address and port (e.g. 127.0.0.1:8080); staff
+    /// sign in with the accounts of `bibgate staff add`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    console: Option<String>,
+    /// The console is reached over TLS (a TLS-terminating load balancer in front): its
+    /// cookies are marked Secure.
+    #[arg(long, requires = "console")]
+    console_secure: bool,
     /// A TOML file of these settings (and `data-dir`), under the flags' names; flags given
     /// on the command line win over it.
     #[arg(long, env = "BIBGATE_CONFIG", value_name = "FILE")]
@@ -279,12 +287,14 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         processor,
         tls,
         metrics,
+        console,
+        console_secure,
         ..
     } = args;
     init_tracing();
     // Read the certificate before anything starts, so a bad file fails at once.
     let tls_server = tls.server()?;
-    let data = Data::open_or_init(backend, &mut std::io::stderr())?;
+    let data = Arc::new(Data::open_or_init(backend, &mut std::io::stderr())?);
     let drop_root = data.drop_root();
     let kind = backend.kind();
     let in_process = kind == BackendKind::Local && !processor.no_processor;
@@ -341,9 +351,38 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             ),
             None => None,
         };
+        let console_listener = match console {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("could not listen on {addr:?} for the console"))?,
+            ),
+            None => None,
+        };
         let institutions = bibgate_inbox::ensure_drop_folders(&services)
             .context("could not create the drop folders")?;
         let mut out = std::io::stdout();
+        if let Some(listener) = &console_listener {
+            writeln!(
+                out,
+                "bibgate staff console on http://{}/",
+                listener.local_addr()?
+            )?;
+        }
+        let (stop_console, console_stopped) = tokio::sync::oneshot::channel::<()>();
+        let console_task = console_listener.map(|listener| {
+            let options = crate::console::Options {
+                secure: *console_secure,
+            };
+            tokio::spawn(crate::console::serve(
+                listener,
+                data.clone(),
+                options,
+                async move {
+                    let _ = console_stopped.await;
+                },
+            ))
+        });
         if let Some(listener) = &metrics_listener {
             let addr = listener.local_addr()?;
             writeln!(
@@ -401,6 +440,10 @@ pub fn serve(backend: &Backend, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = stop_metrics.send(());
         if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
+        let _ = stop_console.send(());
+        if let Some(task) = console_task {
             let _ = task.await;
         }
         Ok(ExitCode::SUCCESS)

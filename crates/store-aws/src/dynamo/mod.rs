@@ -9,6 +9,7 @@ mod commit;
 mod items;
 mod logon;
 mod policy;
+mod staff;
 mod table;
 
 pub use logon::DynamoLogonLocks;
@@ -22,7 +23,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue, Select};
 use bibgate_store::{
     BlobStore, Commit, EditorLock, Error, ImportResult, IndexEntry, Institution, MmsId, Profile,
-    RecordVersion, Result, Store, StoredRecord,
+    RecordVersion, Result, StaffAccount, Store, StoredRecord,
 };
 use tracing::instrument;
 
@@ -772,5 +773,27 @@ impl Store for DynamoStore {
             Ok::<_, Error>(items)
         })?;
         items.iter().map(result_from).collect()
+    }
+
+    // The console's staff accounts: `staff.rs`.
+
+    #[instrument(name = "dynamo.add_staff", skip_all, fields(user = %account.user), err)]
+    fn add_staff(&self, account: &StaffAccount) -> Result<()> {
+        self.add_staff_item(account)
+    }
+
+    #[instrument(name = "dynamo.staff", skip(self), err)]
+    fn staff(&self, user: &str) -> Result<Option<StaffAccount>> {
+        self.staff_item_of(user)
+    }
+
+    #[instrument(name = "dynamo.staff_list", skip(self), err)]
+    fn staff_list(&self) -> Result<Vec<StaffAccount>> {
+        self.staff_items()
+    }
+
+    #[instrument(name = "dynamo.remove_staff", skip(self), err)]
+    fn remove_staff(&self, user: &str) -> Result<bool> {
+        self.remove_staff_item(user)
     }
 }

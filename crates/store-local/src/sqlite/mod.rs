@@ -16,7 +16,7 @@ use std::path::Path;
 
 use bibgate_store::{
     Commit, EditorLock, Error, ImportResult, IndexEntry, Institution, Lookup, MmsId, Profile,
-    RecordVersion, Result, Store, StoredRecord,
+    RecordVersion, Result, StaffAccount, Store, StoredRecord,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -548,6 +548,82 @@ impl Store for SqliteStore {
                 .map_err(|err| backend(&what, err))
         })
     }
+
+    fn add_staff(&self, account: &StaffAccount) -> Result<()> {
+        let what = format!("add staff account {:?}", account.user);
+        self.write(&what, |tx| {
+            let n_inserted = tx
+                .execute(
+                    "INSERT OR IGNORE INTO staff (user, institution, admin, password_hash, \
+                     created_unix) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        account.user,
+                        account.institution,
+                        account.admin,
+                        account.password_hash,
+                        account.created_unix,
+                    ],
+                )
+                .map_err(|err| backend(&what, err))?;
+            if n_inserted == 0 {
+                return Err(Error::AlreadyExists(format!(
+                    "staff account {:?}",
+                    account.user
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn staff(&self, user: &str) -> Result<Option<StaffAccount>> {
+        self.read(|conn| {
+            query_row_cached(
+                conn,
+                &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE user = ?1"),
+                [user],
+                staff_from_row,
+            )
+            .optional()
+            .map_err(|err| backend(&format!("read staff account {user:?}"), err))
+        })
+    }
+
+    fn staff_list(&self) -> Result<Vec<StaffAccount>> {
+        let what = "read the staff accounts";
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(&format!("SELECT {STAFF_COLUMNS} FROM staff ORDER BY user"))
+                .map_err(|err| backend(what, err))?;
+            let rows = statement
+                .query_map([], staff_from_row)
+                .map_err(|err| backend(what, err))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|err| backend(what, err))
+        })
+    }
+
+    fn remove_staff(&self, user: &str) -> Result<bool> {
+        let what = format!("remove staff account {user:?}");
+        self.write(&what, |tx| {
+            let n_deleted = tx
+                .execute("DELETE FROM staff WHERE user = ?1", [user])
+                .map_err(|err| backend(&what, err))?;
+            Ok(n_deleted > 0)
+        })
+    }
+}
+
+/// The columns [`staff_from_row`] reads, in its order.
+const STAFF_COLUMNS: &str = "user, institution, admin, password_hash, created_unix";
+
+fn staff_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StaffAccount> {
+    Ok(StaffAccount {
+        user: row.get(0)?,
+        institution: row.get(1)?,
+        admin: row.get(2)?,
+        password_hash: row.get(3)?,
+        created_unix: row.get(4)?,
+    })
 }
 
 /// Runs a statement through the connection's prepared-statement cache: an import runs the

@@ -18,7 +18,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::backend;
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// Schema v1: every table of the [`Store`](bibgate_store::Store) port (the crate docs
 /// describe them).
@@ -183,6 +183,14 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
          PRIMARY KEY (zone, term, mms_id)
      );
      CREATE INDEX record_terms_by_record ON record_terms (zone, mms_id);",
+    // v6 -> v7: the console's staff accounts.
+    "CREATE TABLE staff (
+         user TEXT PRIMARY KEY,
+         institution TEXT NOT NULL,
+         admin INTEGER NOT NULL,
+         password_hash TEXT NOT NULL,
+         created_unix INTEGER NOT NULL
+     );",
 ];
 
 /// Refuses a database whose schema is newer than this build's ([`Error::Corrupt`], saying
@@ -273,10 +281,11 @@ mod tests {
         store.put_profile(&profile).unwrap();
         drop(store);
         // Back to the v3 shape: no previous-password columns (nor v5's retry_of and
-        // results_by_institution).
+        // results_by_institution, v6's search terms or v7's staff accounts).
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE record_terms;
+            "DROP TABLE staff;
+             DROP TABLE record_terms;
              DROP INDEX results_by_institution;
              ALTER TABLE results DROP COLUMN retry_of;
              ALTER TABLE profiles DROP COLUMN previous_password_expires;
@@ -320,9 +329,9 @@ mod tests {
         };
         store.commit(&add_commit(&record, &[], "e-1")).unwrap();
         drop(store);
-        // Back to the v5 shape: no search terms.
+        // Back to the v5 shape: no search terms (nor v7's staff accounts).
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE record_terms; PRAGMA user_version = 5;")
+        conn.execute_batch("DROP TABLE staff; DROP TABLE record_terms; PRAGMA user_version = 5;")
             .unwrap();
         drop(conn);
         let store = SqliteStore::open(&path).unwrap();
@@ -402,6 +411,15 @@ mod tests {
                 user: "cataloguer".to_owned(),
                 since_unix: 1_700_000_500,
                 left_unix: Some(1_700_000_600),
+            })
+            .unwrap();
+        store
+            .add_staff(&bibgate_store::StaffAccount {
+                user: "support".to_owned(),
+                institution: ZONE_A.to_owned(),
+                admin: false,
+                password_hash: "$argon2id$v=19$staff".to_owned(),
+                created_unix: 1_700_000_900,
             })
             .unwrap();
         let blobs = std::sync::Arc::new(crate::FolderBlobStore::new(dir.join("blobs")).unwrap());
@@ -495,7 +513,7 @@ mod tests {
             .unwrap();
     }
 
-    /// Each committed fixture of schema v1..v6 (`UPDATE_SCHEMA_FIXTURES=1` rewrites them
+    /// Each committed fixture of schema v1..v7 (`UPDATE_SCHEMA_FIXTURES=1` rewrites them
     /// from the migrations) is opened, migrated to the current version, and reads back
     /// every row it holds, as the current code wrote it, less what its version had no
     /// column for; the migrated store takes new writes.
@@ -589,6 +607,15 @@ mod tests {
                 assert_eq!(
                     policies.history(ZONE_A).unwrap(),
                     source.policies.history(ZONE_A).unwrap()
+                );
+            }
+            if version < 7 {
+                assert_eq!(store.staff_list().unwrap(), vec![], "v{version}");
+            } else {
+                assert_eq!(
+                    store.staff_list().unwrap(),
+                    want.staff_list().unwrap(),
+                    "v{version}"
                 );
             }
             // The migrated store takes new writes; serials are not reused.

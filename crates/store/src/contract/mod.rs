@@ -31,6 +31,7 @@ mod commits;
 mod fixtures;
 mod locks;
 mod lookups;
+mod staff;
 mod support;
 mod zones;
 
@@ -119,6 +120,7 @@ pub fn store_contract(make: &dyn Fn() -> Box<dyn Store>) {
         ("zones_are_separate", lookups::check_zones_are_separate),
         ("duplicates", lookups::check_duplicates),
         ("institution_results", commits::check_institution_results),
+        ("staff", staff::check_staff),
     ];
     run_checks("store", make, checks);
 }

@@ -6,6 +6,8 @@ mod develop;
 mod diff;
 mod publish;
 
+pub(crate) use publish::{activate_in, rollback_in};
+
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -115,22 +115,46 @@ pub(super) fn activate(
     } = args;
     let data = Data::open(backend)?;
     let store = data.policy_store()?;
-    let on_error = OnError::parse(&on_error).context("--on-error is default or hold")?;
-    let wanted = policy.strip_prefix("sha256:").unwrap_or(&policy);
+    let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    activate_in(
+        store.as_ref(),
+        &institution,
+        &policy,
+        &config,
+        &on_error,
+        &by,
+        out,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Activates `policy` (`sha256:<hex>`, a hex prefix, or a published name) for
+/// `institution` as a new revision, `by` whom: `policy activate` and the console.
+pub(crate) fn activate_in(
+    store: &dyn bibgate_store::PolicyStore,
+    institution: &str,
+    policy: &str,
+    config: &str,
+    on_error: &str,
+    by: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let on_error = OnError::parse(on_error).context("--on-error is default or hold")?;
+    let wanted = policy.strip_prefix("sha256:").unwrap_or(policy);
     let published = store.published()?;
     let manifest = published
         .iter()
         .rev()
         .find(|m| m.name == wanted || (wanted.len() >= 8 && m.sha256.starts_with(wanted)))
         .with_context(|| format!("no published policy {policy:?} (see `bibgate policy list`)"))?;
-    let expected = store.active(&institution)?.map_or(0, |a| a.revision);
+    let expected = store.active(institution)?.map_or(0, |a| a.revision);
     let activation = store.activate(
         &NewActivation {
-            institution: institution.clone(),
+            institution: institution.to_string(),
             sha256: manifest.sha256.clone(),
-            config: config_of(&config)?,
+            config: config_of(config)?,
             on_error,
-            activated_by: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
+            activated_by: by.to_string(),
             activated_unix: now_unix(),
         },
         expected,
@@ -141,7 +165,7 @@ pub(super) fn activate(
         activation.label(),
         bibgate_plugin_host::DEFAULT_POINTER_TTL.as_secs()
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `policy rollback`: the previous revision, active again.
@@ -153,22 +177,30 @@ pub(super) fn rollback(
     let RollbackArgs { institution } = args;
     let data = Data::open(backend)?;
     let store = data.policy_store()?;
+    let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    rollback_in(store.as_ref(), &institution, &by, out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Makes the institution's previous activation revision active again, `by` whom: `policy
+/// rollback` and the console.
+pub(crate) fn rollback_in(
+    store: &dyn bibgate_store::PolicyStore,
+    institution: &str,
+    by: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let current = store
-        .active(&institution)?
+        .active(institution)?
         .with_context(|| format!("{institution} has no active policy"))?;
-    let back = store.rollback(
-        &institution,
-        current.revision,
-        &std::env::var("USER").unwrap_or_else(|_| "cli".into()),
-        now_unix(),
-    )?;
+    let back = store.rollback(institution, current.revision, by, now_unix())?;
     writeln!(
         out,
         "{institution}: {} active (was {})",
         back.label(),
         current.label()
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `policy list`: published policies, then each institution's active one.
