@@ -16,8 +16,10 @@ points at it) and moto, and for every request:
 Control paths (not forwarded):
 
     GET  /__proxy/stats   JSON: requests by service and operation, the sum of injected
-                          latency (ms) by service and in total, and the time since the last
-                          reset (ms)
+                          latency (ms) by service and in total, the sum of moto's own
+                          time (ms, from forwarding to the response: for DynamoDB, which
+                          moto serves one request at a time, the time moto was busy), and
+                          the time since the last reset (ms)
     POST /__proxy/reset   zeroes the counters
 
 Usage: python3 scripts/latency_proxy.py --upstream http://127.0.0.1:MOTO -p PORT
@@ -50,13 +52,15 @@ class Stats:
         with self.lock:
             self.requests = {}
             self.injected_ms = {}
+            self.upstream_ms = {}
             self.since = time.monotonic()
 
-    def add(self, service, operation, injected_ms):
+    def add(self, service, operation, injected_ms, upstream_ms):
         with self.lock:
             by_op = self.requests.setdefault(service, {})
             by_op[operation] = by_op.get(operation, 0) + 1
             self.injected_ms[service] = self.injected_ms.get(service, 0.0) + injected_ms
+            self.upstream_ms[service] = self.upstream_ms.get(service, 0.0) + upstream_ms
 
     def snapshot(self):
         with self.lock:
@@ -65,6 +69,7 @@ class Stats:
                              for service, ops in sorted(self.requests.items())},
                 "injected_ms": dict(sorted(self.injected_ms.items())),
                 "injected_total_ms": sum(self.injected_ms.values()),
+                "upstream_ms": dict(sorted(self.upstream_ms.items())),
                 "elapsed_ms": (time.monotonic() - self.since) * 1000.0,
             }
 
@@ -187,11 +192,13 @@ def make_handler(upstream, latency_ms, stats):
             delay_ms = latency_ms.get(service, 0.0)
             if delay_ms > 0:
                 time.sleep(delay_ms / 1000.0)
-            stats.add(service, operation, delay_ms)
+            forwarded = time.monotonic()
             try:
                 response, payload = self._forward(self.command, self.path, body)
             except OSError as err:
                 return self._reply(502, json.dumps({"proxy": str(err)}).encode())
+            finally:
+                stats.add(service, operation, delay_ms, (time.monotonic() - forwarded) * 1000.0)
             self.send_response_only(response.status, response.reason)
             for name, value in response.getheaders():
                 if name.lower() not in HOP and name.lower() != "content-length":
