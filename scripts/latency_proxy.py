@@ -30,6 +30,7 @@ import argparse
 import http.client
 import json
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -146,6 +147,12 @@ def make_handler(upstream, latency_ms, stats):
         def log_message(self, *args):
             pass
 
+        def setup(self):
+            super().setup()
+            # Small request/response pairs: without this, Nagle's algorithm and the peer's
+            # delayed ACK add up to 40 ms to a response written in two pieces.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def _body(self):
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                 return read_chunked(self.rfile)
@@ -169,6 +176,8 @@ def make_handler(upstream, latency_ms, stats):
                 if connection is None:
                     connection = local.connection = http.client.HTTPConnection(host, port,
                                                                                timeout=120)
+                    connection.connect()
+                    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 try:
                     connection.request(method, path, body=body or None, headers=headers)
                     response = connection.getresponse()
@@ -199,19 +208,19 @@ def make_handler(upstream, latency_ms, stats):
                 return self._reply(502, json.dumps({"proxy": str(err)}).encode())
             finally:
                 stats.add(service, operation, delay_ms, (time.monotonic() - forwarded) * 1000.0)
-            self.send_response_only(response.status, response.reason)
+            # Status line, headers and body in one write.
+            head = [f"HTTP/1.1 {response.status} {response.reason}"]
             for name, value in response.getheaders():
                 if name.lower() not in HOP and name.lower() != "content-length":
-                    self.send_header(name, value)
+                    head.append(f"{name}: {value}")
             if self.command != "HEAD" or payload:
-                self.send_header("Content-Length", str(len(payload)))
+                head.append(f"Content-Length: {len(payload)}")
             else:
                 length = response.getheader("Content-Length")
                 if length is not None:
-                    self.send_header("Content-Length", length)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+                    head.append(f"Content-Length: {length}")
+            wire = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+            self.wfile.write(wire + (payload if self.command != "HEAD" else b""))
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
 

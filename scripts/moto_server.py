@@ -20,13 +20,14 @@ Usage: python3 scripts/moto_server.py -H 127.0.0.1 -p PORT
 
 import argparse
 import os
+import socket
 import threading
 
 from moto.moto_server.threaded_moto_server import (
     DomainDispatcherApplication,
     create_backend_app,
 )
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
 
 
 def install_transaction_undo_log() -> None:
@@ -114,6 +115,16 @@ def main() -> None:
                 return [b"".join(app(environ, start_response))]
         return app(environ, start_response)
 
+    # Responses are written in pieces (status and headers, then the body): without
+    # TCP_NODELAY, Nagle's algorithm and the client's delayed ACK can hold each request up to
+    # 40 ms.
+    setup = WSGIRequestHandler.setup
+
+    def setup_nodelay(handler):
+        setup(handler)
+        handler.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    WSGIRequestHandler.setup = setup_nodelay
     run_simple(args.host, args.port, serve, threaded=True, use_reloader=False)
 
 

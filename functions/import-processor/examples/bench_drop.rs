@@ -335,8 +335,8 @@ fn print_variant(result: &Value, baseline: Option<&Value>) {
         .as_f64()
         .unwrap_or(0.0);
     println!(
-        "  moto's own time on DynamoDB requests (served one at a time: the test double's floor \
-         under the wall time) {:.1} s",
+        "  moto's time on DynamoDB requests, waits for moto's one-at-a-time lock included \
+         (with one request at a time: moto's busy time, the floor under the wall time) {:.1} s",
         moto_dynamodb / 1000.0
     );
     if let Some(baseline) = baseline {
