@@ -49,6 +49,9 @@ const MAX_BATCH_GET: usize = 100;
 /// How many commits of one [`Store::commit_batch`] are in flight at once, by default.
 pub const DEFAULT_COMMIT_CONCURRENCY: usize = 16;
 
+/// The outcomes of one group of a batch's commits, by the commits' indexes in the batch.
+type GroupOutcomes = Vec<(usize, Result<()>)>;
+
 /// The [`Store`] port on one DynamoDB table (see the crate docs for the design).
 #[derive(Debug)]
 pub struct DynamoStore {
@@ -721,7 +724,7 @@ impl Store for DynamoStore {
     #[instrument(name = "dynamo.commit_batch", skip_all, fields(n_commits = commits.len()), err)]
     fn commit_batch(&self, commits: &[Commit]) -> Result<Vec<Result<()>>> {
         let groups = pipeline::independent_groups(commits);
-        let tasks: Vec<pipeline::Task<'_, Vec<(usize, Result<()>)>>> = groups
+        let tasks: Vec<pipeline::Task<'_, GroupOutcomes>> = groups
             .into_iter()
             .map(|group| {
                 Box::pin(async move {
