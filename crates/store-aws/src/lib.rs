@@ -85,10 +85,19 @@
 //!   descending, `Limit` pages until enough (also eventually consistent).
 //! - `commit`: one `TransactWriteItems` (below); a `ReplaceMany` (a staff merge) puts
 //!   each record and its prior version and changes each touched index item once, all in one
-//!   `TransactWriteItems` with the same revision and `ver` conditions. `commit_batch`: the commits one by one,
-//!   each atomic on its own, which is what the port promises ("each succeeds or fails on
-//!   its own", and each sees the ones before it); a crash mid-batch leaves a prefix
-//!   committed, which the importer's per-export idempotency makes harmless.
+//!   `TransactWriteItems` with the same revision and `ver` conditions.
+//! - `commit_batch`: each commit atomic on its own, as the port promises ("each succeeds
+//!   or fails on its own"), several in flight at once (at most
+//!   [`DynamoStore::with_commit_concurrency`], default 16). The batch is split into groups
+//!   of commits that share no OCLC number, MMS ID or export id; a group is applied in batch
+//!   order (so a commit sees the ones before it that it could conflict with, and a batch
+//!   ends as it would one commit after another), the groups concurrently. A crash
+//!   mid-batch leaves some commits applied, which the importer's per-export idempotency
+//!   makes harmless.
+//! - `lookup_many` (what a batch import reads before deciding): one round of
+//!   `BatchGetItem` for the index items of every number of the batch, one for the current
+//!   items and locks of every record they name (100 keys per request), instead of a
+//!   `lookup` per record.
 //!
 //! ## Commit: the expectation as conditional writes
 //!
@@ -174,7 +183,9 @@ mod s3;
 pub mod testing;
 
 pub use context::AwsContext;
-pub use dynamo::{DynamoLogonLocks, DynamoPolicyStore, DynamoStore, INLINE_MARC_LIMIT};
+pub use dynamo::{
+    DEFAULT_COMMIT_CONCURRENCY, DynamoLogonLocks, DynamoPolicyStore, DynamoStore, INLINE_MARC_LIMIT,
+};
 pub use error::{Error, Result};
 #[cfg(feature = "sqs")]
 pub use queue::{QueueMessage, SqsQueue};

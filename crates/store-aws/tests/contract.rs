@@ -178,3 +178,95 @@ fn dynamo_logon_locks_pass_the_contract() {
         table.table(),
     ));
 }
+
+#[test]
+fn a_batch_with_two_commits_on_one_oclc_number_ends_as_one_record() {
+    let context = testing::context();
+    let store = testing::fresh_store(&context).with_commit_concurrency(8);
+    contract::setup_zones(&store);
+    // 30 records of their own, and 10 pairs of adds on one new number each: the commits in
+    // flight together, the pairs in batch order.
+    let mut commits = Vec::new();
+    let mut records = Vec::new();
+    for commit_idx in 0..50u64 {
+        let number = if commit_idx < 30 {
+            7_000 + commit_idx
+        } else {
+            8_000 + (commit_idx - 30) % 10
+        };
+        let mms_id = store.allocate_mms_id(ZONE_A).unwrap();
+        let record = contract::sample_record(ZONE_A, &mms_id, &[contract::active(number)]);
+        commits.push(contract::add_commit(
+            &record,
+            &[],
+            &format!("e-pair-{commit_idx}"),
+        ));
+        records.push(record);
+    }
+    let outcomes = store.commit_batch(&commits).unwrap();
+    assert_eq!(outcomes.len(), commits.len());
+    for (commit_idx, outcome) in outcomes.iter().enumerate() {
+        if commit_idx < 40 {
+            assert!(outcome.is_ok(), "commit {commit_idx}: {outcome:?}");
+        } else {
+            assert!(
+                matches!(outcome, Err(bibgate_store::Error::Conflict(_))),
+                "commit {commit_idx} comes second on its number: {outcome:?}"
+            );
+        }
+    }
+    for (commit_idx, record) in records.iter().enumerate() {
+        let stored = store.record(ZONE_A, &record.mms_id).unwrap();
+        assert_eq!(stored.is_some(), commit_idx < 40, "record {commit_idx}");
+    }
+    for number in 8_000..8_010 {
+        let entries = store.find_by_oclc(ZONE_A, &[number]).unwrap();
+        assert_eq!(entries.len(), 1, "number {number}: {entries:?}");
+    }
+    assert_eq!(store.count_records(ZONE_A).unwrap(), 40);
+}
+
+#[test]
+fn lookup_many_reads_records_and_locks_of_the_whole_batch() {
+    let context = testing::context();
+    let store = testing::fresh_store(&context);
+    contract::setup_zones(&store);
+    let mut ids = Vec::new();
+    for number in 0..150u64 {
+        let mms_id = store.allocate_mms_id(ZONE_A).unwrap();
+        let record = contract::sample_record(ZONE_A, &mms_id, &[contract::active(9_000 + number)]);
+        store
+            .commit(&contract::add_commit(
+                &record,
+                &[],
+                &format!("e-look-{number}"),
+            ))
+            .unwrap();
+        ids.push(mms_id);
+    }
+    store
+        .put_lock(&bibgate_store::EditorLock {
+            zone: ZONE_A.to_owned(),
+            mms_id: ids[1].clone(),
+            institution: ZONE_A.to_owned(),
+            user: "cataloguer".to_owned(),
+            since_unix: 1_800_000_000,
+            left_unix: None,
+        })
+        .unwrap();
+    // More numbers than one BatchGetItem takes; one set of two, one unknown, one empty.
+    let numbers: Vec<Vec<u64>> = (0..150u64)
+        .map(|number| vec![9_000 + number])
+        .chain([vec![9_000, 9_001], vec![12_345], Vec::new()])
+        .collect();
+    let sets: Vec<&[u64]> = numbers.iter().map(Vec::as_slice).collect();
+    let many = store.lookup_many(ZONE_A, &sets).unwrap();
+    let one_by_one: Vec<_> = sets
+        .iter()
+        .map(|set| store.lookup(ZONE_A, set).unwrap())
+        .collect();
+    assert_eq!(many, one_by_one);
+    assert_eq!(many[150].records.len(), 2);
+    assert_eq!(many[150].locks.len(), 1);
+    assert!(many[151].entries.is_empty() && many[152].entries.is_empty());
+}

@@ -17,8 +17,9 @@
 //! the function's timeout); `BIBGATE_DROP_CHUNK` sets the records of a drop file per chunk
 //! (default 500), `BIBGATE_DROP_PARALLEL` the chunk tasks of a file released at once
 //! (default 20), `BIBGATE_DROP_FANOUT=0` imports drop files chunk after chunk with
-//! continuations instead of fanning them out (`poll` and the Lambda runtime read the
-//! three too). The fault tests run it with `BIBGATE_FAILPOINT` armed and kill it
+//! continuations instead of fanning them out, `BIBGATE_COMMIT_CONCURRENCY` the commits of a
+//! chunk in flight at once (default 16; 1 commits them one after another) (`poll` and the
+//! Lambda runtime read the four too). The fault tests run it with `BIBGATE_FAILPOINT` armed and kill it
 //! (`functions/import-processor/tests/faults.rs`).
 //!
 //! `bibgate-import-processor poll` is the Lambda service's side of the SQS event source, in
@@ -119,7 +120,10 @@ fn processor_on(
     let table = required("BIBGATE_TABLE")?;
     let bucket = required("BIBGATE_BUCKET")?;
     let blobs = S3BlobStore::new(context, &bucket);
-    let store = DynamoStore::new(context, &table).with_marc_bucket(blobs.clone());
+    let mut store = DynamoStore::new(context, &table).with_marc_bucket(blobs.clone());
+    if let Some(limit) = optional_number("BIBGATE_COMMIT_CONCURRENCY")? {
+        store = store.with_commit_concurrency(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
     // The institutions' merge policies, from the same table and bucket. The engine starts
     // here; a policy is loaded when an institution's first record needs it (its code
     // precompiled for this architecture from the cache, or compiled once and cached).

@@ -551,8 +551,14 @@ fn a_drop_file_killed_between_chunks() {
     let n_records = expected.len();
     let chunk = 2usize;
     let n_chunks = n_records.div_ceil(chunk);
-    // The continued path (chunk after chunk); the fanned-out one is tested below.
-    let env = [("BIBGATE_DROP_CHUNK", "2"), ("BIBGATE_DROP_FANOUT", "0")];
+    // The continued path (chunk after chunk); the fanned-out one is tested below. Commits one
+    // after another, so that a kill at the second commit leaves exactly the first applied (the
+    // concurrent commits of a chunk are killed midway in the fanned-out test).
+    let env = [
+        ("BIBGATE_DROP_CHUNK", "2"),
+        ("BIBGATE_DROP_FANOUT", "0"),
+        ("BIBGATE_COMMIT_CONCURRENCY", "1"),
+    ];
     let key = "drop/01DEMO_ALPHA/faults.mrc";
     let report_key = "reports/01DEMO_ALPHA/faults.mrc.results.jsonl";
     aws.blobs.put(key, &file).unwrap();
@@ -727,6 +733,10 @@ fn a_fanned_out_drop_file_killed_at_each_step() {
             assert!(response.batch_item_failures.is_empty(), "{response:?}");
         }
     };
+    // Killed before the chunk's second commit, its commits in flight at once (the default
+    // concurrency): the second record is not stored, whatever became of the first.
+    run(&tasks[0], Some("store.commit.before@2"));
+    assert!(!has_result(2), "killed before the second commit");
     run(&tasks[0], Some("drop.chunk"));
     assert!(has_result(1) && has_result(2), "chunk 0 is imported");
     assert_eq!(

@@ -8,6 +8,7 @@
 mod commit;
 mod items;
 mod logon;
+mod pipeline;
 mod policy;
 mod staff;
 mod table;
@@ -22,8 +23,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue, Select};
 use bibgate_store::{
-    BlobStore, Commit, EditorLock, Error, ImportResult, IndexEntry, Institution, MmsId, Profile,
-    RecordVersion, Result, StaffAccount, Store, StoredRecord,
+    BlobStore, Commit, EditorLock, Error, ImportResult, IndexEntry, Institution, Lookup, MmsId,
+    Profile, RecordVersion, Result, StaffAccount, Store, StoredRecord,
 };
 use tracing::instrument;
 
@@ -46,6 +47,12 @@ const FIRST_SERIAL: u64 = 1_000_000;
 /// How many keys one `BatchGetItem` may ask for.
 const MAX_BATCH_GET: usize = 100;
 
+/// How many commits of one [`Store::commit_batch`] are in flight at once, by default.
+pub const DEFAULT_COMMIT_CONCURRENCY: usize = 16;
+
+/// The outcomes of one group of a batch's commits, by the commits' indexes in the batch.
+type GroupOutcomes = Vec<(usize, Result<()>)>;
+
 /// The [`Store`] port on one DynamoDB table (see the crate docs for the design).
 #[derive(Debug)]
 pub struct DynamoStore {
@@ -55,6 +62,8 @@ pub struct DynamoStore {
     marc_bucket: Option<S3BlobStore>,
     /// Numeric codes of zones, by code (they never change once MMS IDs were issued).
     numeric_codes: Mutex<HashMap<String, u16>>,
+    /// At most this many commits of a batch in flight (at least 1).
+    commit_concurrency: usize,
 }
 
 fn sdk_error<E, R>(what: &str, err: &SdkError<E, R>) -> Error
@@ -79,7 +88,15 @@ impl DynamoStore {
             table: table.to_owned(),
             marc_bucket: None,
             numeric_codes: Mutex::new(HashMap::new()),
+            commit_concurrency: DEFAULT_COMMIT_CONCURRENCY,
         }
+    }
+
+    /// Applies at most `limit` (at least 1) commits of a [`Store::commit_batch`] at once
+    /// (default [`DEFAULT_COMMIT_CONCURRENCY`]); 1 applies them one after another.
+    pub fn with_commit_concurrency(mut self, limit: usize) -> DynamoStore {
+        self.commit_concurrency = limit.max(1);
+        self
     }
 
     /// Keeps MARC longer than [`INLINE_MARC_LIMIT`] in this bucket (under `marc/`).
@@ -183,44 +200,30 @@ impl DynamoStore {
         }
     }
 
-    /// The index items of `numbers` in `zone` (consistent reads).
-    async fn read_index(
-        &self,
-        zone: &str,
-        numbers: &BTreeSet<u64>,
-    ) -> Result<BTreeMap<u64, IndexItem>> {
-        let what = format!("read the oclc index of zone {zone:?}");
-        let mut found: BTreeMap<u64, IndexItem> = numbers
-            .iter()
-            .map(|&number| (number, IndexItem::default()))
-            .collect();
-        let all: Vec<u64> = numbers.iter().copied().collect();
-        for chunk in all.chunks(MAX_BATCH_GET) {
-            let mut keys: Vec<Item> = chunk
-                .iter()
-                .map(|&number| key(index_pk(zone, number), NO_SORT))
-                .collect();
+    /// The items of `keys` that exist (consistent `BatchGetItem`s of at most
+    /// [`MAX_BATCH_GET`] keys, unprocessed keys asked again), in no particular order.
+    async fn batch_get(&self, keys: Vec<Item>, what: &str) -> Result<Vec<Item>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_BATCH_GET) {
+            let mut keys = chunk.to_vec();
             while !keys.is_empty() {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut keys)))
                     .consistent_read(true)
                     .build()
-                    .map_err(|err| build_error(&what, err))?;
+                    .map_err(|err| build_error(what, err))?;
                 let output = self
                     .client
                     .batch_get_item()
                     .request_items(&self.table, request)
                     .send()
                     .await
-                    .map_err(|err| sdk_error(&what, &err))?;
-                let items = output
+                    .map_err(|err| sdk_error(what, &err))?;
+                if let Some(items) = output
                     .responses()
                     .and_then(|responses| responses.get(&self.table))
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                for item in items {
-                    let (number, index_item) = index_from(item)?;
-                    found.insert(number, index_item);
+                {
+                    found.extend(items.iter().cloned());
                 }
                 if let Some(unprocessed) = output
                     .unprocessed_keys()
@@ -232,6 +235,28 @@ impl DynamoStore {
                     }
                 }
             }
+        }
+        Ok(found)
+    }
+
+    /// The index items of `numbers` in `zone` (consistent reads).
+    async fn read_index(
+        &self,
+        zone: &str,
+        numbers: &BTreeSet<u64>,
+    ) -> Result<BTreeMap<u64, IndexItem>> {
+        let what = format!("read the oclc index of zone {zone:?}");
+        let mut found: BTreeMap<u64, IndexItem> = numbers
+            .iter()
+            .map(|&number| (number, IndexItem::default()))
+            .collect();
+        let keys = numbers
+            .iter()
+            .map(|&number| key(index_pk(zone, number), NO_SORT))
+            .collect();
+        for item in self.batch_get(keys, &what).await? {
+            let (number, index_item) = index_from(&item)?;
+            found.insert(number, index_item);
         }
         Ok(found)
     }
@@ -453,6 +478,80 @@ impl Store for DynamoStore {
             .collect())
     }
 
+    /// Two rounds of `BatchGetItem` for the whole batch: the index items of every number,
+    /// then the current items and locks of every record they name.
+    #[instrument(name = "dynamo.lookup_many", skip_all, fields(zone = %zone, n_sets = sets.len()), err)]
+    fn lookup_many(&self, zone: &str, sets: &[&[u64]]) -> Result<Vec<Lookup>> {
+        let numbers: BTreeSet<u64> = sets.iter().flat_map(|set| set.iter().copied()).collect();
+        if numbers.is_empty() {
+            return Ok(sets.iter().map(|_| Lookup::default()).collect());
+        }
+        let what = format!(
+            "read the records of zone {zone:?} for {} oclc numbers",
+            numbers.len()
+        );
+        let (index, items) = self.context.block_on(async {
+            let index = self.read_index(zone, &numbers).await?;
+            let ids: BTreeSet<&str> = index
+                .values()
+                .flat_map(|item| item.recs.keys().map(String::as_str))
+                .collect();
+            let keys = ids
+                .iter()
+                .flat_map(|mms_id| {
+                    [
+                        key(record_pk(zone, mms_id), CURRENT),
+                        key(lock_pk(zone, mms_id), NO_SORT),
+                    ]
+                })
+                .collect();
+            let items = self.batch_get(keys, &what).await?;
+            Ok::<_, Error>((index, items))
+        })?;
+        let mut records: HashMap<String, StoredRecord> = HashMap::new();
+        let mut locks: HashMap<String, EditorLock> = HashMap::new();
+        for item in &items {
+            if get_s(item, "pk")?.starts_with("LOCK#") {
+                let lock = lock_from(item)?;
+                locks.insert(lock.mms_id.as_str().to_owned(), lock);
+            } else {
+                let record = record_from(item, |marc| self.load_marc(marc))?;
+                records.insert(record.mms_id.as_str().to_owned(), record);
+            }
+        }
+        // As the default `lookup` answers: entries by number, records and locks by MMS ID.
+        let lookups = sets
+            .iter()
+            .map(|set| {
+                let set: BTreeSet<u64> = set.iter().copied().collect();
+                let entries: Vec<IndexEntry> = set
+                    .iter()
+                    .filter_map(|number| index.get(number).map(|item| (*number, item)))
+                    .flat_map(|(number, item)| {
+                        item.recs.iter().map(move |(mms_id, &active)| IndexEntry {
+                            number,
+                            mms_id: MmsId(mms_id.clone()),
+                            active,
+                        })
+                    })
+                    .collect();
+                let ids: BTreeSet<&str> = entries.iter().map(|e| e.mms_id.as_str()).collect();
+                Lookup {
+                    records: ids
+                        .iter()
+                        .filter_map(|mms_id| records.get(*mms_id).cloned())
+                        .collect(),
+                    locks: ids
+                        .iter()
+                        .filter_map(|mms_id| locks.get(*mms_id).cloned())
+                        .collect(),
+                    entries,
+                }
+            })
+            .collect();
+        Ok(lookups)
+    }
+
     #[instrument(name = "dynamo.record", skip(self), fields(mms_id = %mms_id), err)]
     fn record(&self, zone: &str, mms_id: &MmsId) -> Result<Option<StoredRecord>> {
         let item = self.context.block_on(self.get_item(
@@ -625,13 +724,38 @@ impl Store for DynamoStore {
 
     #[instrument(name = "dynamo.commit_batch", skip_all, fields(n_commits = commits.len()), err)]
     fn commit_batch(&self, commits: &[Commit]) -> Result<Vec<Result<()>>> {
-        self.context.block_on(async {
-            let mut outcomes = Vec::with_capacity(commits.len());
-            for commit in commits {
-                outcomes.push(self.apply(commit).await);
+        let groups = pipeline::independent_groups(commits);
+        let tasks: Vec<pipeline::Task<'_, GroupOutcomes>> = groups
+            .into_iter()
+            .map(|group| {
+                Box::pin(async move {
+                    let mut outcomes = Vec::with_capacity(group.len());
+                    for commit_idx in group {
+                        if let Some(commit) = commits.get(commit_idx) {
+                            outcomes.push((commit_idx, self.apply(commit).await));
+                        }
+                    }
+                    outcomes
+                }) as pipeline::Task<'_, _>
+            })
+            .collect();
+        let by_group = self
+            .context
+            .block_on(pipeline::run_bounded(tasks, self.commit_concurrency));
+        let mut outcomes: Vec<Option<Result<()>>> = commits.iter().map(|_| None).collect();
+        for (commit_idx, outcome) in by_group.into_iter().flatten() {
+            if let Some(slot) = outcomes.get_mut(commit_idx) {
+                *slot = Some(outcome);
             }
-            Ok(outcomes)
-        })
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.ok_or_else(|| {
+                    Error::Backend("a commit of the batch was not applied".to_owned())
+                })
+            })
+            .collect()
     }
 
     #[instrument(name = "dynamo.put_lock", skip_all, fields(mms_id = %lock.mms_id), err)]
