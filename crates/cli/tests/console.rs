@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bibgate_store::{MmsId, Store};
-use bibgate_test_support::records::{oclc_record, seed};
+use bibgate_test_support::records::{encode as encode_record, oclc_record, seed};
 
 use crate::backup::Serve;
 use crate::util::{Scratch, bibgate_in, run_ok};
@@ -84,6 +84,50 @@ pub(crate) fn request(
     cookie: &str,
     body: Option<&str>,
 ) -> Reply {
+    let body = body.map(|b| ("application/x-www-form-urlencoded", b.as_bytes()));
+    request_with(addr, method, path, cookie, body)
+}
+
+/// A `multipart/form-data` POST of text fields and one file.
+fn post_multipart(
+    addr: &str,
+    path: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+    file: (&str, &[u8]),
+) -> Reply {
+    const BOUNDARY: &str = "bibgate-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
+             Content-Type: application/marc\r\n\r\n",
+            file.0
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file.1);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    request_with(addr, "POST", path, cookie, Some((&content_type, &body)))
+}
+
+/// Sends one request with a body of the given content type and reads the whole answer.
+fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: Option<(&str, &[u8])>,
+) -> Reply {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -92,16 +136,16 @@ pub(crate) fn request(
     if !cookie.is_empty() {
         head.push_str(&format!("Cookie: {cookie}\r\n"));
     }
-    if let Some(body) = body {
+    if let Some((content_type, body)) = body {
         head.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             body.len()
         ));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
-    if let Some(body) = body {
-        stream.write_all(body.as_bytes()).unwrap();
+    if let Some((_, body)) = body {
+        stream.write_all(body).unwrap();
     }
     let mut bytes = Vec::new();
     stream.read_to_end(&mut bytes).unwrap();
@@ -444,4 +488,105 @@ fn failed_sign_ins_back_off_per_user() {
     let reply = sign_in(&addr, "nobody", STAFF_PASSWORD);
     assert!(matches!(reply.status, 401 | 429), "{}", reply.status);
     drop(serve);
+}
+
+#[test]
+fn the_policies_page_compares_two_policies_decisions_on_an_uploaded_file() {
+    let (scratch, _, _) = site("console-policy-diff");
+    // A record imported into ALPHA's zone, newer (005) than the file's copy of it: the
+    // engine's 005 check refuses the older export, the no-005-check policy merges it.
+    let newer = scratch.path().join("newer.mrc");
+    std::fs::write(
+        &newer,
+        encode_record(&oclc_record(
+            61_000_010,
+            b' ',
+            Some("20250101120000.0"),
+            "Stored, newer.",
+        )),
+    )
+    .unwrap();
+    run_ok(
+        bibgate_in(&scratch.data())
+            .args(["import", "--institution", ALPHA])
+            .arg(&newer),
+    );
+    let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/wasm32-unknown-unknown/policy/bibgate_policy_no_005_check.wasm");
+    assert!(
+        wasm.exists(),
+        "the policy is not built ({}): run scripts/test.sh",
+        wasm.display()
+    );
+    let published = run_ok(
+        bibgate_in(&scratch.data())
+            .args(["policy", "publish"])
+            .arg(&wasm),
+    );
+    let published = String::from_utf8_lossy(&published.stdout).to_string();
+    let sha = published
+        .split_whitespace()
+        .find(|word| word.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no sha256 in {published:?}"))
+        .to_string();
+    let mut file = encode_record(&oclc_record(
+        61_000_010,
+        b' ',
+        Some("20240101120000.0"),
+        "Exported, older.",
+    ));
+    file.extend(encode_record(&oclc_record(61_000_011, b' ', None, "New.")));
+
+    let serve = Serve::start(&scratch.data(), &["--console", "127.0.0.1:0"]);
+    let addr = console_addr(&serve);
+    let ann = session_cookie(&sign_in(&addr, "ann", STAFF_PASSWORD));
+    let page = request(&addr, "GET", "/policies", &ann, None);
+    assert!(
+        page.body.contains("action=\"/policies/diff\""),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let fields = |csrf: &str, institution: &str| {
+        vec![
+            ("csrf".to_string(), csrf.to_string()),
+            ("institution".to_string(), institution.to_string()),
+            ("from".to_string(), "default".to_string()),
+            ("to".to_string(), sha.clone()),
+        ]
+    };
+    let post = |cookie: &str, fields: Vec<(String, String)>| {
+        let fields: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        post_multipart(
+            &addr,
+            "/policies/diff",
+            cookie,
+            &fields,
+            ("export.mrc", &file),
+        )
+    };
+
+    let reply = post(&ann, fields(&csrf, ALPHA));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("1 of 2 decisions change"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("record 1: NOT_ADDED_OLD -&#62; MERGED"),
+        "{}",
+        reply.body
+    );
+    // Nothing was imported: the new record is still unknown.
+    assert_eq!(
+        scratch.store().find_by_oclc(ALPHA, &[61_000_011]).unwrap(),
+        vec![]
+    );
+    // Another institution's zone, or a forged token: refused.
+    assert_eq!(post(&ann, fields(&csrf, BETA)).status, 403);
+    assert_eq!(post(&ann, fields("forged", ALPHA)).status, 403);
 }

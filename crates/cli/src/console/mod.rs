@@ -314,6 +314,10 @@ fn router(console: Arc<Console>) -> Router {
                 .post(upload)
                 .layer(DefaultBodyLimit::max(UPLOAD_MAX_BYTES + 64 * 1024)),
         )
+        .route(
+            "/policies/diff",
+            post(policy_diff).layer(DefaultBodyLimit::max(UPLOAD_MAX_BYTES + 64 * 1024)),
+        )
         .route("/upload/report", get(upload_report))
         .route("/upload/download", get(upload_download))
         .layer(DefaultBodyLimit::max(FORM_MAX_BYTES))
@@ -625,6 +629,24 @@ async fn upload(State(app): App, headers: HeaderMap, body: Bytes) -> Result<Resp
     let caller = who.clone();
     let (outcome, to) = blocking(move || pages::upload(&data, &caller, form)).await?;
     Ok(app.done(&who, outcome, &to))
+}
+
+async fn policy_diff(
+    State(app): App,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let form = multipart::parse(&content_type, &body).map_err(Refusal::Bad)?;
+    let who = app
+        .who_posting(&headers, form.text("csrf").as_deref())
+        .await?;
+    let data = app.data.clone();
+    blocking(move || pages::policy_diff(&data, who, form)).await
 }
 
 async fn upload_report(

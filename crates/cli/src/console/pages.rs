@@ -817,6 +817,69 @@ pub(crate) fn policy_action(
     Ok((done.map(|()| message(&out)), "/policies".to_string()))
 }
 
+/// Changed records listed on the policy diff page (the counts cover all).
+pub(crate) const DIFF_LINES_SHOWN: usize = 500;
+
+/// The policies page's diff form: what two policy versions (`default`, or a published
+/// `sha256:…`) decide differently on an uploaded file for the staff member's institution,
+/// through `policy diff`'s own function; nothing is written.
+pub(crate) fn policy_diff(
+    data: &Data,
+    who: Who,
+    form: super::multipart::Form,
+) -> Result<Response, Refusal> {
+    let institution = form
+        .text("institution")
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| who.institution.clone());
+    if !who.sees_institution(&institution) {
+        return Err(Refusal::Forbidden(format!(
+            "{institution} is not your institution: no diff was run"
+        )));
+    }
+    let from = form.text("from").unwrap_or_else(|| "default".to_string());
+    let to = form.text("to").unwrap_or_default();
+    let (file, bytes) = form.file.unwrap_or_default();
+    let outcome = if bytes.is_empty() {
+        Err("choose a file of MARC records to compare the decisions on".to_string())
+    } else if to.is_empty() {
+        Err("choose the policy to compare with".to_string())
+    } else {
+        uploaded_source(bytes)
+            .and_then(|source| {
+                crate::cmd::policy::diff::diff_report(data, source, &from, &to, &institution, "{}")
+            })
+            .map(|report| views::PolicyDiff {
+                total: report.total,
+                changed: report.changed,
+                more: report.lines.len().saturating_sub(DIFF_LINES_SHOWN),
+                lines: report.lines.into_iter().take(DIFF_LINES_SHOWN).collect(),
+                by_change: report.by_change,
+            })
+            .map_err(|error| format!("{error:#}"))
+    };
+    Ok(views::render(&views::PolicyDiffPage {
+        nav: Nav::of(&who),
+        institution,
+        file,
+        from,
+        to,
+        outcome,
+    }))
+}
+
+/// An uploaded file as a source of records, its format sniffed as `policy diff` does.
+fn uploaded_source(
+    bytes: Vec<u8>,
+) -> anyhow::Result<bibgate_marc::Source<std::io::Cursor<Vec<u8>>>> {
+    bibgate_marc::Source::sniffed(
+        std::io::Cursor::new(bytes),
+        bibgate_marc::iso2709::Mode::Lenient,
+        bibgate_marc::decode::Charset::Auto,
+    )
+    .map_err(|error| anyhow::anyhow!("the file could not be read: {error}"))
+}
+
 /// The upload page.
 pub(crate) fn upload_page(data: &Data, who: Who) -> Result<Response, Refusal> {
     let store = store_of(data)?;

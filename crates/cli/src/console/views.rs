@@ -228,6 +228,29 @@ pub(crate) struct PoliciesPage {
 }
 
 #[derive(Template)]
+#[template(path = "console/policy_diff.html")]
+pub(crate) struct PolicyDiffPage {
+    pub nav: Nav,
+    pub institution: String,
+    pub file: String,
+    pub from: String,
+    pub to: String,
+    /// The report, or why there is none.
+    pub outcome: Result<PolicyDiff, String>,
+}
+
+/// A `policy diff` report as the page shows it.
+pub(crate) struct PolicyDiff {
+    pub total: usize,
+    pub changed: usize,
+    /// The changed records' lines, at most [`super::pages::DIFF_LINES_SHOWN`].
+    pub lines: Vec<String>,
+    /// Changed records not listed.
+    pub more: usize,
+    pub by_change: Vec<(String, usize)>,
+}
+
+#[derive(Template)]
 #[template(path = "console/upload.html")]
 pub(crate) struct UploadPage {
     pub nav: Nav,

@@ -1,11 +1,12 @@
 //! `policy diff`: the decisions two policy versions make differently on a file.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use bibgate_marc::Source;
 use bibgate_marc::decode::Charset;
 use bibgate_marc::iso2709::Mode;
 use bibgate_plugin_host::{SinglePolicyRunner, WasmEngine};
@@ -33,6 +34,20 @@ pub struct DiffArgs {
     config: String,
 }
 
+/// What two policy versions decide differently on a file (`policy diff`, and the staff
+/// console's policies page).
+#[derive(Debug, Default)]
+pub(crate) struct DiffReport {
+    /// Records read.
+    pub total: usize,
+    /// Records whose decision changes.
+    pub changed: usize,
+    /// One line per changed record: `record N: A -> B: <the new host message>`.
+    pub lines: Vec<String>,
+    /// Changed records by change (`A -> B`), in order of the change.
+    pub by_change: Vec<(String, usize)>,
+}
+
 /// `policy diff`: exit 0 whatever changes; nothing is written.
 pub(super) fn diff(data: &Data, args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let DiffArgs {
@@ -42,6 +57,32 @@ pub(super) fn diff(data: &Data, args: &DiffArgs, out: &mut impl Write) -> anyhow
         institution,
         config,
     } = args;
+    let source = crate::input::open(file, None, Mode::Lenient, Charset::Auto)?;
+    let report = diff_report(data, source, from, to, institution, config)?;
+    for line in &report.lines {
+        writeln!(out, "{line}")?;
+    }
+    writeln!(
+        out,
+        "{} of {} decisions change",
+        report.changed, report.total
+    )?;
+    for (change, n) in &report.by_change {
+        writeln!(out, "  {n}\t{change}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The decisions `from` and `to` (`default`, a folder, a `.wasm` file or `sha256:<hex>`)
+/// make on the records of `source` for `institution`; nothing is written.
+pub(crate) fn diff_report<R: BufRead>(
+    data: &Data,
+    source: Source<R>,
+    from: &str,
+    to: &str,
+    institution: &str,
+    config: &str,
+) -> anyhow::Result<DiffReport> {
     let store = data.store()?.as_ref();
     let route = bibgate_import::route(store, institution, None)?;
     let engine = Arc::new(WasmEngine::new()?);
@@ -68,11 +109,10 @@ pub(super) fn diff(data: &Data, args: &DiffArgs, out: &mut impl Write) -> anyhow
         store,
         b.as_ref().map(|r| r as &dyn bibgate_import::PolicyRunner),
     );
-    let source = crate::input::open(file, None, Mode::Lenient, Charset::Auto)?;
-    let (mut total, mut changed) = (0usize, 0usize);
+    let mut report = DiffReport::default();
     let mut by_change: BTreeMap<String, usize> = BTreeMap::new();
     for item in source {
-        total += 1;
+        report.total += 1;
         let input = match item.outcome {
             Ok(parsed) => bibgate_import::Input::Parsed(Box::new(parsed)),
             Err(e) => bibgate_import::Input::Unreadable(e.to_string()),
@@ -96,20 +136,16 @@ pub(super) fn diff(data: &Data, args: &DiffArgs, out: &mut impl Write) -> anyhow
             || x.host_message != y.host_message
             || merged(&x) != merged(&y)
         {
-            changed += 1;
+            report.changed += 1;
             *by_change
                 .entry(format!("{} -> {}", x.reason_code, y.reason_code))
                 .or_default() += 1;
-            writeln!(
-                out,
+            report.lines.push(format!(
                 "record {}: {} -> {}: {}",
                 item.index, x.reason_code, y.reason_code, y.host_message
-            )?;
+            ));
         }
     }
-    writeln!(out, "{changed} of {total} decisions change")?;
-    for (change, n) in by_change {
-        writeln!(out, "  {n}\t{change}")?;
-    }
-    Ok(ExitCode::SUCCESS)
+    report.by_change = by_change.into_iter().collect();
+    Ok(report)
 }

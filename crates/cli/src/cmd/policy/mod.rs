@@ -3,7 +3,7 @@
 
 mod bench;
 mod develop;
-mod diff;
+pub(crate) mod diff;
 mod publish;
 
 pub(crate) use publish::{activate_in, rollback_in};
