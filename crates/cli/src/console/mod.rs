@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -308,16 +307,10 @@ fn router(console: Arc<Console>) -> Router {
         .route("/locks", get(locks))
         .route("/policies", get(policies))
         .route("/policies/action", post(policy_action))
-        .route(
-            "/upload",
-            get(upload_page)
-                .post(upload)
-                .layer(DefaultBodyLimit::max(UPLOAD_MAX_BYTES + 64 * 1024)),
-        )
-        .route(
-            "/policies/diff",
-            post(policy_diff).layer(DefaultBodyLimit::max(UPLOAD_MAX_BYTES + 64 * 1024)),
-        )
+        // The two multipart forms read their bodies themselves (multipart_form), up to the
+        // upload limit and only for a signed-in caller.
+        .route("/upload", get(upload_page).post(upload))
+        .route("/policies/diff", post(policy_diff))
         .route("/upload/report", get(upload_report))
         .route("/upload/download", get(upload_download))
         .layer(DefaultBodyLimit::max(FORM_MAX_BYTES))
@@ -615,16 +608,40 @@ async fn upload_page(State(app): App, headers: HeaderMap) -> Result<Response, Re
     blocking(move || pages::upload_page(&data, who)).await
 }
 
-async fn upload(State(app): App, headers: HeaderMap, body: Bytes) -> Result<Response, Refusal> {
+/// A multipart form's caller and fields. The session is checked before the body is read,
+/// so a client without one cannot make the console buffer an upload-sized body; the form's
+/// CSRF token after.
+async fn multipart_form(
+    app: &Arc<Console>,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<(Who, multipart::Form), Refusal> {
+    app.who(headers, false).await?;
+    let body = axum::body::to_bytes(body, UPLOAD_MAX_BYTES + 64 * 1024)
+        .await
+        .map_err(|_| {
+            Refusal::Bad(format!(
+                "the form is larger than {} MiB or was cut short",
+                UPLOAD_MAX_BYTES / (1024 * 1024)
+            ))
+        })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let form = multipart::parse(&content_type, &body).map_err(Refusal::Bad)?;
+        .unwrap_or_default();
+    let form = multipart::parse(content_type, &body).map_err(Refusal::Bad)?;
     let who = app
-        .who_posting(&headers, form.text("csrf").as_deref())
+        .who_posting(headers, form.text("csrf").as_deref())
         .await?;
+    Ok((who, form))
+}
+
+async fn upload(
+    State(app): App,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, Refusal> {
+    let (who, form) = multipart_form(&app, &headers, body).await?;
     let data = app.data.clone();
     let caller = who.clone();
     let (outcome, to) = blocking(move || pages::upload(&data, &caller, form)).await?;
@@ -634,17 +651,9 @@ async fn upload(State(app): App, headers: HeaderMap, body: Bytes) -> Result<Resp
 async fn policy_diff(
     State(app): App,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, Refusal> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let form = multipart::parse(&content_type, &body).map_err(Refusal::Bad)?;
-    let who = app
-        .who_posting(&headers, form.text("csrf").as_deref())
-        .await?;
+    let (who, form) = multipart_form(&app, &headers, body).await?;
     let data = app.data.clone();
     blocking(move || pages::policy_diff(&data, who, form)).await
 }
