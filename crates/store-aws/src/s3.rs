@@ -49,6 +49,47 @@ impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
 }
 
 impl S3BlobStore {
+    /// One `GetObject` (of `range` when given): the bytes and whether the answer was a
+    /// range; `None` when there is no such object. A range from the end of the object on
+    /// is no bytes.
+    async fn fetch(
+        &self,
+        key: &str,
+        range: Option<String>,
+        what: &str,
+    ) -> Result<Option<(Vec<u8>, bool)>> {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|service| service.is_no_such_key())
+                    || (status(&err) == Some(404) && err.code() != Some("NoSuchBucket")) =>
+            {
+                return Ok(None);
+            }
+            Err(err) if status(&err) == Some(416) || err.code() == Some("InvalidRange") => {
+                return Ok(Some((Vec::new(), true)));
+            }
+            Err(err) => return Err(backend(what, &err)),
+        };
+        let ranged = output.content_range().is_some();
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
+        Ok(Some((body.into_bytes().to_vec(), ranged)))
+    }
+
     /// A store over `bucket`. Path-style addressing is used when an S3 endpoint URL is
     /// configured (see the crate docs, "Endpoints").
     pub fn new(context: &AwsContext, bucket: &str) -> S3BlobStore {
@@ -194,33 +235,9 @@ impl BlobStore for S3BlobStore {
     #[instrument(name = "s3.get", skip(self), fields(bucket = %self.bucket), err)]
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let what = format!("get {}", self.shown(key));
-        self.context.block_on(async {
-            let output = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(output) => output,
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|service| service.is_no_such_key())
-                        || (status(&err) == Some(404) && err.code() != Some("NoSuchBucket")) =>
-                {
-                    return Ok(None);
-                }
-                Err(err) => return Err(backend(&what, &err)),
-            };
-            let body = output
-                .body
-                .collect()
-                .await
-                .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
-            Ok(Some(body.into_bytes().to_vec()))
-        })
+        self.context
+            .block_on(self.fetch(key, None, &what))
+            .map(|found| found.map(|(bytes, _)| bytes))
     }
 
     #[instrument(name = "s3.get_range", skip(self), fields(bucket = %self.bucket), err)]
@@ -230,50 +247,22 @@ impl BlobStore for S3BlobStore {
         }
         let what = format!("get bytes {start}.. of {}", self.shown(key));
         let range = format!("bytes={start}-{}", start.saturating_add(len - 1));
-        self.context.block_on(async {
-            let output = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .range(range)
-                .send()
-                .await
-            {
-                Ok(output) => output,
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|service| service.is_no_such_key())
-                        || (status(&err) == Some(404) && err.code() != Some("NoSuchBucket")) =>
-                {
-                    return Ok(None);
-                }
-                // A range from the end of the object on: no bytes.
-                Err(err) if status(&err) == Some(416) || err.code() == Some("InvalidRange") => {
-                    return Ok(Some(Vec::new()));
-                }
-                Err(err) => return Err(backend(&what, &err)),
-            };
-            let ranged = output.content_range().is_some();
-            let body = output
-                .body
-                .collect()
-                .await
-                .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
-            let mut bytes = body.into_bytes().to_vec();
-            // A server that ignores the range sends the whole object.
-            if !ranged || bytes.len() as u64 > len {
-                let from = usize::try_from(start)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                let to = usize::try_from(start.saturating_add(len))
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                bytes = bytes[from..to].to_vec();
-            }
-            Ok(Some(bytes))
-        })
+        let Some((mut bytes, ranged)) =
+            self.context.block_on(self.fetch(key, Some(range), &what))?
+        else {
+            return Ok(None);
+        };
+        // A server that ignores the range sends the whole object.
+        if !ranged || bytes.len() as u64 > len {
+            let from = usize::try_from(start)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let to = usize::try_from(start.saturating_add(len))
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            bytes = bytes[from..to].to_vec();
+        }
+        Ok(Some(bytes))
     }
 
     /// Copies on the server (`CopyObject`, up to 5 GB), the bytes never pass through this
