@@ -280,16 +280,21 @@ impl Read for Ranged<'_> {
     }
 }
 
-/// The content hash of a blob, read a window at a time; `None` when it is not there.
+/// The content hash of a blob, read a window at a time; `None` when it is not there,
+/// including when it goes while being read (another delivery's clean-up deleted it).
 pub fn streamed_hash(blobs: &dyn BlobStore, key: &str) -> Result<Option<u64>> {
     if blobs.get_range(key, 0, 0)?.is_none() {
         return Ok(None);
     }
     let state = RangedState::new();
     let mut reader = Ranged::new(blobs, key, &state);
-    std::io::copy(&mut reader, &mut std::io::sink())
-        .map_err(|error| Error::Unreadable(format!("could not read {key:?}: {error}")))?;
-    Ok(Some(state.hash.get()))
+    match std::io::copy(&mut reader, &mut std::io::sink()) {
+        Ok(_) => Ok(Some(state.hash.get())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(Error::Unreadable(format!(
+            "could not read {key:?}: {error}"
+        ))),
+    }
 }
 
 /// The head of a MARCXML document (the bytes before its first `record` element) and the
@@ -772,6 +777,60 @@ fn clean_up(blobs: &dyn BlobStore, institution: &str, file: &str, plan: &Plan) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One blob that another delivery's clean-up deletes once its first window was read.
+    struct GoneWhileRead {
+        bytes: Vec<u8>,
+        windows_read: std::sync::atomic::AtomicUsize,
+    }
+
+    impl BlobStore for GoneWhileRead {
+        fn put(&self, _: &str, _: &[u8]) -> bibgate_store::Result<()> {
+            unreachable!("only read")
+        }
+        fn put_if_absent(&self, _: &str, _: &[u8]) -> bibgate_store::Result<bool> {
+            unreachable!("only read")
+        }
+        fn get(&self, _: &str) -> bibgate_store::Result<Option<Vec<u8>>> {
+            unreachable!("read in windows")
+        }
+        fn list(&self, _: &str) -> bibgate_store::Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn delete(&self, _: &str) -> bibgate_store::Result<bool> {
+            Ok(false)
+        }
+        fn get_range(
+            &self,
+            _: &str,
+            start: u64,
+            len: u64,
+        ) -> bibgate_store::Result<Option<Vec<u8>>> {
+            if len > 0
+                && self
+                    .windows_read
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    > 0
+            {
+                return Ok(None);
+            }
+            let start = usize::try_from(start).unwrap().min(self.bytes.len());
+            let end = start
+                .saturating_add(usize::try_from(len).unwrap())
+                .min(self.bytes.len());
+            Ok(Some(self.bytes[start..end].to_vec()))
+        }
+    }
+
+    #[test]
+    fn a_drop_file_deleted_while_its_hash_is_read_is_gone_not_unreadable() {
+        let blobs = GoneWhileRead {
+            bytes: vec![b'x'; WINDOW_BYTES as usize + 10],
+            windows_read: Default::default(),
+        };
+        assert_eq!(streamed_hash(&blobs, "drop/A/f.mrc").unwrap(), None);
+        assert!(!delete_if_unchanged(&blobs, "drop/A/f.mrc", 1).unwrap());
+    }
 
     #[test]
     fn chunk_task_keys_round_trip() {
