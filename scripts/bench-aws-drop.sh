@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# A drop file through the import processor on the local stand-in for AWS, with latency: moto
-# (scripts/moto_server.py) behind scripts/latency_proxy.py, which counts every AWS request
-# by operation and delays it (8 ms DynamoDB, 20 ms S3, 10 ms SQS by default) while letting
-# requests overlap.
+# A drop file through the import processor on local stand-ins for AWS, with latency:
+# scripts/latency_proxy.py counts every AWS request by operation and delays it (8 ms
+# DynamoDB, 20 ms S3, 10 ms SQS by default) while letting requests overlap, in front of
+# moto (scripts/moto_server.py: S3, SQS) and of scripts/dynamo_standin.py (DynamoDB; an
+# in-memory DynamoDB that serves requests concurrently in microseconds, where moto serves
+# them one at a time in ~9 ms each, more than the latency being simulated). Before the
+# benchmark, the store's contract suite runs against the stand-in (its fidelity check).
 #
 #   scripts/bench-aws-drop.sh [RECORDS] [RSS_RECORDS...]     (default 2000, then 2000 20000)
 #
@@ -15,13 +18,14 @@
 #    default 20; BIBGATE_BENCH_VARIANTS picks variants). Prints requests per imported
 #    record by operation, wall time, overlap factor (injected latency / wall time) and the
 #    ratio to the baseline.
-# 2. For each RSS_RECORDS, the function as a process (`bibgate-import-processor poll`, debug
-#    build) on tables and queues provisioned from infra/template.yaml (scripts/aws_local.py),
+# 2. For each RSS_RECORDS, the function as a process (`bibgate-import-processor poll`) on tables and queues provisioned from infra/template.yaml (scripts/aws_local.py),
 #    fed the drop file through the bucket's notification, under /usr/bin/time -v: its peak
 #    RSS and wall time.
 #
-# Latencies: BIBGATE_BENCH_DYNAMODB_MS, BIBGATE_BENCH_S3_MS, BIBGATE_BENCH_SQS_MS. Builds
-# (debug) into $CARGO_TARGET_DIR (default target/).
+# Latencies: BIBGATE_BENCH_DYNAMODB_MS, BIBGATE_BENCH_S3_MS, BIBGATE_BENCH_SQS_MS.
+# BIBGATE_BENCH_DYNAMODB=moto serves DynamoDB from moto instead of the stand-in (no check);
+# BIBGATE_BENCH_CHECK=0 skips the contract suite; BIBGATE_BENCH_PROFILE=debug benchmarks a
+# debug build (default release). Builds into $CARGO_TARGET_DIR (default target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records=${1:-2000}
@@ -33,9 +37,16 @@ dynamodb_ms=${BIBGATE_BENCH_DYNAMODB_MS:-8}
 s3_ms=${BIBGATE_BENCH_S3_MS:-20}
 sqs_ms=${BIBGATE_BENCH_SQS_MS:-10}
 
-cargo build -q -p bibgate-import-processor --example bench_drop --bin bibgate-import-processor
-bench=$target/debug/examples/bench_drop
-processor=$target/debug/bibgate-import-processor
+dynamodb=${BIBGATE_BENCH_DYNAMODB:-standin}
+profile=${BIBGATE_BENCH_PROFILE:-release}
+case $dynamodb in moto|standin) ;; *) echo "BIBGATE_BENCH_DYNAMODB is moto or standin, not $dynamodb" >&2; exit 2 ;; esac
+case $profile in
+  release) cargo build -q --release -p bibgate-import-processor --example bench_drop --bin bibgate-import-processor ;;
+  debug) cargo build -q -p bibgate-import-processor --example bench_drop --bin bibgate-import-processor ;;
+  *) echo "BIBGATE_BENCH_PROFILE is release or debug, not $profile" >&2; exit 2 ;;
+esac
+bench=$target/$profile/examples/bench_drop
+processor=$target/$profile/bibgate-import-processor
 
 # The interpreter itself (not a version manager's shim), so that $! is the server's pid.
 python=$(python3 -c 'import sys; print(sys.executable)')
@@ -51,25 +62,52 @@ trap cleanup EXIT
 moto_port=$(free_port)
 "$python" scripts/moto_server.py -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
 pids+=($!)
-proxy_port=$(free_port)
-"$python" scripts/latency_proxy.py --upstream "http://127.0.0.1:$moto_port" -p "$proxy_port" \
-  --dynamodb-ms "$dynamodb_ms" --s3-ms "$s3_ms" --sqs-ms "$sqs_ms" >"$work/proxy.log" 2>&1 &
-pids+=($!)
+upstreams=(--upstream "http://127.0.0.1:$moto_port")
+standin_url=
+if [ "$dynamodb" = standin ]; then
+  standin_port=$(free_port)
+  "$python" scripts/dynamo_standin.py -H 127.0.0.1 -p "$standin_port" >"$work/standin.log" 2>&1 &
+  pids+=($!)
+  standin_url=http://127.0.0.1:$standin_port
+  upstreams+=(--dynamodb-upstream "$standin_url")
+fi
+# The proxy at the given latencies, on its own port; its URL in $started.
+start_proxy() {
+  local port
+  port=$(free_port)
+  "$python" scripts/latency_proxy.py "${upstreams[@]}" -p "$port" --dynamodb-ms "$1" \
+    --s3-ms "$2" --sqs-ms "$3" >"$work/proxy-$port.log" 2>&1 &
+  pids+=($!)
+  started=http://127.0.0.1:$port
+}
+start_proxy "$dynamodb_ms" "$s3_ms" "$sqs_ms"
+proxy=$started
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" 2>/dev/null \
-    && curl -fsS -o /dev/null "http://127.0.0.1:$proxy_port/__proxy/stats" 2>/dev/null && break
+    && curl -fsS -o /dev/null "$proxy/__proxy/stats" 2>/dev/null \
+    && { [ -z "$standin_url" ] || curl -fsS -o /dev/null "$standin_url/"; } 2>/dev/null && break
   sleep 0.2
 done
-export AWS_ENDPOINT_URL=http://127.0.0.1:$proxy_port AWS_ACCESS_KEY_ID=test \
-  AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 BIBGATE_SHARED=${BIBGATE_SHARED:-../shared}
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+  BIBGATE_SHARED=${BIBGATE_SHARED:-../shared}
 
-echo "== $records records through Processor::handle; latency: DynamoDB $dynamodb_ms ms, S3 $s3_ms ms, SQS $sqs_ms ms"
+if [ "$dynamodb" = standin ] && [ "${BIBGATE_BENCH_CHECK:-1}" != 0 ]; then
+  echo "== the store's contract suite against the DynamoDB stand-in (no latency)"
+  start_proxy 0 0 0
+  check_proxy=$started
+  sleep 1
+  AWS_ENDPOINT_URL=$check_proxy cargo test -q -p bibgate-store-aws --all-features --test contract 2>&1 \
+    | grep -E '^test result|FAILED|panicked' || { echo "the contract suite failed on the stand-in" >&2; exit 1; }
+fi
+export AWS_ENDPOINT_URL=$proxy
+
+echo "== $records records through Processor::handle ($profile build; DynamoDB: $dynamodb); latency: DynamoDB $dynamodb_ms ms, S3 $s3_ms ms, SQS $sqs_ms ms"
 "$bench" --records "$records" --concurrency "${BIBGATE_BENCH_CONCURRENCY:-16}" \
   --parallel "${BIBGATE_BENCH_PARALLEL:-20}" \
   --variants "${BIBGATE_BENCH_VARIANTS:-before,baseline,after,fanout}" | tee "$work/bench.out" | grep -v '^BENCH '
 
 echo
-echo "== peak RSS of bibgate-import-processor poll ($processor)"
+echo "== peak RSS of bibgate-import-processor poll ($processor; DynamoDB: $dynamodb)"
 eval "$(python3 scripts/aws_local.py provision --endpoint "$AWS_ENDPOINT_URL")"
 for n in "${rss_records[@]}"; do
   file=rss-$n.mrc

@@ -24,7 +24,11 @@ Control paths (not forwarded):
                           time since the last reset (ms)
     POST /__proxy/reset   zeroes the counters
 
+With `--dynamodb-upstream`, DynamoDB requests go to another server than moto's
+(scripts/dynamo_standin.py, which serves them concurrently: see its docs).
+
 Usage: python3 scripts/latency_proxy.py --upstream http://127.0.0.1:MOTO -p PORT
+           [--dynamodb-upstream http://127.0.0.1:STANDIN]
            [--dynamodb-ms 8] [--s3-ms 20] [--sqs-ms 10]
 """
 
@@ -155,8 +159,8 @@ def read_chunked(stream):
         stream.readline()
 
 
-def make_handler(upstream, latency_ms, stats):
-    host, port = upstream
+def make_handler(upstreams, latency_ms, stats):
+    """`upstreams`: (host, port) by service, `None` for every other service."""
     local = threading.local()
 
     class Handler(BaseHTTPRequestHandler):
@@ -184,16 +188,18 @@ def make_handler(upstream, latency_ms, stats):
             self.end_headers()
             self.wfile.write(body)
 
-        def _forward(self, method, path, body):
+        def _forward(self, service, method, path, body):
+            host, port = upstreams.get(service) or upstreams[None]
             headers = {name: value for name, value in self.headers.items()
                        if name.lower() not in HOP and name.lower() != "content-length"}
             if body or method in ("PUT", "POST"):
                 headers["Content-Length"] = str(len(body))
             for attempt in range(2):
-                connection = getattr(local, "connection", None)
+                connections = local.__dict__.setdefault("connections", {})
+                connection = connections.get((host, port))
                 if connection is None:
-                    connection = local.connection = http.client.HTTPConnection(host, port,
-                                                                               timeout=120)
+                    connection = connections[(host, port)] = http.client.HTTPConnection(
+                        host, port, timeout=120)
                     connection.connect()
                     connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 try:
@@ -202,7 +208,7 @@ def make_handler(upstream, latency_ms, stats):
                     return response, response.read()
                 except (http.client.HTTPException, ConnectionError, OSError):
                     connection.close()
-                    local.connection = None
+                    connections.pop((host, port), None)
                     if attempt == 1:
                         raise
             raise RuntimeError("unreachable")
@@ -223,7 +229,7 @@ def make_handler(upstream, latency_ms, stats):
                 time.sleep(delay_ms / 1000.0)
             forwarded = time.monotonic()
             try:
-                response, payload = self._forward(self.command, self.path, body)
+                response, payload = self._forward(service, self.command, self.path, body)
             except OSError as err:
                 return self._reply(502, json.dumps({"proxy": str(err)}).encode())
             finally:
@@ -257,16 +263,22 @@ class Server(ThreadingHTTPServer):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", required=True, help="moto's URL, http://host:port")
+    parser.add_argument("--dynamodb-upstream",
+                        help="where DynamoDB requests go instead (scripts/dynamo_standin.py)")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=0)
     parser.add_argument("--dynamodb-ms", type=float, default=8.0)
     parser.add_argument("--s3-ms", type=float, default=20.0)
     parser.add_argument("--sqs-ms", type=float, default=10.0)
     args = parser.parse_args()
-    upstream = urllib.parse.urlsplit(args.upstream)
+    upstreams = {}
+    for service, url in ((None, args.upstream), ("dynamodb", args.dynamodb_upstream)):
+        if url:
+            parts = urllib.parse.urlsplit(url)
+            upstreams[service] = (parts.hostname, parts.port or 80)
     latency = {"dynamodb": args.dynamodb_ms, "s3": args.s3_ms, "sqs": args.sqs_ms}
     server = Server((args.host, args.port),
-                    make_handler((upstream.hostname, upstream.port or 80), latency, Stats()))
+                    make_handler(upstreams, latency, Stats()))
     print(f"listening on http://{args.host}:{server.server_address[1]}", flush=True)
     server.serve_forever()
 

@@ -1,4 +1,5 @@
-//! One drop file through [`Processor::handle`] on moto behind `scripts/latency_proxy.py`:
+//! One drop file through [`Processor::handle`] on the local AWS stand-ins (moto; DynamoDB
+//! from `scripts/dynamo_standin.py`) behind `scripts/latency_proxy.py`:
 //! the AWS requests per imported record by operation, the wall time and the overlap factor
 //! (injected latency summed over all requests / wall time), per variant. Run by
 //! `scripts/bench-aws-drop.sh`, which starts moto and the proxy and points
