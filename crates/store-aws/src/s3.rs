@@ -3,10 +3,15 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bibgate_store::{BlobStore, Error, Result};
 use tracing::instrument;
 
 use crate::context::AwsContext;
+
+/// The parts of a multipart upload (S3 takes 5 MiB to 5 GiB, the last one smaller): what
+/// [`BlobStore::put_stream_if_absent`] holds in memory at once.
+const PART_BYTES: usize = 8 * 1024 * 1024;
 
 /// How often a conditional put is tried again after S3 answered 409
 /// (`ConditionalRequestConflict`: another conditional write to the key was in flight).
@@ -178,7 +183,162 @@ fn encode_copy_source(key: &str) -> String {
     out
 }
 
+/// Up to [`PART_BYTES`] of `source` (fewer only at its end).
+fn read_part(source: &mut dyn std::io::Read, key: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut part = Vec::with_capacity(PART_BYTES);
+    source
+        .take(PART_BYTES as u64)
+        .read_to_end(&mut part)
+        .map_err(|err| bibgate_store::stream_error(key, &err))?;
+    Ok(part)
+}
+
+impl S3BlobStore {
+    /// `first` and the rest of `source` under `key` as a multipart upload (parts of
+    /// [`PART_BYTES`], one read while none is in flight); with `if_absent`, completed only
+    /// if the key is free (`If-None-Match: *` on `CompleteMultipartUpload`). Returns whether
+    /// it was written and how many bytes; an upload not completed is aborted.
+    fn put_parts(
+        &self,
+        key: &str,
+        first: Vec<u8>,
+        source: &mut dyn std::io::Read,
+        if_absent: bool,
+    ) -> Result<(bool, u64)> {
+        let what = format!("start a multipart upload of {}", self.shown(key));
+        let started = self
+            .context
+            .block_on(
+                self.client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send(),
+            )
+            .map_err(|err| backend(&what, &err))?;
+        let upload_id = started
+            .upload_id()
+            .ok_or_else(|| Error::Backend(format!("could not {what}: S3 gave no upload id")))?;
+        let outcome = self.upload_parts(key, upload_id, first, source, if_absent);
+        if !matches!(outcome, Ok((true, _))) {
+            // Best effort: the bucket's lifecycle rule (AbortIncompleteMultipartUpload)
+            // removes what a failed abort leaves behind.
+            let _ = self.context.block_on(
+                self.client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .send(),
+            );
+        }
+        outcome
+    }
+
+    /// The parts and the completion of [`S3BlobStore::put_parts`].
+    fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        first: Vec<u8>,
+        source: &mut dyn std::io::Read,
+        if_absent: bool,
+    ) -> Result<(bool, u64)> {
+        let what = format!("put {} (multipart)", self.shown(key));
+        let mut total = 0u64;
+        let mut parts = Vec::new();
+        let mut part = first;
+        while !part.is_empty() {
+            let number = i32::try_from(parts.len() + 1)
+                .map_err(|_| Error::Backend(format!("could not {what}: too many parts")))?;
+            let part_len = part.len() as u64;
+            let uploaded = self
+                .context
+                .block_on(
+                    self.client
+                        .upload_part()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .body(ByteStream::from(std::mem::take(&mut part)))
+                        .send(),
+                )
+                .map_err(|err| backend(&what, &err))?;
+            total += part_len;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(uploaded.e_tag().map(str::to_owned))
+                    .build(),
+            );
+            part = read_part(source, key)?;
+        }
+        let mut conflicts = 0;
+        loop {
+            let completed = self.context.block_on(
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts.clone()))
+                            .build(),
+                    )
+                    .set_if_none_match(if_absent.then(|| "*".to_owned()))
+                    .send(),
+            );
+            match completed {
+                Ok(_) => return Ok((true, total)),
+                Err(err)
+                    if if_absent
+                        && (status(&err) == Some(412)
+                            || err.code() == Some("PreconditionFailed")) =>
+                {
+                    return Ok((false, total));
+                }
+                Err(err)
+                    if (status(&err) == Some(409)
+                        || err.code() == Some("ConditionalRequestConflict"))
+                        && conflicts < CONDITIONAL_CONFLICT_RETRIES =>
+                {
+                    conflicts += 1;
+                }
+                Err(err) => return Err(backend(&what, &err)),
+            }
+        }
+    }
+}
+
 impl BlobStore for S3BlobStore {
+    /// One conditional `PutObject` when the bytes fit in one part; else, unless the key is
+    /// already taken, a multipart upload completed only if the key is free.
+    #[instrument(name = "s3.put_stream_if_absent", skip(self, source), fields(bucket = %self.bucket), err)]
+    fn put_stream_if_absent(&self, key: &str, source: &mut dyn std::io::Read) -> Result<bool> {
+        let first = read_part(source, key)?;
+        if first.len() < PART_BYTES {
+            return self.put_if_absent(key, &first);
+        }
+        if self.exists(key)? {
+            return Ok(false);
+        }
+        Ok(self.put_parts(key, first, source, true)?.0)
+    }
+
+    /// One `PutObject` when the bytes fit in one part, else a multipart upload.
+    #[instrument(name = "s3.put_stream", skip(self, source), fields(bucket = %self.bucket), err)]
+    fn put_stream(&self, key: &str, source: &mut dyn std::io::Read) -> Result<u64> {
+        let first = read_part(source, key)?;
+        if first.len() < PART_BYTES {
+            self.put(key, &first)?;
+            return Ok(first.len() as u64);
+        }
+        Ok(self.put_parts(key, first, source, false)?.1)
+    }
+
     #[instrument(name = "s3.put", skip(self, bytes), fields(bucket = %self.bucket, len = bytes.len()), err)]
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let body = ByteStream::from(bytes.to_vec());

@@ -179,6 +179,17 @@ pub struct SetAside {
     pub why: String,
 }
 
+/// The error of a `put_stream*` whose source failed: [`Error::NotFound`] when the source
+/// says a piece of it is gone (`io::ErrorKind::NotFound`), else [`Error::Backend`].
+pub fn stream_error(key: &str, err: &std::io::Error) -> Error {
+    let message = format!("could not read the bytes of {key:?}: {err}");
+    if err.kind() == std::io::ErrorKind::NotFound {
+        Error::NotFound(message)
+    } else {
+        Error::Backend(message)
+    }
+}
+
 /// Raw bytes by key: the object-store port (a local folder by default, S3 on AWS).
 ///
 /// Keys are `/`-separated paths such as `inbox/01DEMO_ALPHA/<export-id>.mrc`.
@@ -203,9 +214,23 @@ pub trait BlobStore: Send + Sync {
         let mut bytes = Vec::new();
         source
             .read_to_end(&mut bytes)
-            .map_err(|err| Error::Backend(format!("could not read the bytes of {key:?}: {err}")))?;
+            .map_err(|err| stream_error(key, &err))?;
         self.put(key, &bytes)?;
         Ok(bytes.len() as u64)
+    }
+
+    /// [`BlobStore::put_if_absent`] of the bytes `source` yields until it ends: written only
+    /// if the key is free (false when it was taken, before or while the bytes were read),
+    /// and on an error nothing new is under the key. The default collects the bytes in
+    /// memory first; the folder adapter copies them to a temporary file and links it into
+    /// place, the S3 adapter sends a multipart upload completed only if the key is free, so
+    /// a large blob (a drop file's report) costs bounded memory.
+    fn put_stream_if_absent(&self, key: &str, source: &mut dyn std::io::Read) -> Result<bool> {
+        let mut bytes = Vec::new();
+        source
+            .read_to_end(&mut bytes)
+            .map_err(|err| stream_error(key, &err))?;
+        self.put_if_absent(key, &bytes)
     }
 
     /// The bytes under a key as a reader, to go through piece by piece; `None` when the key

@@ -163,6 +163,50 @@ impl FolderBlobStore {
             }
         }
     }
+
+    /// Links the complete temporary file `temp` to `path` (a hard link appears atomically
+    /// and fails if the name exists), removes `temp` and syncs `dir`; false when the key was
+    /// taken.
+    fn link_into_place(&self, key: &str, path: &Path, dir: &Path, temp: &Path) -> Result<bool> {
+        let linked = place(temp, path, key, |from, to| fs::hard_link(from, to))?;
+        let removed = fs::remove_file(temp);
+        match linked {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(err) => return Err(io_error(&format!("link blob {key:?} into place"), err)),
+        }
+        removed
+            .map_err(|err| io_error(&format!("remove the temporary file of blob {key:?}"), err))?;
+        self.syncs
+            .sync(dir)
+            .map_err(|err| io_error(&format!("sync the folder of blob {key:?}"), err))?;
+        Ok(true)
+    }
+}
+
+/// Copies `source` into `file` in 64 KiB pieces; returns how many bytes. A failure of the
+/// source (not of the file) is kept in `failed`, so the caller can tell the two apart.
+fn copy_from(
+    source: &mut dyn io::Read,
+    file: &mut File,
+    failed: &mut Option<io::Error>,
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut copied = 0u64;
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                let kind = err.kind();
+                *failed = Some(err);
+                return Err(io::Error::new(kind, "the source of the bytes failed"));
+            }
+        };
+        file.write_all(&buf[..n])?;
+        copied += n as u64;
+    }
 }
 
 /// Removes `dir` if it holds nothing but (nested) empty folders; fails on any file.
@@ -491,20 +535,21 @@ impl BlobStore for FolderBlobStore {
         let path = self.file_of(key)?;
         let dir = path.parent().unwrap_or(&self.root);
         let temp = self.write_temp(key, dir, bytes)?;
-        // A hard link to the complete file appears atomically, and fails if the name exists.
-        let linked = place(&temp, &path, key, |from, to| fs::hard_link(from, to))?;
-        let removed = fs::remove_file(&temp);
-        match linked {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(err) => return Err(io_error(&format!("link blob {key:?} into place"), err)),
-        }
-        removed
-            .map_err(|err| io_error(&format!("remove the temporary file of blob {key:?}"), err))?;
-        self.syncs
-            .sync(dir)
-            .map_err(|err| io_error(&format!("sync the folder of blob {key:?}"), err))?;
-        Ok(true)
+        self.link_into_place(key, &path, dir, &temp)
+    }
+
+    /// Copied in 64 KiB pieces to a temporary file, then linked into place as
+    /// [`BlobStore::put_if_absent`] does.
+    fn put_stream_if_absent(&self, key: &str, source: &mut dyn io::Read) -> Result<bool> {
+        let path = self.file_of(key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        let mut failed = None;
+        let written = self.write_temp_with(key, &dir, |file| copy_from(source, file, &mut failed));
+        let (temp, _) = match (written, failed) {
+            (Err(_), Some(err)) => return Err(bibgate_store::stream_error(key, &err)),
+            (written, _) => written?,
+        };
+        self.link_into_place(key, &path, &dir, &temp)
     }
 
     /// Each blob to a synced temporary file, renamed into place; then each folder synced once.
@@ -539,20 +584,12 @@ impl BlobStore for FolderBlobStore {
     fn put_stream(&self, key: &str, source: &mut dyn io::Read) -> Result<u64> {
         let path = self.file_of(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        let (temp, copied) = self.write_temp_with(key, &dir, |file| {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut copied = 0u64;
-            loop {
-                let n = match source.read(&mut buf) {
-                    Ok(0) => return Ok(copied),
-                    Ok(n) => n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(err) => return Err(err),
-                };
-                file.write_all(&buf[..n])?;
-                copied += n as u64;
-            }
-        })?;
+        let mut failed = None;
+        let written = self.write_temp_with(key, &dir, |file| copy_from(source, file, &mut failed));
+        let (temp, copied) = match (written, failed) {
+            (Err(_), Some(err)) => return Err(bibgate_store::stream_error(key, &err)),
+            (written, _) => written?,
+        };
         if let Err(err) = place(&temp, &path, key, |from, to| fs::rename(from, to))? {
             let _ = fs::remove_file(&temp);
             return Err(io_error(&format!("move blob {key:?} into place"), err));

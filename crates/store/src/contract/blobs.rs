@@ -238,6 +238,88 @@ pub(super) fn check_blob_put_stream_and_open(store: &dyn BlobStore) {
     );
 }
 
+pub(super) fn check_blob_put_stream_if_absent(store: &dyn BlobStore) {
+    /// A source that fails once `.1` bytes were read (`.0` so far), as a report's parts
+    /// do when one is deleted while they are read.
+    struct GoneAt(usize, usize);
+    impl std::io::Read for GoneAt {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 >= self.1 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "a part is gone",
+                ));
+            }
+            let n = buf.len().min(self.1 - self.0);
+            buf[..n].fill(b'x');
+            self.0 += n;
+            Ok(n)
+        }
+    }
+    let key = "reports/contract/streamed.jsonl";
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    assert!(
+        ok(
+            store.put_stream_if_absent(key, &mut &bytes[..]),
+            "put_stream_if_absent"
+        ),
+        "a free key is written"
+    );
+    assert_eq!(blob_get(store, key), Some(bytes.clone()));
+    assert!(
+        !ok(
+            store.put_stream_if_absent(key, &mut &b"other"[..]),
+            "put_stream_if_absent on a taken key"
+        ),
+        "a taken key is not written"
+    );
+    assert_eq!(
+        blob_get(store, key),
+        Some(bytes),
+        "a taken key keeps its bytes"
+    );
+    // Larger than a multipart upload's part (8 MiB on S3): several parts, written once.
+    let large_key = "reports/contract/large.jsonl";
+    let large: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    assert!(ok(
+        store.put_stream_if_absent(large_key, &mut &large[..]),
+        "put_stream_if_absent of 9 MiB"
+    ));
+    assert!(
+        blob_get(store, large_key) == Some(large.clone()),
+        "9 MiB read back"
+    );
+    assert!(!ok(
+        store.put_stream_if_absent(large_key, &mut &b"other"[..]),
+        "put_stream_if_absent of a taken large key"
+    ));
+    let replaced: Vec<u8> = large.iter().map(|b| b.wrapping_add(1)).collect();
+    assert_eq!(
+        ok(
+            store.put_stream(large_key, &mut &replaced[..]),
+            "put_stream of 9 MiB"
+        ),
+        replaced.len() as u64
+    );
+    assert!(
+        blob_get(store, large_key) == Some(replaced),
+        "put_stream of 9 MiB replaces"
+    );
+    // A source that fails: nothing is written, and a part that is gone says so.
+    for at in [10, 9 * 1024 * 1024] {
+        let failing = "reports/contract/failing.jsonl";
+        match store.put_stream_if_absent(failing, &mut GoneAt(0, at)) {
+            Err(crate::Error::NotFound(_)) => {}
+            other => panic!("a source whose part is gone after {at} bytes: {other:?}"),
+        }
+        assert_eq!(
+            blob_get(store, failing),
+            None,
+            "nothing written after {at} bytes"
+        );
+    }
+}
+
 pub(super) fn check_blob_get_range(store: &dyn BlobStore) {
     let key = "contract/range/blob.bin";
     let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();

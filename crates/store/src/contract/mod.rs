@@ -139,6 +139,10 @@ pub fn blob_contract(make: &dyn Fn() -> Box<dyn BlobStore>) {
         ("put_many", blobs::check_blob_put_many),
         ("put_stream_and_open", blobs::check_blob_put_stream_and_open),
         ("get_range", blobs::check_blob_get_range),
+        (
+            "put_stream_if_absent",
+            blobs::check_blob_put_stream_if_absent,
+        ),
     ];
     run_checks("blob store", make, checks);
 }
