@@ -726,29 +726,51 @@ fn chunk_bytes(blobs: &dyn BlobStore, plan: &Plan, n: usize, chunk: &ChunkPlan) 
 /// Joins the parts into the report (written once: put-if-absent), then cleans up. Returns
 /// whether this call wrote the report.
 fn assemble(blobs: &dyn BlobStore, institution: &str, file: &str, plan: &Plan) -> Result<bool> {
-    let mut report = Vec::new();
-    let mut rejected = Vec::new();
-    for n in 0..plan.chunks.len() {
-        let Some(part) = blobs.get(&part_key(institution, file, plan.hash, n))? else {
-            // Cleaned up by another assembler meanwhile.
-            return Ok(false);
-        };
-        report.extend_from_slice(&part);
-        if let Some(part) = blobs.get(&rejected_part_key(institution, file, plan.hash, n))? {
-            rejected.extend_from_slice(&part);
-        }
+    let report_parts: Vec<String> = (0..plan.chunks.len())
+        .map(|n| part_key(institution, file, plan.hash, n))
+        .collect();
+    let listed = blobs.list(&fanout_prefix(institution, file, plan.hash))?;
+    if report_parts.iter().any(|part| !listed.contains(part)) {
+        // Cleaned up by another assembler meanwhile.
+        return Ok(false);
     }
+    let rejected_parts: Vec<String> = (0..plan.chunks.len())
+        .map(|n| rejected_part_key(institution, file, plan.hash, n))
+        .filter(|part| listed.contains(part))
+        .collect();
+    // Streamed a part at a time: the report of a large file is never whole in memory. A part
+    // gone while read (another assembler cleaned up) fails the write and nothing is written.
+    let gone = |err: bibgate_store::Error| -> Result<bool> {
+        match err {
+            bibgate_store::Error::NotFound(_)
+                if report_is_ours(blobs, &plan.report_key, &plan.batch_id)? =>
+            {
+                Ok(false)
+            }
+            err => Err(err.into()),
+        }
+    };
     // The rejected records first: the report's appearance tells that both are there. Both
     // are the same bytes whoever assembles.
-    if rejected.is_empty() {
+    if rejected_parts.is_empty() {
         blobs.delete(&plan.rejected_key)?;
-    } else {
-        blobs.put(&plan.rejected_key, &rejected)?;
+    } else if let Err(err) =
+        blobs.put_stream(&plan.rejected_key, &mut Parts::new(blobs, rejected_parts))
+    {
+        return gone(err);
     }
-    let wrote = blobs.put_if_absent(&plan.report_key, &report)?;
+    let wrote = match blobs.put_stream_if_absent(
+        &plan.report_key,
+        &mut Parts::new(blobs, report_parts.clone()),
+    ) {
+        Ok(wrote) => wrote,
+        Err(err) => return gone(err),
+    };
     if !wrote && !report_is_ours(blobs, &plan.report_key, &plan.batch_id)? {
         // A report of a routing failure under the plain name: this one replaces it.
-        blobs.put(&plan.report_key, &report)?;
+        if let Err(err) = blobs.put_stream(&plan.report_key, &mut Parts::new(blobs, report_parts)) {
+            return gone(err);
+        }
     }
     bibgate_failpoint::point("drop.report");
     clean_up(blobs, institution, file, plan)?;
@@ -756,6 +778,43 @@ fn assemble(blobs: &dyn BlobStore, institution: &str, file: &str, plan: &Plan) -
         info!(file = %drop_key(institution, file), batch_id = %plan.batch_id, report = %plan.report_key, "drop file imported");
     }
     Ok(wrote)
+}
+
+/// Blobs read one after another as one stream, one blob in memory at a time; a blob that
+/// is gone is an `io::ErrorKind::NotFound` error.
+struct Parts<'a> {
+    blobs: &'a dyn BlobStore,
+    keys: std::vec::IntoIter<String>,
+    current: std::io::Cursor<Vec<u8>>,
+}
+
+impl<'a> Parts<'a> {
+    fn new(blobs: &'a dyn BlobStore, keys: Vec<String>) -> Parts<'a> {
+        Parts {
+            blobs,
+            keys: keys.into_iter(),
+            current: std::io::Cursor::new(Vec::new()),
+        }
+    }
+}
+
+impl Read for Parts<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.current.read(out)?;
+            if n > 0 || out.is_empty() {
+                return Ok(n);
+            }
+            let Some(key) = self.keys.next() else {
+                return Ok(0);
+            };
+            let bytes = self.blobs.get(&key).map_err(std::io::Error::other)?;
+            let bytes = bytes.ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{key:?} is gone"))
+            })?;
+            self.current = std::io::Cursor::new(bytes);
+        }
+    }
 }
 
 /// After the report: the drop file (if unchanged), the chunk tasks, the parts, the plan.
