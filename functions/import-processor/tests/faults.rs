@@ -734,9 +734,13 @@ fn a_fanned_out_drop_file_killed_at_each_step() {
         }
     };
     // Killed before the chunk's second commit, its commits in flight at once (the default
-    // concurrency): the second record is not stored, whatever became of the first.
+    // concurrency): one of the two records is not stored, whatever became of the other
+    // (the commits start in any order, so which one is not known).
     run(&tasks[0], Some("store.commit.before@2"));
-    assert!(!has_result(2), "killed before the second commit");
+    assert!(
+        !(has_result(1) && has_result(2)),
+        "killed before the second commit"
+    );
     run(&tasks[0], Some("drop.chunk"));
     assert!(has_result(1) && has_result(2), "chunk 0 is imported");
     assert_eq!(
