@@ -679,21 +679,24 @@ pub fn run_chunk(
         n + plan.window..n + plan.window + 1,
     )?;
     if report_is_ours(blobs, &plan.report_key, &plan.batch_id)? {
-        // A duplicate delivery that ran while another assembled the report and cleaned
-        // up: what it just wrote goes too.
-        clean_up(blobs, institution, file, &plan)?;
+        // Another chunk assembled the report meanwhile. If its clean-up already ran (this
+        // is a duplicate delivery), what this one just wrote would be left behind: it goes.
+        for key in [
+            part_key(institution, file, hash, n),
+            rejected_part_key(institution, file, hash, n),
+            chunk_task_key(institution, file, hash, n + plan.window),
+        ] {
+            blobs.delete(&key)?;
+        }
         return Ok(ChunkOutcome::Imported {
             records,
             assembled: false,
         });
     }
-    let prefix = fanout_prefix(institution, file, hash);
-    let parts = blobs
-        .list(&prefix)?
-        .into_iter()
-        .filter(|key| key.ends_with(".jsonl"))
-        .count();
-    let assembled = parts >= plan.chunks.len() && assemble(blobs, institution, file, &plan)?;
+    let listed = blobs.list(&fanout_prefix(institution, file, hash))?;
+    let parts = listed.iter().filter(|key| key.ends_with(".jsonl")).count();
+    let assembled =
+        parts >= plan.chunks.len() && assemble(blobs, institution, file, &plan, &listed)?;
     info!(file = %drop_key(institution, file), batch_id = %plan.batch_id, chunk = n, records, parts, assembled, "drop file chunk imported");
     Ok(ChunkOutcome::Imported { records, assembled })
 }
@@ -725,13 +728,22 @@ fn chunk_bytes(blobs: &dyn BlobStore, plan: &Plan, n: usize, chunk: &ChunkPlan) 
 
 /// Joins the parts into the report (written once: put-if-absent), then cleans up. Returns
 /// whether this call wrote the report.
-fn assemble(blobs: &dyn BlobStore, institution: &str, file: &str, plan: &Plan) -> Result<bool> {
+fn assemble(
+    blobs: &dyn BlobStore,
+    institution: &str,
+    file: &str,
+    plan: &Plan,
+    listed: &[String],
+) -> Result<bool> {
     let report_parts: Vec<String> = (0..plan.chunks.len())
         .map(|n| part_key(institution, file, plan.hash, n))
         .collect();
-    let listed = blobs.list(&fanout_prefix(institution, file, plan.hash))?;
     if report_parts.iter().any(|part| !listed.contains(part)) {
         // Cleaned up by another assembler meanwhile.
+        return Ok(false);
+    }
+    if report_is_ours(blobs, &plan.report_key, &plan.batch_id)? {
+        // Assembled by another chunk since: it cleans up.
         return Ok(false);
     }
     let rejected_parts: Vec<String> = (0..plan.chunks.len())
@@ -766,9 +778,15 @@ fn assemble(blobs: &dyn BlobStore, institution: &str, file: &str, plan: &Plan) -
         Ok(wrote) => wrote,
         Err(err) => return gone(err),
     };
-    if !wrote && !report_is_ours(blobs, &plan.report_key, &plan.batch_id)? {
+    if !wrote {
+        if report_is_ours(blobs, &plan.report_key, &plan.batch_id)? {
+            // Another assembler wrote the same report first: it cleans up (or, killed
+            // before, its chunk task is delivered again and does).
+            return Ok(false);
+        }
         // A report of a routing failure under the plain name: this one replaces it.
-        if let Err(err) = blobs.put_stream(&plan.report_key, &mut Parts::new(blobs, report_parts)) {
+        let mut parts = Parts::new(blobs, report_parts);
+        if let Err(err) = blobs.put_stream(&plan.report_key, &mut parts) {
             return gone(err);
         }
     }
