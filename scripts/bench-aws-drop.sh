@@ -2,10 +2,11 @@
 # A drop file through the import processor on local stand-ins for AWS, with latency:
 # scripts/latency_proxy.py counts every AWS request by operation and delays it (8 ms
 # DynamoDB, 20 ms S3, 10 ms SQS by default) while letting requests overlap, in front of
-# moto (scripts/moto_server.py: S3, SQS) and of scripts/dynamo_standin.py (DynamoDB; an
-# in-memory DynamoDB that serves requests concurrently in microseconds, where moto serves
-# them one at a time in ~9 ms each, more than the latency being simulated). Before the
-# benchmark, the store's contract suite runs against the stand-in (its fidelity check).
+# moto (scripts/moto_server.py: S3, SQS); DynamoDB requests are served in the proxy's
+# process by scripts/dynamo_standin.py (an in-memory DynamoDB that answers in well under a
+# millisecond, where moto serves requests one at a time in ~9 ms each, more than the
+# latency being simulated). Before the benchmark, the store's contract suite runs against
+# the stand-in (its fidelity check).
 #
 #   scripts/bench-aws-drop.sh [RECORDS] [RSS_RECORDS...]     (default 2000, then 2000 20000)
 #
@@ -63,14 +64,7 @@ moto_port=$(free_port)
 "$python" scripts/moto_server.py -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
 pids+=($!)
 upstreams=(--upstream "http://127.0.0.1:$moto_port")
-standin_url=
-if [ "$dynamodb" = standin ]; then
-  standin_port=$(free_port)
-  "$python" scripts/dynamo_standin.py -H 127.0.0.1 -p "$standin_port" >"$work/standin.log" 2>&1 &
-  pids+=($!)
-  standin_url=http://127.0.0.1:$standin_port
-  upstreams+=(--dynamodb-upstream "$standin_url")
-fi
+[ "$dynamodb" = moto ] || upstreams+=(--dynamodb-standin)
 # The proxy at the given latencies, on its own port; its URL in $started.
 start_proxy() {
   local port
@@ -84,8 +78,7 @@ start_proxy "$dynamodb_ms" "$s3_ms" "$sqs_ms"
 proxy=$started
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" 2>/dev/null \
-    && curl -fsS -o /dev/null "$proxy/__proxy/stats" 2>/dev/null \
-    && { [ -z "$standin_url" ] || curl -fsS -o /dev/null "$standin_url/"; } 2>/dev/null && break
+    && curl -fsS -o /dev/null "$proxy/__proxy/stats" 2>/dev/null && break
   sleep 0.2
 done
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \

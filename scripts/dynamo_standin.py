@@ -34,7 +34,8 @@ Usage: python3 scripts/dynamo_standin.py [-H 127.0.0.1] [-p PORT]
 
 import argparse
 import base64
-import copy
+import collections
+import functools
 import json
 import re
 import socket
@@ -68,8 +69,7 @@ def validation(message):
 
 # ------------------------------------------------------------------ attribute values
 def value_type(value):
-    (kind,) = value.keys()
-    return kind
+    return next(iter(value))
 
 
 def sort_key(value):
@@ -125,7 +125,10 @@ TOKEN = re.compile(r"\s*(?:(?P<name>#[A-Za-z0-9_]+)|(?P<value>:[A-Za-z0-9_]+)"
 KEYWORDS = {"AND", "OR", "NOT", "BETWEEN", "IN"}
 
 
+@functools.lru_cache(maxsize=4096)
 def tokenize(text):
+    """An expression's tokens (a tuple; the same expressions come back request after
+    request)."""
     tokens, at = [], 0
     text = text.rstrip()
     while at < len(text):
@@ -135,7 +138,7 @@ def tokenize(text):
         at = match.end()
         kind = match.lastgroup
         tokens.append((kind, match.group(kind)))
-    return tokens
+    return tuple(tokens)
 
 
 class Parser:
@@ -516,7 +519,12 @@ class Table:
         self.partitions = {}  # hash value key -> {range value key: item}
 
     # keys
-    def key_of(self, item, what="item"):
+    def key_of(self, item):
+        """The primary key of an item whose key was checked, as a hashable pair."""
+        return (sort_key(item[self.hash]),
+                sort_key(item[self.range]) if self.range is not None else None)
+
+    def check_key(self, item):
         """The item's primary key as a hashable pair, after checking its types."""
         parts = []
         for name in (self.hash, self.range):
@@ -541,7 +549,7 @@ class Table:
         names = {self.hash, self.range} - {None}
         if set(key) != names:
             raise validation("The provided key element does not match the schema")
-        self.key_of(key)
+        self.check_key(key)
         return key
 
     def get(self, key):
@@ -549,15 +557,17 @@ class Table:
         return self.partitions.get(hash_key, {}).get(range_key)
 
     # writes
-    def check_item(self, item):
-        self.key_of(item)
+    def check_item(self, item, measure=True):
+        """Checks an item's keys and, when `measure` (a request that could hold one),
+        its size."""
+        self.check_key(item)
         for index in self.indexes.values():
             for name in (index.hash, index.range):
                 if name is not None and name in item and value_type(item[name]) != self.attributes[name]:
                     raise validation(f"One or more parameter values were invalid: Type mismatch "
                                      f"for Index Key {name} Expected: {self.attributes[name]} "
                                      f"Actual: {value_type(item[name])} IndexName: {index.name}")
-        if item_size(item) > MAX_ITEM_BYTES:
+        if measure and item_size(item) > MAX_ITEM_BYTES:
             raise validation("Item size has exceeded the maximum allowed size")
 
     def put(self, item):
@@ -648,7 +658,10 @@ class Service:
     def __init__(self):
         self.lock = threading.Lock()
         self.tables = {}
-        self.tokens = {}  # ClientRequestToken -> (time, request)
+        # Whether the request being served is large enough to hold an item over the limit.
+        self.large = True
+        self.tokens = {}  # ClientRequestToken -> (time, actions), for 10 minutes
+        self.token_times = collections.deque()  # (time, token), oldest first
 
     def table(self, name):
         table = self.tables.get(name)
@@ -657,12 +670,13 @@ class Service:
                               f"Requested resource not found: Table: {name} not found")
         return table
 
-    def call(self, operation, request):
+    def call(self, operation, request, request_bytes=None):
         method = getattr(self, "op_" + operation, None)
         if method is None:
             raise DynamoError("UnknownOperationException",
                               f"{operation} is not served by this stand-in")
         with self.lock:
+            self.large = request_bytes is None or request_bytes > MAX_ITEM_BYTES
             return method(request)
 
     # tables
@@ -737,7 +751,7 @@ class Service:
     def op_PutItem(self, request):
         table = self.table(request["TableName"])
         item = request["Item"]
-        table.check_item(item)
+        table.check_item(item, self.large)
         current = table.get({n: item[n] for n in (table.hash, table.range) if n})
         if not self.condition_holds(request, current):
             raise DynamoError("ConditionalCheckFailedException", "The conditional request failed")
@@ -776,7 +790,7 @@ class Service:
         if node is not None and not holds(node, current):
             return None, None, key
         new, changed = apply_update(actions, current if current is not None else dict(key))
-        table.check_item(new)
+        table.check_item(new, self.large)
         return new, changed, key
 
     def op_UpdateItem(self, request):
@@ -818,7 +832,7 @@ class Service:
         for name, write in writes:
             table = self.table(name)
             if "PutRequest" in write:
-                table.check_item(write["PutRequest"]["Item"])
+                table.check_item(write["PutRequest"]["Item"], self.large)
                 table.put(write["PutRequest"]["Item"])
             else:
                 table.delete(table.key_only(write["DeleteRequest"]["Key"]))
@@ -934,7 +948,7 @@ class Service:
             (kind, body), = action.items()
             table = self.table(body["TableName"])
             if kind == "Put":
-                table.check_item(body["Item"])
+                table.check_item(body["Item"], self.large)
                 key = {n: body["Item"][n] for n in (table.hash, table.range) if n}
             else:
                 key = table.key_only(body["Key"])
@@ -971,8 +985,13 @@ class Service:
             elif kind == "Delete":
                 table.delete(key)
         if token is not None:
-            self.tokens = {t: v for t, v in self.tokens.items() if now - v[0] < 600}
-            self.tokens[token] = (now, copy.deepcopy(actions))
+            # Requests are parsed anew and never changed in place: no copy needed.
+            self.tokens[token] = (now, actions)
+            self.token_times.append((now, token))
+            while self.token_times and now - self.token_times[0][0] >= 600:
+                _, old = self.token_times.popleft()
+                if old in self.tokens and now - self.tokens[old][0] >= 600:
+                    del self.tokens[old]
         return {}
 
 
@@ -1014,6 +1033,26 @@ def position_of(table, index, item):
 
 
 # ------------------------------------------------------------------ HTTP
+def respond(service, target, raw):
+    """The status and JSON body answering one request (its X-Amz-Target and body)."""
+    if not target.startswith("DynamoDB_20120810."):
+        payload = {"__type": PREFIX + "UnknownOperationException",
+                   "message": f"not a DynamoDB request: {target!r}"}
+        return 400, json.dumps(payload).encode()
+    try:
+        request = json.loads(raw or b"{}")
+        answer = service.call(target.split(".", 1)[1], request, len(raw or b""))
+        return 200, json.dumps(answer, separators=(",", ":")).encode()
+    except DynamoError as err:
+        payload = {"__type": PREFIX + err.kind, "message": err.message}
+        payload.update(err.extra)
+        return err.status, json.dumps(payload).encode()
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        payload = {"__type": PREFIX + "ValidationException",
+                   "message": f"malformed request: {err!r}"}
+        return 400, json.dumps(payload).encode()
+
+
 def make_handler(service):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -1025,8 +1064,7 @@ def make_handler(service):
             super().setup()
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-        def reply(self, status, payload):
-            body = json.dumps(payload, separators=(",", ":")).encode()
+        def reply(self, status, body):
             head = (f"HTTP/1.1 {status} {'OK' if status == 200 else 'Bad Request'}\r\n"
                     f"Content-Type: application/x-amz-json-1.0\r\n"
                     f"x-amzn-RequestId: {uuid.uuid4()}\r\n"
@@ -1036,26 +1074,13 @@ def make_handler(service):
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
-            target = self.headers.get("X-Amz-Target", "")
-            if not target.startswith("DynamoDB_20120810."):
-                return self.reply(400, {"__type": PREFIX + "UnknownOperationException",
-                                        "message": f"not a DynamoDB request: {target!r}"})
-            try:
-                request = json.loads(raw or b"{}")
-                return self.reply(200, service.call(target.split(".", 1)[1], request))
-            except DynamoError as err:
-                payload = {"__type": PREFIX + err.kind, "message": err.message}
-                payload.update(err.extra)
-                return self.reply(err.status, payload)
-            except (KeyError, TypeError, ValueError) as err:
-                return self.reply(400, {"__type": PREFIX + "ValidationException",
-                                        "message": f"malformed request: {err!r}"})
+            self.reply(*respond(service, self.headers.get("X-Amz-Target", ""), raw))
 
         def do_GET(self):
             # A health check for scripts: the tables and their item counts.
             with service.lock:
                 counts = {name: table.count() for name, table in service.tables.items()}
-            self.reply(200, {"tables": counts})
+            self.reply(200, json.dumps({"tables": counts}).encode())
 
     return Handler
 

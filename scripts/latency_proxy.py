@@ -7,11 +7,10 @@ points at it) and moto, and for every request:
 - names its service and operation: DynamoDB and SQS by `X-Amz-Target` (SQS's query
   protocol by `Action`), S3 by method, key and query (`ListObjectsV2`, `GetObject(range)`
   when a `Range` header is sent, `PutObject(if-absent)` with `If-None-Match`, ...);
-- sleeps the service's latency (default 8 ms DynamoDB, 20 ms S3, 10 ms SQS) before
-  forwarding it. Each request is served on its own thread, so delays overlap exactly as
-  far as the client overlaps its requests: the proxy serialises nothing. (moto's own
-  DynamoDB lock, in scripts/moto_server.py, stays behind the proxy: that is the test
-  double's limit, and it costs microseconds, not the injected milliseconds.)
+- waits the service's latency (default 8 ms DynamoDB, 20 ms S3, 10 ms SQS) before
+  forwarding it. The proxy is one asyncio event loop: a wait is a timer, not a thread,
+  so delays overlap exactly as far as the client overlaps its requests and hundreds in
+  flight cost next to nothing: the proxy serialises nothing.
 
 Control paths (not forwarded):
 
@@ -21,26 +20,28 @@ Control paths (not forwarded):
                           moto serves one request at a time, the time moto was busy), the
                           requests in flight at the proxy (the most at once, and the mean
                           by Little's law: summed request time / elapsed time), and the
-                          time since the last reset (ms)
+                          time since the last reset (ms), and the latencies injected
+                          per request (ms) by service
     POST /__proxy/reset   zeroes the counters
 
-With `--dynamodb-upstream`, DynamoDB requests go to another server than moto's
-(scripts/dynamo_standin.py, which serves them concurrently: see its docs).
+Where DynamoDB requests go: moto by default (which serves them one at a time, about 9 ms
+of Python each: more than the latency simulated); with `--dynamodb-upstream`, another
+server (scripts/dynamo_standin.py); with `--dynamodb-standin`, that stand-in's service in
+this process (no second hop: what the drop benchmark uses).
 
 Usage: python3 scripts/latency_proxy.py --upstream http://127.0.0.1:MOTO -p PORT
-           [--dynamodb-upstream http://127.0.0.1:STANDIN]
+           [--dynamodb-upstream http://127.0.0.1:STANDIN | --dynamodb-standin]
            [--dynamodb-ms 8] [--s3-ms 20] [--sqs-ms 10]
 """
 
 import argparse
-import http.client
+import asyncio
 import json
 import re
 import socket
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # Hop-by-hop headers: never forwarded (RFC 9110 7.6.1).
 HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -146,141 +147,229 @@ def classify(method, path, query, headers, body):
     return service, target or method
 
 
-def read_chunked(stream):
+async def read_chunked(reader):
     """A `Transfer-Encoding: chunked` body, de-chunked."""
     body = bytearray()
     while True:
-        size = int(stream.readline().split(b";", 1)[0].strip() or b"0", 16)
+        size = int((await reader.readline()).split(b";", 1)[0].strip() or b"0", 16)
         if size == 0:
-            while stream.readline() not in (b"\r\n", b"\n", b""):
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                 pass
             return bytes(body)
-        body += stream.read(size)
-        stream.readline()
+        body += await reader.readexactly(size)
+        await reader.readline()
 
 
-def make_handler(upstreams, latency_ms, stats):
-    """`upstreams`: (host, port) by service, `None` for every other service."""
-    local = threading.local()
+def parse_head(head):
+    """The first line's words and the headers (in order) of an HTTP message's head."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers = []
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers.append((name.strip(), value.strip()))
+    return lines[0].split(" ", 2), headers
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
 
-        def log_message(self, *args):
-            pass
+class Headers(dict):
+    """Headers by lower-case name (the last of repeated ones), for lookups."""
 
-        def setup(self):
-            super().setup()
+    def __init__(self, pairs):
+        super().__init__((name.lower(), value) for name, value in pairs)
+
+    def get(self, name, default=None):
+        return super().get(name.lower(), default)
+
+
+async def read_body(reader, headers):
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        return await read_chunked(reader)
+    length = int(headers.get("Content-Length") or 0)
+    return await reader.readexactly(length) if length else b""
+
+
+class Upstream:
+    """Kept-alive connections to one server."""
+
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+        self.idle = []
+
+    async def exchange(self, method, target, headers, body):
+        """Sends one request; its status, reason, headers and body. A kept-alive
+        connection the server closed meanwhile is replaced once."""
+        for attempt in range(2):
+            fresh = not self.idle
+            if fresh:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP,
+                                                           socket.TCP_NODELAY, 1)
+            else:
+                reader, writer = self.idle.pop()
+            try:
+                lines = [f"{method} {target} HTTP/1.1"]
+                lines += [f"{n}: {v}" for n, v in headers]
+                writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+                head = await reader.readuntil(b"\r\n\r\n")
+                (_, status, *reason), response_headers = parse_head(head)
+                found = Headers(response_headers)
+                keep = found.get("Connection", "").lower() != "close"
+                if method == "HEAD" or status in ("204", "304"):
+                    payload = b""
+                elif "chunked" in found.get("Transfer-Encoding", "").lower():
+                    payload = await read_chunked(reader)
+                elif found.get("Content-Length") is not None:
+                    payload = await reader.readexactly(int(found.get("Content-Length")))
+                else:
+                    payload, keep = await reader.read(), False
+            except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                writer.close()
+                if fresh or attempt == 1:
+                    raise
+                continue
+            if keep:
+                self.idle.append((reader, writer))
+            else:
+                writer.close()
+            return int(status), " ".join(reason), response_headers, payload
+        raise RuntimeError("unreachable")
+
+
+def standin_service():
+    """The DynamoDB stand-in's service, in this process."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import dynamo_standin
+    service = dynamo_standin.Service()
+
+    def call(headers, body):
+        status, payload = dynamo_standin.respond(service, headers.get("X-Amz-Target", ""), body)
+        return status, "OK" if status == 200 else "Bad Request", [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("x-amzn-RequestId", "standin")], payload
+    return call
+
+
+def make_handler(upstreams, latency_ms, stats, standin=None):
+    """`upstreams`: an `Upstream` by service, under `None` for every other service;
+    `standin`: serves DynamoDB requests in this process instead."""
+
+    async def respond(writer, status, reason, headers, payload, head_only=False, length=None):
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        lines += [f"{n}: {v}" for n, v in headers
+                  if n.lower() not in HOP and n.lower() != "content-length"]
+        if not head_only or payload:
+            lines.append(f"Content-Length: {len(payload)}")
+        elif length is not None:
+            lines.append(f"Content-Length: {length}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+                     + (b"" if head_only else payload))
+        await writer.drain()
+
+    async def one(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        (method, target, *version), pairs = parse_head(head)
+        headers = Headers(pairs)
+        body = await read_body(reader, headers)
+        # HTTP/1.0 closes after the response unless asked not to; HTTP/1.1 keeps it open.
+        if version == ["HTTP/1.0"]:
+            keep_alive = headers.get("Connection", "").lower() == "keep-alive"
+        else:
+            keep_alive = headers.get("Connection", "").lower() != "close"
+        url = urllib.parse.urlsplit(target)
+        if url.path == "/__proxy/stats" and method == "GET":
+            snapshot = stats.snapshot()
+            snapshot["latency_ms"] = latency_ms
+            await respond(writer, 200, "OK", [("Content-Type", "application/json")],
+                          json.dumps(snapshot).encode())
+            return keep_alive
+        if url.path == "/__proxy/reset" and method == "POST":
+            stats.reset()
+            await respond(writer, 200, "OK", [("Content-Type", "application/json")], b"{}")
+            return keep_alive
+        service, operation = classify(method, url.path, url.query, headers, body)
+        delay_ms = latency_ms.get(service, 0.0)
+        loop = asyncio.get_running_loop()
+        arrived = forwarded = loop.time()
+        stats.enter()
+        try:
+            if delay_ms > 0:
+                await asyncio.sleep(delay_ms / 1000.0)
+            forwarded = loop.time()
+            if service == "dynamodb" and standin is not None:
+                answer = standin(headers, body)
+            else:
+                sent = [(n, v) for n, v in pairs
+                        if n.lower() not in HOP and n.lower() != "content-length"]
+                if body or method in ("PUT", "POST"):
+                    sent.append(("Content-Length", str(len(body))))
+                upstream = upstreams.get(service) or upstreams[None]
+                answer = await upstream.exchange(method, target, sent, body)
+        except (OSError, asyncio.IncompleteReadError) as err:
+            await respond(writer, 502, "Bad Gateway", [("Content-Type", "application/json")],
+                          json.dumps({"proxy": str(err)}).encode())
+            return False
+        finally:
+            done = loop.time()
+            stats.add(service, operation, delay_ms, (done - forwarded) * 1000.0)
+            stats.leave((done - arrived) * 1000.0)
+        status, reason, response_headers, payload = answer
+        length = Headers(response_headers).get("Content-Length")
+        await respond(writer, status, reason, response_headers, payload,
+                      head_only=method == "HEAD", length=length)
+        return keep_alive
+
+    async def serve(reader, writer):
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
             # Small request/response pairs: without this, Nagle's algorithm and the peer's
             # delayed ACK add up to 40 ms to a response written in two pieces.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while await one(reader, writer):
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
-        def _body(self):
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                return read_chunked(self.rfile)
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
-        def _reply(self, status, body, content_type="application/json"):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _forward(self, service, method, path, body):
-            host, port = upstreams.get(service) or upstreams[None]
-            headers = {name: value for name, value in self.headers.items()
-                       if name.lower() not in HOP and name.lower() != "content-length"}
-            if body or method in ("PUT", "POST"):
-                headers["Content-Length"] = str(len(body))
-            for attempt in range(2):
-                connections = local.__dict__.setdefault("connections", {})
-                connection = connections.get((host, port))
-                if connection is None:
-                    connection = connections[(host, port)] = http.client.HTTPConnection(
-                        host, port, timeout=120)
-                    connection.connect()
-                    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                try:
-                    connection.request(method, path, body=body or None, headers=headers)
-                    response = connection.getresponse()
-                    return response, response.read()
-                except (http.client.HTTPException, ConnectionError, OSError):
-                    connection.close()
-                    connections.pop((host, port), None)
-                    if attempt == 1:
-                        raise
-            raise RuntimeError("unreachable")
-
-        def _handle(self):
-            url = urllib.parse.urlsplit(self.path)
-            body = self._body()
-            if url.path == "/__proxy/stats" and self.command == "GET":
-                return self._reply(200, json.dumps(stats.snapshot()).encode())
-            if url.path == "/__proxy/reset" and self.command == "POST":
-                stats.reset()
-                return self._reply(200, b"{}")
-            service, operation = classify(self.command, url.path, url.query, self.headers, body)
-            delay_ms = latency_ms.get(service, 0.0)
-            arrived = time.monotonic()
-            stats.enter()
-            if delay_ms > 0:
-                time.sleep(delay_ms / 1000.0)
-            forwarded = time.monotonic()
-            try:
-                response, payload = self._forward(service, self.command, self.path, body)
-            except OSError as err:
-                return self._reply(502, json.dumps({"proxy": str(err)}).encode())
-            finally:
-                done = time.monotonic()
-                stats.add(service, operation, delay_ms, (done - forwarded) * 1000.0)
-                stats.leave((done - arrived) * 1000.0)
-            # Status line, headers and body in one write.
-            head = [f"HTTP/1.1 {response.status} {response.reason}"]
-            for name, value in response.getheaders():
-                if name.lower() not in HOP and name.lower() != "content-length":
-                    head.append(f"{name}: {value}")
-            if self.command != "HEAD" or payload:
-                head.append(f"Content-Length: {len(payload)}")
-            else:
-                length = response.getheader("Content-Length")
-                if length is not None:
-                    head.append(f"Content-Length: {length}")
-            wire = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-            self.wfile.write(wire + (payload if self.command != "HEAD" else b""))
-
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
-
-    return Handler
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
+    return serve
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", required=True, help="moto's URL, http://host:port")
-    parser.add_argument("--dynamodb-upstream",
-                        help="where DynamoDB requests go instead (scripts/dynamo_standin.py)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--dynamodb-upstream",
+                       help="where DynamoDB requests go instead (scripts/dynamo_standin.py)")
+    where.add_argument("--dynamodb-standin", action="store_true",
+                       help="serve DynamoDB requests with scripts/dynamo_standin.py's service "
+                            "in this process")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=0)
     parser.add_argument("--dynamodb-ms", type=float, default=8.0)
     parser.add_argument("--s3-ms", type=float, default=20.0)
     parser.add_argument("--sqs-ms", type=float, default=10.0)
     args = parser.parse_args()
-    upstreams = {}
-    for service, url in ((None, args.upstream), ("dynamodb", args.dynamodb_upstream)):
-        if url:
-            parts = urllib.parse.urlsplit(url)
-            upstreams[service] = (parts.hostname, parts.port or 80)
     latency = {"dynamodb": args.dynamodb_ms, "s3": args.s3_ms, "sqs": args.sqs_ms}
-    server = Server((args.host, args.port),
-                    make_handler(upstreams, latency, Stats()))
-    print(f"listening on http://{args.host}:{server.server_address[1]}", flush=True)
-    server.serve_forever()
+
+    async def run():
+        upstreams = {}
+        for service, url in ((None, args.upstream), ("dynamodb", args.dynamodb_upstream)):
+            if url:
+                parts = urllib.parse.urlsplit(url)
+                upstreams[service] = Upstream(parts.hostname, parts.port or 80)
+        standin = standin_service() if args.dynamodb_standin else None
+        server = await asyncio.start_server(
+            make_handler(upstreams, latency, Stats(), standin), args.host, args.port,
+            backlog=1024, limit=1 << 20)
+        port = server.sockets[0].getsockname()[1]
+        print(f"listening on http://{args.host}:{port}", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(run())
 
 
 if __name__ == "__main__":

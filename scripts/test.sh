@@ -85,21 +85,15 @@ bash scripts/test-deb.sh "${CARGO_TARGET_DIR:-target}/debug/bibgate"
 cargo test --workspace --all-features "$@"
 
 # --- The drop benchmark's DynamoDB stand-in (issue 15, scripts/dynamo_standin.py): the
-# store's contract suite passes against it (through the latency proxy at 0 ms, S3 on moto),
+# store's contract suite passes against it (served by the latency proxy at 0 ms, S3 on moto),
 # so the benchmark measures the DynamoDB the adapter was tested against.
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-standin_port=$(free_port)
-proxy_port=$(free_port)
-python3 scripts/dynamo_standin.py -H 127.0.0.1 -p "$standin_port" >/dev/null 2>&1 &
-standin_pid=$!
-python3 scripts/latency_proxy.py --upstream "http://127.0.0.1:$moto_port" \
-  --dynamodb-upstream "http://127.0.0.1:$standin_port" -p "$proxy_port" \
-  --dynamodb-ms 0 --s3-ms 0 --sqs-ms 0 >/dev/null 2>&1 &
+proxy_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+python3 scripts/latency_proxy.py --upstream "http://127.0.0.1:$moto_port" --dynamodb-standin \
+  -p "$proxy_port" --dynamodb-ms 0 --s3-ms 0 --sqs-ms 0 >/dev/null 2>&1 &
 proxy_pid=$!
-trap 'kill "$moto_pid" "$standin_pid" "$proxy_pid" 2>/dev/null || true; rm -f "$moto_log"' EXIT
+trap 'kill "$moto_pid" "$proxy_pid" 2>/dev/null || true; rm -f "$moto_log"' EXIT
 for _ in $(seq 1 50); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$standin_port/" 2>/dev/null \
-    && curl -fsS -o /dev/null "http://127.0.0.1:$proxy_port/__proxy/stats" 2>/dev/null && break
+  curl -fsS -o /dev/null "http://127.0.0.1:$proxy_port/__proxy/stats" 2>/dev/null && break
   sleep 0.2
 done
 AWS_ENDPOINT_URL="http://127.0.0.1:$proxy_port" cargo test -p bibgate-store-aws --all-features --test contract
