@@ -3,7 +3,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use bibgate_store::{BlobStore, Error, Result};
 use tracing::instrument;
 
@@ -491,6 +491,49 @@ impl BlobStore for S3BlobStore {
     }
 
     #[instrument(name = "s3.delete", skip(self), fields(bucket = %self.bucket), err)]
+    /// `DeleteObjects` of up to 1,000 keys a request (quiet: S3 answers only the keys it
+    /// could not delete, which fail the call).
+    #[instrument(name = "s3.delete_many", skip(self, keys), fields(bucket = %self.bucket, keys = keys.len()), err)]
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        for batch in keys.chunks(1000) {
+            let what = format!(
+                "delete {} keys of s3://{} (the first {:?})",
+                batch.len(),
+                self.bucket,
+                batch[0]
+            );
+            let objects = batch
+                .iter()
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
+            let output = self
+                .context
+                .block_on(
+                    self.client
+                        .delete_objects()
+                        .bucket(&self.bucket)
+                        .delete(delete)
+                        .send(),
+                )
+                .map_err(|err| backend(&what, &err))?;
+            if let Some(failed) = output.errors().first() {
+                return Err(Error::Backend(format!(
+                    "could not {what}: {:?}: {} ({} keys not deleted)",
+                    failed.key().unwrap_or_default(),
+                    failed.message().unwrap_or_default(),
+                    output.errors().len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn delete(&self, key: &str) -> Result<bool> {
         let what = format!("delete {}", self.shown(key));
         self.context.block_on(async {

@@ -205,6 +205,15 @@ pub trait BlobStore: Send + Sync {
     /// Removes a key; false when there was none.
     fn delete(&self, key: &str) -> Result<bool>;
 
+    /// Removes every key of `keys` (those that are free are no error). The default deletes
+    /// them one by one; the S3 adapter sends `DeleteObjects` of up to 1,000 keys.
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            self.delete(key)?;
+        }
+        Ok(())
+    }
+
     /// [`BlobStore::put`] of the bytes `source` yields until it ends; returns how many there
     /// were. Durable when it returns; on an error nothing new is under the key. The default
     /// collects the bytes in memory first; adapters that can write piece by piece override it

@@ -320,6 +320,29 @@ pub(super) fn check_blob_put_stream_if_absent(store: &dyn BlobStore) {
     }
 }
 
+pub(super) fn check_blob_delete_many(store: &dyn BlobStore) {
+    let keys: Vec<String> = (0..5)
+        .map(|i| format!("reports/contract/many/{i}.jsonl"))
+        .collect();
+    for key in &keys[..4] {
+        store.put(key, b"x").unwrap();
+    }
+    store.put("reports/contract/kept.jsonl", b"kept").unwrap();
+    // The fifth key was never written: no error.
+    ok(store.delete_many(&keys), "delete_many");
+    assert_eq!(
+        ok(store.list("reports/contract/many/"), "list"),
+        Vec::<String>::new(),
+        "every key is gone"
+    );
+    assert_eq!(
+        blob_get(store, "reports/contract/kept.jsonl"),
+        Some(b"kept".to_vec()),
+        "another key stays"
+    );
+    ok(store.delete_many(&[]), "delete_many of no keys");
+}
+
 pub(super) fn check_blob_get_range(store: &dyn BlobStore) {
     let key = "contract/range/blob.bin";
     let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();

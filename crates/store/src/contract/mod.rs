@@ -143,6 +143,7 @@ pub fn blob_contract(make: &dyn Fn() -> Box<dyn BlobStore>) {
             "put_stream_if_absent",
             blobs::check_blob_put_stream_if_absent,
         ),
+        ("delete_many", blobs::check_blob_delete_many),
     ];
     run_checks("blob store", make, checks);
 }
