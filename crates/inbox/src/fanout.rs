@@ -189,6 +189,14 @@ fn part_key(institution: &str, file: &str, hash: u64, n: usize) -> String {
     )
 }
 
+/// How many report parts the assembler fetches at once.
+const PARTS_AHEAD: usize = 8;
+
+/// Which chunk assembles the report (its number): the first to claim it.
+fn assembler_key(institution: &str, file: &str, hash: u64) -> String {
+    format!("{}assembler", fanout_prefix(institution, file, hash))
+}
+
 fn rejected_part_key(institution: &str, file: &str, hash: u64, n: usize) -> String {
     format!(
         "{}part-{n:06}.rejected.mrc",
@@ -695,8 +703,9 @@ pub fn run_chunk(
     }
     let listed = blobs.list(&fanout_prefix(institution, file, hash))?;
     let parts = listed.iter().filter(|key| key.ends_with(".jsonl")).count();
-    let assembled =
-        parts >= plan.chunks.len() && assemble(blobs, institution, file, &plan, &listed)?;
+    let assembled = parts >= plan.chunks.len()
+        && claim_assembly(blobs, institution, file, hash, n)?
+        && assemble(blobs, institution, file, &plan, &listed)?;
     info!(file = %drop_key(institution, file), batch_id = %plan.batch_id, chunk = n, records, parts, assembled, "drop file chunk imported");
     Ok(ChunkOutcome::Imported { records, assembled })
 }
@@ -766,14 +775,15 @@ fn assemble(
     // are the same bytes whoever assembles.
     if rejected_parts.is_empty() {
         blobs.delete(&plan.rejected_key)?;
-    } else if let Err(err) =
-        blobs.put_stream(&plan.rejected_key, &mut Parts::new(blobs, rejected_parts))
-    {
+    } else if let Err(err) = blobs.put_stream(
+        &plan.rejected_key,
+        &mut Parts::new(blobs, rejected_parts, 1),
+    ) {
         return gone(err);
     }
     let wrote = match blobs.put_stream_if_absent(
         &plan.report_key,
-        &mut Parts::new(blobs, report_parts.clone()),
+        &mut Parts::new(blobs, report_parts.clone(), PARTS_AHEAD),
     ) {
         Ok(wrote) => wrote,
         Err(err) => return gone(err),
@@ -785,7 +795,7 @@ fn assemble(
             return Ok(false);
         }
         // A report of a routing failure under the plain name: this one replaces it.
-        let mut parts = Parts::new(blobs, report_parts);
+        let mut parts = Parts::new(blobs, report_parts, PARTS_AHEAD);
         if let Err(err) = blobs.put_stream(&plan.report_key, &mut parts) {
             return gone(err);
         }
@@ -798,21 +808,82 @@ fn assemble(
     Ok(wrote)
 }
 
-/// Blobs read one after another as one stream, one blob in memory at a time; a blob that
-/// is gone is an `io::ErrorKind::NotFound` error.
+/// Whether chunk `n` assembles the report, once every part is there: the first chunk to
+/// claim it does (a claim written if absent), and only that chunk, on every delivery of its
+/// task, so chunks finishing together do not all read every part, and a claimant killed
+/// before the report finishes it when its task comes back.
+fn claim_assembly(
+    blobs: &dyn BlobStore,
+    institution: &str,
+    file: &str,
+    hash: u64,
+    n: usize,
+) -> Result<bool> {
+    let key = assembler_key(institution, file, hash);
+    let ours = n.to_string();
+    if blobs.put_if_absent(&key, ours.as_bytes())? {
+        return Ok(true);
+    }
+    Ok(blobs
+        .get(&key)?
+        .is_some_and(|claim| claim == ours.as_bytes()))
+}
+
+/// Blobs read one after another as one stream, `ahead` of them fetched at once (report
+/// parts are small; the rejected records' parts are fetched one at a time); a blob that is
+/// gone is an `io::ErrorKind::NotFound` error.
 struct Parts<'a> {
     blobs: &'a dyn BlobStore,
-    keys: std::vec::IntoIter<String>,
+    keys: std::collections::VecDeque<String>,
+    ahead: usize,
+    fetched: std::collections::VecDeque<Vec<u8>>,
     current: std::io::Cursor<Vec<u8>>,
 }
 
 impl<'a> Parts<'a> {
-    fn new(blobs: &'a dyn BlobStore, keys: Vec<String>) -> Parts<'a> {
+    fn new(blobs: &'a dyn BlobStore, keys: Vec<String>, ahead: usize) -> Parts<'a> {
         Parts {
             blobs,
-            keys: keys.into_iter(),
+            keys: keys.into(),
+            ahead: ahead.max(1),
+            fetched: std::collections::VecDeque::new(),
             current: std::io::Cursor::new(Vec::new()),
         }
+    }
+
+    /// The next `ahead` blobs, fetched at once (in order).
+    fn fetch(&mut self) -> std::io::Result<()> {
+        let keys: Vec<String> = self.keys.drain(..self.ahead.min(self.keys.len())).collect();
+        let blobs = self.blobs;
+        let fetched: Vec<std::io::Result<Vec<u8>>> = std::thread::scope(|scope| {
+            let tasks: Vec<_> = keys
+                .iter()
+                .map(|key| {
+                    scope.spawn(move || {
+                        blobs
+                            .get(key)
+                            .map_err(std::io::Error::other)?
+                            .ok_or_else(|| {
+                                std::io::Error::new(
+                                    std::io::ErrorKind::NotFound,
+                                    format!("{key:?} is gone"),
+                                )
+                            })
+                    })
+                })
+                .collect();
+            tasks
+                .into_iter()
+                .map(|task| {
+                    task.join()
+                        .unwrap_or_else(|_| Err(std::io::Error::other("a part's read panicked")))
+                })
+                .collect()
+        });
+        for bytes in fetched {
+            self.fetched.push_back(bytes?);
+        }
+        Ok(())
     }
 }
 
@@ -823,14 +894,15 @@ impl Read for Parts<'_> {
             if n > 0 || out.is_empty() {
                 return Ok(n);
             }
-            let Some(key) = self.keys.next() else {
-                return Ok(0);
-            };
-            let bytes = self.blobs.get(&key).map_err(std::io::Error::other)?;
-            let bytes = bytes.ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{key:?} is gone"))
-            })?;
-            self.current = std::io::Cursor::new(bytes);
+            if self.fetched.is_empty() {
+                if self.keys.is_empty() {
+                    return Ok(0);
+                }
+                self.fetch()?;
+            }
+            if let Some(bytes) = self.fetched.pop_front() {
+                self.current = std::io::Cursor::new(bytes);
+            }
         }
     }
 }
@@ -838,15 +910,14 @@ impl Read for Parts<'_> {
 /// After the report: the drop file (if unchanged), the chunk tasks, the parts, the plan.
 fn clean_up(blobs: &dyn BlobStore, institution: &str, file: &str, plan: &Plan) -> Result<()> {
     delete_if_unchanged(blobs, &drop_key(institution, file), plan.hash)?;
-    for task in blobs.list(&chunk_tasks_prefix(institution, file, plan.hash))? {
-        blobs.delete(&task)?;
-    }
+    blobs.delete_many(&blobs.list(&chunk_tasks_prefix(institution, file, plan.hash))?)?;
     let plan_key = plan_key(institution, file, plan.hash);
-    for part in blobs.list(&fanout_prefix(institution, file, plan.hash))? {
-        if part != plan_key {
-            blobs.delete(&part)?;
-        }
-    }
+    let parts: Vec<String> = blobs
+        .list(&fanout_prefix(institution, file, plan.hash))?
+        .into_iter()
+        .filter(|part| *part != plan_key)
+        .collect();
+    blobs.delete_many(&parts)?;
     blobs.delete(&plan_key)?;
     Ok(())
 }
