@@ -547,14 +547,29 @@ fn release(
     plan: &Plan,
     range: std::ops::Range<usize>,
 ) -> Result<()> {
-    for n in range.take_while(|&n| n < plan.chunks.len()) {
+    let chunks: Vec<usize> = range.take_while(|&n| n < plan.chunks.len()).collect();
+    let put = |n: usize| -> Result<()> {
         let task = json!({ "chunk": n, "of": plan.chunks.len() });
         blobs.put_if_absent(
             &chunk_task_key(institution, file, plan.hash, n),
             task.to_string().as_bytes(),
         )?;
+        Ok(())
+    };
+    if chunks.len() <= 1 {
+        return chunks.into_iter().try_for_each(put);
     }
-    Ok(())
+    // The first window's tasks 32 at once (one request each), not one after another.
+    chunks.chunks(32).try_for_each(|group| {
+        std::thread::scope(|scope| {
+            let puts: Vec<_> = group.iter().map(|&n| scope.spawn(move || put(n))).collect();
+            puts.into_iter().try_for_each(|put| {
+                put.join().unwrap_or_else(|_| {
+                    Err(Error::Incomplete("releasing a chunk task panicked".into()))
+                })
+            })
+        })
+    })
 }
 
 /// Whether the report under `report_key` is the one of `batch_id`.
