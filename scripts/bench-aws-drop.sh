@@ -2,11 +2,12 @@
 # A drop file through the import processor on local stand-ins for AWS, with latency:
 # scripts/latency_proxy.py counts every AWS request by operation and delays it (8 ms
 # DynamoDB, 20 ms S3, 10 ms SQS by default) while letting requests overlap, in front of
-# moto (scripts/moto_server.py: S3, SQS); DynamoDB requests are served in the proxy's
-# process by scripts/dynamo_standin.py (an in-memory DynamoDB that answers in well under a
-# millisecond, where moto serves requests one at a time in ~9 ms each, more than the
-# latency being simulated). Before the benchmark, the store's contract suite runs against
-# the stand-in (its fidelity check).
+# moto (scripts/moto_server.py: SQS, and S3 for the process runs); DynamoDB and S3 requests
+# are served in the proxy's process by scripts/dynamo_standin.py and scripts/s3_standin.py
+# (in memory, answering in well under a millisecond, where moto spends ~9 ms of Python on a
+# DynamoDB request and ~7 ms on an S3 one, one at a time: more than the latency being
+# simulated). Before the benchmark, the store's contract suite runs against the stand-ins
+# (their fidelity check).
 #
 #   scripts/bench-aws-drop.sh [RECORDS] [RSS_RECORDS...]     (default 2000, then 2000 20000)
 #
@@ -24,7 +25,9 @@
 #    RSS and wall time.
 #
 # Latencies: BIBGATE_BENCH_DYNAMODB_MS, BIBGATE_BENCH_S3_MS, BIBGATE_BENCH_SQS_MS.
-# BIBGATE_BENCH_DYNAMODB=moto serves DynamoDB from moto instead of the stand-in (no check);
+# BIBGATE_BENCH_DYNAMODB=moto serves DynamoDB from moto instead of the stand-in,
+# BIBGATE_BENCH_S3=moto S3 (the handler's variants; the process runs always use moto's S3);
+# BIBGATE_BENCH_VARIANTS= (empty) runs only the process runs;
 # BIBGATE_BENCH_CHECK=0 skips the contract suite; BIBGATE_BENCH_PROFILE=debug benchmarks a
 # debug build (default release). Builds into $CARGO_TARGET_DIR (default target/).
 set -euo pipefail
@@ -39,6 +42,8 @@ s3_ms=${BIBGATE_BENCH_S3_MS:-20}
 sqs_ms=${BIBGATE_BENCH_SQS_MS:-10}
 
 dynamodb=${BIBGATE_BENCH_DYNAMODB:-standin}
+s3=${BIBGATE_BENCH_S3:-standin}
+case $s3 in moto|standin) ;; *) echo "BIBGATE_BENCH_S3 is moto or standin, not $s3" >&2; exit 2 ;; esac
 profile=${BIBGATE_BENCH_PROFILE:-release}
 case $dynamodb in moto|standin) ;; *) echo "BIBGATE_BENCH_DYNAMODB is moto or standin, not $dynamodb" >&2; exit 2 ;; esac
 case $profile in
@@ -65,28 +70,35 @@ moto_port=$(free_port)
 pids+=($!)
 upstreams=(--upstream "http://127.0.0.1:$moto_port")
 [ "$dynamodb" = moto ] || upstreams+=(--dynamodb-standin)
+# The handler's variants take S3 from the stand-in too; the process runs need moto's S3
+# (its notifications start the import).
+handler_upstreams=("${upstreams[@]}")
+[ "$s3" = moto ] || handler_upstreams+=(--s3-standin)
 # The proxy at the given latencies, on its own port; its URL in $started.
 start_proxy() {
   local port
   port=$(free_port)
-  "$python" scripts/latency_proxy.py "${upstreams[@]}" -p "$port" --dynamodb-ms "$1" \
+  "$python" scripts/latency_proxy.py "${@:4}" -p "$port" --dynamodb-ms "$1" \
     --s3-ms "$2" --sqs-ms "$3" >"$work/proxy-$port.log" 2>&1 &
   pids+=($!)
   started=http://127.0.0.1:$port
 }
-start_proxy "$dynamodb_ms" "$s3_ms" "$sqs_ms"
+start_proxy "$dynamodb_ms" "$s3_ms" "$sqs_ms" "${handler_upstreams[@]}"
 proxy=$started
+start_proxy "$dynamodb_ms" "$s3_ms" "$sqs_ms" "${upstreams[@]}"
+process_proxy=$started
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" 2>/dev/null \
-    && curl -fsS -o /dev/null "$proxy/__proxy/stats" 2>/dev/null && break
+    && curl -fsS -o /dev/null "$proxy/__proxy/stats" 2>/dev/null \
+    && curl -fsS -o /dev/null "$process_proxy/__proxy/stats" 2>/dev/null && break
   sleep 0.2
 done
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
   BIBGATE_SHARED=${BIBGATE_SHARED:-../shared}
 
-if [ "$dynamodb" = standin ] && [ "${BIBGATE_BENCH_CHECK:-1}" != 0 ]; then
-  echo "== the store's contract suite against the DynamoDB stand-in (no latency)"
-  start_proxy 0 0 0
+if [ "$dynamodb$s3" != motomoto ] && [ "${BIBGATE_BENCH_CHECK:-1}" != 0 ]; then
+  echo "== the store's contract suite against the stand-ins (no latency)"
+  start_proxy 0 0 0 "${handler_upstreams[@]}"
   check_proxy=$started
   sleep 1
   AWS_ENDPOINT_URL=$check_proxy cargo test -q -p bibgate-store-aws --all-features --test contract 2>&1 \
@@ -94,13 +106,17 @@ if [ "$dynamodb" = standin ] && [ "${BIBGATE_BENCH_CHECK:-1}" != 0 ]; then
 fi
 export AWS_ENDPOINT_URL=$proxy
 
-echo "== $records records through Processor::handle ($profile build; DynamoDB: $dynamodb); latency: DynamoDB $dynamodb_ms ms, S3 $s3_ms ms, SQS $sqs_ms ms"
+variants=${BIBGATE_BENCH_VARIANTS-before,baseline,after,fanout}
+if [ -n "$variants" ]; then
+echo "== $records records through Processor::handle ($profile build; DynamoDB: $dynamodb, S3: $s3); latency: DynamoDB $dynamodb_ms ms, S3 $s3_ms ms, SQS $sqs_ms ms"
 "$bench" --records "$records" --concurrency "${BIBGATE_BENCH_CONCURRENCY:-16}" \
   --parallel "${BIBGATE_BENCH_PARALLEL:-20}" \
-  --variants "${BIBGATE_BENCH_VARIANTS:-before,baseline,after,fanout}" | tee "$work/bench.out" | grep -v '^BENCH '
+  --variants "$variants" | tee "$work/bench.out" | grep -v '^BENCH '
+fi
 
 echo
-echo "== peak RSS of bibgate-import-processor poll ($processor; DynamoDB: $dynamodb)"
+echo "== peak RSS of bibgate-import-processor poll ($processor; DynamoDB: $dynamodb, S3: moto)"
+export AWS_ENDPOINT_URL=$process_proxy
 eval "$(python3 scripts/aws_local.py provision --endpoint "$AWS_ENDPOINT_URL")"
 for n in "${rss_records[@]}"; do
   file=rss-$n.mrc

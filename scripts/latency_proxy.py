@@ -27,7 +27,8 @@ Control paths (not forwarded):
 Where DynamoDB requests go: moto by default (which serves them one at a time, about 9 ms
 of Python each: more than the latency simulated); with `--dynamodb-upstream`, another
 server (scripts/dynamo_standin.py); with `--dynamodb-standin`, that stand-in's service in
-this process (no second hop: what the drop benchmark uses).
+this process (no second hop: what the drop benchmark uses). `--s3-standin` serves S3
+requests likewise from scripts/s3_standin.py (without notifications).
 
 Usage: python3 scripts/latency_proxy.py --upstream http://127.0.0.1:MOTO -p PORT
            [--dynamodb-upstream http://127.0.0.1:STANDIN | --dynamodb-standin]
@@ -251,9 +252,25 @@ def standin_service():
     return call
 
 
-def make_handler(upstreams, latency_ms, stats, standin=None):
+def s3_standin_service():
+    """The S3 stand-in's service (scripts/s3_standin.py), in this process."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import s3_standin
+    service = s3_standin.S3Service()
+
+    def call(method, target, headers, body):
+        url = urllib.parse.urlsplit(target)
+        status, answer_headers, payload = service.respond(method, url.path, url.query,
+                                                          headers, body)
+        return status, "OK" if status < 300 else "Error", answer_headers, payload
+    return call
+
+
+def make_handler(upstreams, latency_ms, stats, standin=None, s3_standin=None):
     """`upstreams`: an `Upstream` by service, under `None` for every other service;
-    `standin`: serves DynamoDB requests in this process instead."""
+    `standin`, `s3_standin`: serve DynamoDB or S3 requests in this process instead."""
 
     async def respond(writer, status, reason, headers, payload, head_only=False, length=None):
         lines = [f"HTTP/1.1 {status} {reason}"]
@@ -299,6 +316,8 @@ def make_handler(upstreams, latency_ms, stats, standin=None):
             forwarded = loop.time()
             if service == "dynamodb" and standin is not None:
                 answer = standin(headers, body)
+            elif service == "s3" and s3_standin is not None:
+                answer = s3_standin(method, target, headers, body)
             else:
                 sent = [(n, v) for n, v in pairs
                         if n.lower() not in HOP and n.lower() != "content-length"]
@@ -346,6 +365,9 @@ def main() -> None:
     where.add_argument("--dynamodb-standin", action="store_true",
                        help="serve DynamoDB requests with scripts/dynamo_standin.py's service "
                             "in this process")
+    parser.add_argument("--s3-standin", action="store_true",
+                        help="serve S3 requests with scripts/s3_standin.py's service in this "
+                             "process (no notifications)")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=0)
     parser.add_argument("--dynamodb-ms", type=float, default=8.0)
@@ -361,8 +383,9 @@ def main() -> None:
                 parts = urllib.parse.urlsplit(url)
                 upstreams[service] = Upstream(parts.hostname, parts.port or 80)
         standin = standin_service() if args.dynamodb_standin else None
+        s3 = s3_standin_service() if args.s3_standin else None
         server = await asyncio.start_server(
-            make_handler(upstreams, latency, Stats(), standin), args.host, args.port,
+            make_handler(upstreams, latency, Stats(), standin, s3), args.host, args.port,
             backlog=1024, limit=1 << 20)
         port = server.sockets[0].getsockname()[1]
         print(f"listening on http://{args.host}:{port}", flush=True)

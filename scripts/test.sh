@@ -84,11 +84,11 @@ bash scripts/test-deb.sh "${CARGO_TARGET_DIR:-target}/debug/bibgate"
 
 cargo test --workspace --all-features "$@"
 
-# --- The drop benchmark's DynamoDB stand-in (issue 15, scripts/dynamo_standin.py): the
-# store's contract suite passes against it (served by the latency proxy at 0 ms, S3 on moto),
-# so the benchmark measures the DynamoDB the adapter was tested against.
+# --- The drop benchmark's stand-ins (issue 15, scripts/dynamo_standin.py and s3_standin.py):
+# the store's contract suite passes against them (served by the latency proxy at 0 ms), so
+# the benchmark measures the DynamoDB and S3 the adapters were tested against.
 proxy_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-python3 scripts/latency_proxy.py --upstream "http://127.0.0.1:$moto_port" --dynamodb-standin \
+python3 scripts/latency_proxy.py --upstream "http://127.0.0.1:$moto_port" --dynamodb-standin --s3-standin \
   -p "$proxy_port" --dynamodb-ms 0 --s3-ms 0 --sqs-ms 0 >/dev/null 2>&1 &
 proxy_pid=$!
 trap 'kill "$moto_pid" "$proxy_pid" 2>/dev/null || true; rm -f "$moto_log"' EXIT

@@ -11,7 +11,7 @@ use crate::context::AwsContext;
 
 /// The parts of a multipart upload (S3 takes 5 MiB to 5 GiB, the last one smaller): what
 /// [`BlobStore::put_stream_if_absent`] holds in memory at once.
-const PART_BYTES: usize = 8 * 1024 * 1024;
+const PART_BYTES: usize = 5 * 1024 * 1024;
 
 /// How often a conditional put is tried again after S3 answered 409
 /// (`ConditionalRequestConflict`: another conditional write to the key was in flight).
@@ -183,14 +183,20 @@ fn encode_copy_source(key: &str) -> String {
     out
 }
 
-/// Up to [`PART_BYTES`] of `source` (fewer only at its end).
+/// Up to [`PART_BYTES`] of `source` (fewer only at its end), in one buffer of that size
+/// (`read_to_end` would grow it to twice that to look for the end).
 fn read_part(source: &mut dyn std::io::Read, key: &str) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut part = Vec::with_capacity(PART_BYTES);
-    source
-        .take(PART_BYTES as u64)
-        .read_to_end(&mut part)
-        .map_err(|err| bibgate_store::stream_error(key, &err))?;
+    let mut part = vec![0u8; PART_BYTES];
+    let mut filled = 0;
+    while filled < PART_BYTES {
+        match source.read(&mut part[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(bibgate_store::stream_error(key, &err)),
+        }
+    }
+    part.truncate(filled);
     Ok(part)
 }
 
