@@ -183,20 +183,16 @@ fn encode_copy_source(key: &str) -> String {
     out
 }
 
-/// Up to [`PART_BYTES`] of `source` (fewer only at its end), in one buffer of that size
-/// (`read_to_end` would grow it to twice that to look for the end).
+/// Up to [`PART_BYTES`] of `source` (fewer only at its end). The buffer is reserved, not
+/// zeroed, so only the bytes read take memory; `read_to_end` probes for the end before it
+/// would grow a full buffer.
 fn read_part(source: &mut dyn std::io::Read, key: &str) -> Result<Vec<u8>> {
-    let mut part = vec![0u8; PART_BYTES];
-    let mut filled = 0;
-    while filled < PART_BYTES {
-        match source.read(&mut part[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(bibgate_store::stream_error(key, &err)),
-        }
-    }
-    part.truncate(filled);
+    use std::io::Read;
+    let mut part = Vec::with_capacity(PART_BYTES);
+    source
+        .take(PART_BYTES as u64)
+        .read_to_end(&mut part)
+        .map_err(|err| bibgate_store::stream_error(key, &err))?;
     Ok(part)
 }
 
