@@ -3,15 +3,19 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use bibgate_store::{BlobStore, Error, Result};
 use tracing::instrument;
 
 use crate::context::AwsContext;
 
-/// The parts of a multipart upload (S3 takes 5 MiB to 5 GiB, the last one smaller): what
-/// [`BlobStore::put_stream_if_absent`] holds in memory at once.
-const PART_BYTES: usize = 5 * 1024 * 1024;
+/// A streamed blob up to this size is sent from memory; a larger one is first copied to a
+/// temporary file (owner-only, removed after) and sent from there as one streamed
+/// `PutObject` (up to S3's 5 GB), so its size costs no memory.
+const IN_MEMORY_BYTES: usize = 1024 * 1024;
+
+/// Names the temporary files of [`Spooled`] apart within the process.
+static SPOOLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How often a conditional put is tried again after S3 answered 409
 /// (`ConditionalRequestConflict`: another conditional write to the key was in flight).
@@ -183,124 +187,99 @@ fn encode_copy_source(key: &str) -> String {
     out
 }
 
-/// Up to [`PART_BYTES`] of `source` (fewer only at its end). The buffer is reserved, not
-/// zeroed, so only the bytes read take memory; `read_to_end` probes for the end before it
-/// would grow a full buffer.
-fn read_part(source: &mut dyn std::io::Read, key: &str) -> Result<Vec<u8>> {
+/// Up to `limit` bytes of `source` (fewer only at its end).
+fn read_up_to(source: &mut dyn std::io::Read, key: &str, limit: usize) -> Result<Vec<u8>> {
     use std::io::Read;
-    let mut part = Vec::with_capacity(PART_BYTES);
+    let mut bytes = Vec::with_capacity(limit);
     source
-        .take(PART_BYTES as u64)
-        .read_to_end(&mut part)
+        .take(limit as u64)
+        .read_to_end(&mut bytes)
         .map_err(|err| bibgate_store::stream_error(key, &err))?;
-    Ok(part)
+    Ok(bytes)
+}
+
+/// A stream's bytes in a temporary file (owner-only), removed when dropped.
+struct Spooled(std::path::PathBuf);
+
+impl Spooled {
+    /// `first`, then the rest of `source`, in a new temporary file.
+    fn new(key: &str, first: &[u8], source: &mut dyn std::io::Read) -> Result<Spooled> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = std::env::temp_dir().join(format!(
+            "bibgate-s3-{}-{}",
+            std::process::id(),
+            SPOOLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let failed = |err: std::io::Error| {
+            Error::Backend(format!(
+                "could not keep the bytes of {key:?} in {}: {err}",
+                path.display()
+            ))
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(failed)?;
+        let spooled = Spooled(path.clone());
+        file.write_all(first).map_err(failed)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(bibgate_store::stream_error(key, &err)),
+            };
+            file.write_all(&buf[..n]).map_err(failed)?;
+        }
+        file.flush().map_err(failed)?;
+        Ok(spooled)
+    }
+}
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 impl S3BlobStore {
-    /// `first` and the rest of `source` under `key` as a multipart upload (parts of
-    /// [`PART_BYTES`], one read while none is in flight); with `if_absent`, completed only
-    /// if the key is free (`If-None-Match: *` on `CompleteMultipartUpload`). Returns whether
-    /// it was written and how many bytes; an upload not completed is aborted.
-    fn put_parts(
-        &self,
-        key: &str,
-        first: Vec<u8>,
-        source: &mut dyn std::io::Read,
-        if_absent: bool,
-    ) -> Result<(bool, u64)> {
-        let what = format!("start a multipart upload of {}", self.shown(key));
-        let started = self
-            .context
-            .block_on(
-                self.client
-                    .create_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send(),
-            )
-            .map_err(|err| backend(&what, &err))?;
-        let upload_id = started
-            .upload_id()
-            .ok_or_else(|| Error::Backend(format!("could not {what}: S3 gave no upload id")))?;
-        let outcome = self.upload_parts(key, upload_id, first, source, if_absent);
-        if !matches!(outcome, Ok((true, _))) {
-            // Best effort: the bucket's lifecycle rule (AbortIncompleteMultipartUpload)
-            // removes what a failed abort leaves behind.
-            let _ = self.context.block_on(
-                self.client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .send(),
-            );
-        }
-        outcome
-    }
-
-    /// The parts and the completion of [`S3BlobStore::put_parts`].
-    fn upload_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-        first: Vec<u8>,
-        source: &mut dyn std::io::Read,
-        if_absent: bool,
-    ) -> Result<(bool, u64)> {
-        let what = format!("put {} (multipart)", self.shown(key));
-        let mut total = 0u64;
-        let mut parts = Vec::new();
-        let mut part = first;
-        while !part.is_empty() {
-            let number = i32::try_from(parts.len() + 1)
-                .map_err(|_| Error::Backend(format!("could not {what}: too many parts")))?;
-            let part_len = part.len() as u64;
-            let uploaded = self
-                .context
-                .block_on(
-                    self.client
-                        .upload_part()
-                        .bucket(&self.bucket)
-                        .key(key)
-                        .upload_id(upload_id)
-                        .part_number(number)
-                        .body(ByteStream::from(std::mem::take(&mut part)))
-                        .send(),
-                )
-                .map_err(|err| backend(&what, &err))?;
-            total += part_len;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(uploaded.e_tag().map(str::to_owned))
-                    .build(),
-            );
-            part = read_part(source, key)?;
-        }
+    /// One `PutObject` of a spooled stream, read from its file as it is sent; with
+    /// `if_absent`, only if the key is free (false when it was taken). Returns whether it was
+    /// written and how many bytes.
+    fn put_spooled(&self, key: &str, spooled: &Spooled, if_absent: bool) -> Result<(bool, u64)> {
+        let what = format!("put {} from {}", self.shown(key), spooled.0.display());
+        let len = std::fs::metadata(&spooled.0)
+            .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?
+            .len();
         let mut conflicts = 0;
         loop {
-            let completed = self.context.block_on(
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .set_parts(Some(parts.clone()))
-                            .build(),
-                    )
-                    .set_if_none_match(if_absent.then(|| "*".to_owned()))
-                    .send(),
-            );
-            match completed {
-                Ok(_) => return Ok((true, total)),
+            let sent = self.context.block_on(async {
+                let body = ByteStream::from_path(&spooled.0)
+                    .await
+                    .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
+                Ok::<_, Error>(
+                    self.client
+                        .put_object()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .set_if_none_match(if_absent.then(|| "*".to_owned()))
+                        .body(body)
+                        .send()
+                        .await,
+                )
+            })?;
+            match sent {
+                Ok(_) => return Ok((true, len)),
                 Err(err)
                     if if_absent
                         && (status(&err) == Some(412)
                             || err.code() == Some("PreconditionFailed")) =>
                 {
-                    return Ok((false, total));
+                    return Ok((false, len));
                 }
                 Err(err)
                     if (status(&err) == Some(409)
@@ -316,29 +295,34 @@ impl S3BlobStore {
 }
 
 impl BlobStore for S3BlobStore {
-    /// One conditional `PutObject` when the bytes fit in one part; else, unless the key is
-    /// already taken, a multipart upload completed only if the key is free.
+    /// One conditional `PutObject`: from memory up to [`IN_MEMORY_BYTES`], else (unless the
+    /// key is already taken) streamed from a temporary copy.
     #[instrument(name = "s3.put_stream_if_absent", skip(self, source), fields(bucket = %self.bucket), err)]
     fn put_stream_if_absent(&self, key: &str, source: &mut dyn std::io::Read) -> Result<bool> {
-        let first = read_part(source, key)?;
-        if first.len() < PART_BYTES {
+        let first = read_up_to(source, key, IN_MEMORY_BYTES)?;
+        if first.len() < IN_MEMORY_BYTES {
             return self.put_if_absent(key, &first);
         }
         if self.exists(key)? {
             return Ok(false);
         }
-        Ok(self.put_parts(key, first, source, true)?.0)
+        let spooled = Spooled::new(key, &first, source)?;
+        drop(first);
+        Ok(self.put_spooled(key, &spooled, true)?.0)
     }
 
-    /// One `PutObject` when the bytes fit in one part, else a multipart upload.
+    /// One `PutObject`: from memory up to [`IN_MEMORY_BYTES`], else streamed from a
+    /// temporary copy.
     #[instrument(name = "s3.put_stream", skip(self, source), fields(bucket = %self.bucket), err)]
     fn put_stream(&self, key: &str, source: &mut dyn std::io::Read) -> Result<u64> {
-        let first = read_part(source, key)?;
-        if first.len() < PART_BYTES {
+        let first = read_up_to(source, key, IN_MEMORY_BYTES)?;
+        if first.len() < IN_MEMORY_BYTES {
             self.put(key, &first)?;
             return Ok(first.len() as u64);
         }
-        Ok(self.put_parts(key, first, source, false)?.1)
+        let spooled = Spooled::new(key, &first, source)?;
+        drop(first);
+        Ok(self.put_spooled(key, &spooled, false)?.1)
     }
 
     #[instrument(name = "s3.put", skip(self, bytes), fields(bucket = %self.bucket, len = bytes.len()), err)]

@@ -232,8 +232,9 @@ pub trait BlobStore: Send + Sync {
     /// if the key is free (false when it was taken, before or while the bytes were read),
     /// and on an error nothing new is under the key. The default collects the bytes in
     /// memory first; the folder adapter copies them to a temporary file and links it into
-    /// place, the S3 adapter sends a multipart upload completed only if the key is free, so
-    /// a large blob (a drop file's report) costs bounded memory.
+    /// place, the S3 adapter copies a large stream to a temporary file and sends it from
+    /// there with a conditional `PutObject`, so a large blob (a drop file's report) costs
+    /// bounded memory.
     fn put_stream_if_absent(&self, key: &str, source: &mut dyn std::io::Read) -> Result<bool> {
         let mut bytes = Vec::new();
         source

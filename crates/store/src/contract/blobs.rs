@@ -278,7 +278,7 @@ pub(super) fn check_blob_put_stream_if_absent(store: &dyn BlobStore) {
         Some(bytes),
         "a taken key keeps its bytes"
     );
-    // Larger than a multipart upload's part (5 MiB on S3): several parts, written once.
+    // Larger than what an adapter may send from memory (1 MiB on S3): written once.
     let large_key = "reports/contract/large.jsonl";
     let large: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
     assert!(ok(
