@@ -15,10 +15,6 @@ transaction, the items its actions name are remembered (an item an `Update` woul
 place is replaced by a copy first), no table is copied, and if the transaction fails those
 items are put back. The outcome of every request is the same as moto's.
 
-One answer is corrected: moto names the root element of `CompleteMultipartUpload`'s answer
-`CompleteMultipartUploadResponse`, which S3 names `CompleteMultipartUploadResult` (the
-Rust SDK checks it).
-
 Usage: python3 scripts/moto_server.py -H 127.0.0.1 -p PORT
 """
 
@@ -117,27 +113,7 @@ def main() -> None:
             with dynamodb:
                 # The whole response is produced inside the lock.
                 return [b"".join(app(environ, start_response))]
-        if environ.get("REQUEST_METHOD") == "POST" and "uploadId=" in environ.get(
-                "QUERY_STRING", ""):
-            return complete_multipart_upload(environ, start_response)
         return app(environ, start_response)
-
-    def complete_multipart_upload(environ, start_response):
-        """moto answers `CompleteMultipartUpload` with the root element
-        `CompleteMultipartUploadResponse`; S3's (and the Rust SDK's) is
-        `CompleteMultipartUploadResult`."""
-        answered = {}
-
-        def keep(status, headers, exc_info=None):
-            answered["status"], answered["headers"] = status, headers
-            return lambda data: None
-
-        body = b"".join(app(environ, keep)).replace(
-            b"CompleteMultipartUploadResponse", b"CompleteMultipartUploadResult")
-        headers = [(name, value) for name, value in answered["headers"]
-                   if name.lower() != "content-length"]
-        start_response(answered["status"], headers + [("Content-Length", str(len(body)))])
-        return [body]
 
     # Responses are written in pieces (status and headers, then the body): without
     # TCP_NODELAY, Nagle's algorithm and the client's delayed ACK can hold each request up to

@@ -199,7 +199,10 @@ fn read_up_to(source: &mut dyn std::io::Read, key: &str, limit: usize) -> Result
 }
 
 /// A stream's bytes in a temporary file (owner-only), removed when dropped.
-struct Spooled(std::path::PathBuf);
+struct Spooled {
+    path: std::path::PathBuf,
+    len: u64,
+}
 
 impl Spooled {
     /// `first`, then the rest of `source`, in a new temporary file.
@@ -223,17 +226,20 @@ impl Spooled {
             .mode(0o600)
             .open(&path)
             .map_err(failed)?;
-        let spooled = Spooled(path.clone());
+        let mut spooled = Spooled {
+            path: path.clone(),
+            len: first.len() as u64,
+        };
         file.write_all(first).map_err(failed)?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(bibgate_store::stream_error(key, &err)),
-            };
-            file.write_all(&buf[..n]).map_err(failed)?;
+        let mut source_failed = None;
+        match bibgate_store::copy_from(source, &mut file, &mut source_failed) {
+            Ok(copied) => spooled.len += copied,
+            Err(err) => {
+                return Err(match source_failed {
+                    Some(err) => bibgate_store::stream_error(key, &err),
+                    None => failed(err),
+                });
+            }
         }
         file.flush().map_err(failed)?;
         Ok(spooled)
@@ -242,44 +248,55 @@ impl Spooled {
 
 impl Drop for Spooled {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
+/// The body of a `PutObject`: bytes in memory, or a file read as it is sent.
+#[derive(Clone, Copy)]
+enum PutBody<'a> {
+    Bytes(&'a [u8]),
+    File(&'a std::path::Path),
+}
+
 impl S3BlobStore {
-    /// One `PutObject` of a spooled stream, read from its file as it is sent; with
-    /// `if_absent`, only if the key is free (false when it was taken). Returns whether it was
-    /// written and how many bytes.
-    fn put_spooled(&self, key: &str, spooled: &Spooled, if_absent: bool) -> Result<(bool, u64)> {
-        let what = format!("put {} from {}", self.shown(key), spooled.0.display());
-        let len = std::fs::metadata(&spooled.0)
-            .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?
-            .len();
+    /// One `PutObject` of `body`; with `if_absent` (`If-None-Match: *`) only if the key is
+    /// free, tried again when S3 answers 409 (another conditional write was in flight).
+    /// Returns whether it was written.
+    fn send_put(&self, key: &str, body: PutBody<'_>, if_absent: bool) -> Result<bool> {
+        let what = format!(
+            "put {}{}",
+            self.shown(key),
+            if if_absent { " if absent" } else { "" }
+        );
         let mut conflicts = 0;
         loop {
             let sent = self.context.block_on(async {
-                let body = ByteStream::from_path(&spooled.0)
-                    .await
-                    .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
+                let stream = match body {
+                    PutBody::Bytes(bytes) => ByteStream::from(bytes.to_vec()),
+                    PutBody::File(path) => ByteStream::from_path(path).await.map_err(|err| {
+                        Error::Backend(format!("could not {what} from {}: {err}", path.display()))
+                    })?,
+                };
                 Ok::<_, Error>(
                     self.client
                         .put_object()
                         .bucket(&self.bucket)
                         .key(key)
                         .set_if_none_match(if_absent.then(|| "*".to_owned()))
-                        .body(body)
+                        .body(stream)
                         .send()
                         .await,
                 )
             })?;
             match sent {
-                Ok(_) => return Ok((true, len)),
+                Ok(_) => return Ok(true),
                 Err(err)
                     if if_absent
                         && (status(&err) == Some(412)
                             || err.code() == Some("PreconditionFailed")) =>
                 {
-                    return Ok((false, len));
+                    return Ok(false);
                 }
                 Err(err)
                     if (status(&err) == Some(409)
@@ -308,7 +325,7 @@ impl BlobStore for S3BlobStore {
         }
         let spooled = Spooled::new(key, &first, source)?;
         drop(first);
-        Ok(self.put_spooled(key, &spooled, true)?.0)
+        self.send_put(key, PutBody::File(&spooled.path), true)
     }
 
     /// One `PutObject`: from memory up to [`IN_MEMORY_BYTES`], else streamed from a
@@ -322,60 +339,19 @@ impl BlobStore for S3BlobStore {
         }
         let spooled = Spooled::new(key, &first, source)?;
         drop(first);
-        Ok(self.put_spooled(key, &spooled, false)?.1)
+        self.send_put(key, PutBody::File(&spooled.path), false)?;
+        Ok(spooled.len)
     }
 
     #[instrument(name = "s3.put", skip(self, bytes), fields(bucket = %self.bucket, len = bytes.len()), err)]
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        let body = ByteStream::from(bytes.to_vec());
-        self.context
-            .block_on(async {
-                self.client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .body(body)
-                    .send()
-                    .await
-            })
-            .map_err(|err| backend(&format!("put {}", self.shown(key)), &err))?;
+        self.send_put(key, PutBody::Bytes(bytes), false)?;
         Ok(())
     }
 
     #[instrument(name = "s3.put_if_absent", skip(self, bytes), fields(bucket = %self.bucket, len = bytes.len()), err)]
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<bool> {
-        let mut conflicts = 0;
-        loop {
-            let body = ByteStream::from(bytes.to_vec());
-            let sent = self.context.block_on(async {
-                self.client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .if_none_match("*")
-                    .body(body)
-                    .send()
-                    .await
-            });
-            match sent {
-                Ok(_) => return Ok(true),
-                Err(err)
-                    if status(&err) == Some(412) || err.code() == Some("PreconditionFailed") =>
-                {
-                    return Ok(false);
-                }
-                Err(err)
-                    if (status(&err) == Some(409)
-                        || err.code() == Some("ConditionalRequestConflict"))
-                        && conflicts < CONDITIONAL_CONFLICT_RETRIES =>
-                {
-                    conflicts += 1;
-                }
-                Err(err) => {
-                    return Err(backend(&format!("put {} if absent", self.shown(key)), &err));
-                }
-            }
-        }
+        self.send_put(key, PutBody::Bytes(bytes), true)
     }
 
     #[instrument(name = "s3.get", skip(self), fields(bucket = %self.bucket), err)]
@@ -476,7 +452,6 @@ impl BlobStore for S3BlobStore {
         })
     }
 
-    #[instrument(name = "s3.delete", skip(self), fields(bucket = %self.bucket), err)]
     /// `DeleteObjects` of up to 1,000 keys a request (quiet: S3 answers only the keys it
     /// could not delete, which fail the call).
     #[instrument(name = "s3.delete_many", skip(self, keys), fields(bucket = %self.bucket, keys = keys.len()), err)]
@@ -520,6 +495,7 @@ impl BlobStore for S3BlobStore {
         Ok(())
     }
 
+    #[instrument(name = "s3.delete", skip(self), fields(bucket = %self.bucket), err)]
     fn delete(&self, key: &str) -> Result<bool> {
         let what = format!("delete {}", self.shown(key));
         self.context.block_on(async {
