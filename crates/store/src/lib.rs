@@ -190,6 +190,32 @@ pub fn stream_error(key: &str, err: &std::io::Error) -> Error {
     }
 }
 
+/// Copies `source` into `sink` in 64 KiB pieces; returns how many bytes. A failure of the
+/// source (not of the sink) is kept in `failed`, so adapters can tell the two apart (a
+/// source's is [`stream_error`]).
+pub fn copy_from(
+    source: &mut dyn std::io::Read,
+    sink: &mut dyn std::io::Write,
+    failed: &mut Option<std::io::Error>,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut copied = 0u64;
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                let kind = err.kind();
+                *failed = Some(err);
+                return Err(std::io::Error::new(kind, "the source of the bytes failed"));
+            }
+        };
+        sink.write_all(&buf[..n])?;
+        copied += n as u64;
+    }
+}
+
 /// Raw bytes by key: the object-store port (a local folder by default, S3 on AWS).
 ///
 /// Keys are `/`-separated paths such as `inbox/01DEMO_ALPHA/<export-id>.mrc`.

@@ -164,6 +164,23 @@ impl FolderBlobStore {
         }
     }
 
+    /// `source` copied to a synced temporary file in `dir`: its path and how many bytes.
+    fn stream_to_temp(
+        &self,
+        key: &str,
+        dir: &Path,
+        source: &mut dyn io::Read,
+    ) -> Result<(PathBuf, u64)> {
+        let mut failed = None;
+        let written = self.write_temp_with(key, dir, |file| {
+            bibgate_store::copy_from(source, file, &mut failed)
+        });
+        match (written, failed) {
+            (Err(_), Some(err)) => Err(bibgate_store::stream_error(key, &err)),
+            (written, _) => written,
+        }
+    }
+
     /// Links the complete temporary file `temp` to `path` (a hard link appears atomically
     /// and fails if the name exists), removes `temp` and syncs `dir`; false when the key was
     /// taken.
@@ -181,31 +198,6 @@ impl FolderBlobStore {
             .sync(dir)
             .map_err(|err| io_error(&format!("sync the folder of blob {key:?}"), err))?;
         Ok(true)
-    }
-}
-
-/// Copies `source` into `file` in 64 KiB pieces; returns how many bytes. A failure of the
-/// source (not of the file) is kept in `failed`, so the caller can tell the two apart.
-fn copy_from(
-    source: &mut dyn io::Read,
-    file: &mut File,
-    failed: &mut Option<io::Error>,
-) -> io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut copied = 0u64;
-    loop {
-        let n = match source.read(&mut buf) {
-            Ok(0) => return Ok(copied),
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                let kind = err.kind();
-                *failed = Some(err);
-                return Err(io::Error::new(kind, "the source of the bytes failed"));
-            }
-        };
-        file.write_all(&buf[..n])?;
-        copied += n as u64;
     }
 }
 
@@ -543,12 +535,7 @@ impl BlobStore for FolderBlobStore {
     fn put_stream_if_absent(&self, key: &str, source: &mut dyn io::Read) -> Result<bool> {
         let path = self.file_of(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        let mut failed = None;
-        let written = self.write_temp_with(key, &dir, |file| copy_from(source, file, &mut failed));
-        let (temp, _) = match (written, failed) {
-            (Err(_), Some(err)) => return Err(bibgate_store::stream_error(key, &err)),
-            (written, _) => written?,
-        };
+        let (temp, _) = self.stream_to_temp(key, &dir, source)?;
         self.link_into_place(key, &path, &dir, &temp)
     }
 
@@ -584,12 +571,7 @@ impl BlobStore for FolderBlobStore {
     fn put_stream(&self, key: &str, source: &mut dyn io::Read) -> Result<u64> {
         let path = self.file_of(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        let mut failed = None;
-        let written = self.write_temp_with(key, &dir, |file| copy_from(source, file, &mut failed));
-        let (temp, copied) = match (written, failed) {
-            (Err(_), Some(err)) => return Err(bibgate_store::stream_error(key, &err)),
-            (written, _) => written?,
-        };
+        let (temp, copied) = self.stream_to_temp(key, &dir, source)?;
         if let Err(err) = place(&temp, &path, key, |from, to| fs::rename(from, to))? {
             let _ = fs::remove_file(&temp);
             return Err(io_error(&format!("move blob {key:?} into place"), err));
