@@ -704,13 +704,11 @@ pub fn run_chunk(
     if report_is_ours(blobs, &plan.report_key, &plan.batch_id)? {
         // Another chunk assembled the report meanwhile. If its clean-up already ran (this
         // is a duplicate delivery), what this one just wrote would be left behind: it goes.
-        for key in [
+        blobs.delete_many(&[
             part_key(institution, file, hash, n),
             rejected_part_key(institution, file, hash, n),
             chunk_task_key(institution, file, hash, n + plan.window),
-        ] {
-            blobs.delete(&key)?;
-        }
+        ])?;
         return Ok(ChunkOutcome::Imported {
             records,
             assembled: false,
@@ -764,10 +762,6 @@ fn assemble(
         .collect();
     if report_parts.iter().any(|part| !listed.contains(part)) {
         // Cleaned up by another assembler meanwhile.
-        return Ok(false);
-    }
-    if report_is_ours(blobs, &plan.report_key, &plan.batch_id)? {
-        // Assembled by another chunk since: it cleans up.
         return Ok(false);
     }
     let rejected_parts: Vec<String> = (0..plan.chunks.len())
