@@ -1,14 +1,14 @@
 """An in-memory DynamoDB for the drop benchmark: the requests Bibgate makes, each applied
-atomically in microseconds, many served at once.
+atomically in well under a millisecond while the latency proxy overlaps the waits.
 
 Why: the benchmark (scripts/bench-aws-drop.sh) puts a latency proxy (8 ms per DynamoDB
 request) in front of the local AWS stand-in and measures how far the import overlaps its
 requests. moto serves DynamoDB one request at a time (scripts/moto_server.py, because moto
 is not safe under concurrent writes) and spends about 9 ms of Python on a request of the
 import path: more than the 8 ms being simulated, so on moto every variant measures moto's
-queue, not the client. This server keeps the whole table in dictionaries with an index per
-global secondary index and applies a request under one lock in well under a millisecond,
-so the injected latency is what a request costs and requests overlap as far as the client
+queue, not the client. This service keeps the whole table in dictionaries with an index
+per global secondary index and applies a request in well under a millisecond, so the
+injected latency is what a request costs and requests overlap as far as the client
 overlaps them.
 
 It speaks DynamoDB's JSON protocol (X-Amz-Target DynamoDB_20120810.*) for what the store
@@ -24,26 +24,22 @@ the declared types. Anything else is answered with a ValidationException naming 
 never silently accepted.
 
 Its fidelity is checked, not assumed: the store's contract suite
-(`cargo test -p bibgate-store-aws --all-features`) runs against it as against moto
-(scripts/bench-aws-drop.sh --check does that before a benchmark).
+(`cargo test -p bibgate-store-aws --all-features --test contract`) runs against it as
+against moto, in scripts/test.sh and before each benchmark (scripts/bench-aws-drop.sh).
 
 It is a benchmark's instrument: the tests run on moto.
 
-Usage: python3 scripts/dynamo_standin.py [-H 127.0.0.1] [-p PORT]
+Served by scripts/latency_proxy.py (`--dynamodb-standin`), in its process: one request at
+a time on its event loop, so each applies atomically.
 """
 
-import argparse
 import base64
 import collections
 import functools
 import json
 import re
-import socket
-import threading
 import time
-import uuid
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PREFIX = "com.amazonaws.dynamodb.v20120810#"
 MAX_ITEM_BYTES = 400 * 1024
@@ -215,17 +211,17 @@ class Parser:
 
     # conditions
     def condition(self):
-        node = self.conjunction()
-        while self.keyword("OR"):
-            self.take()
-            node = ("or", node, self.conjunction())
-        return node
+        return self.binary("OR", self.conjunction)
 
     def conjunction(self):
-        node = self.negation()
-        while self.keyword("AND"):
+        return self.binary("AND", self.negation)
+
+    def binary(self, word, operand):
+        """`operand (word operand)*`, left-associative."""
+        node = operand()
+        while self.keyword(word):
             self.take()
-            node = ("and", node, self.negation())
+            node = (word.lower(), node, operand())
         return node
 
     def negation(self):
@@ -318,14 +314,7 @@ class Parser:
 
     def unused(self, names, values):
         """DynamoDB refuses names and values an expression does not use."""
-        for name in names or {}:
-            if name not in self.used_names:
-                raise validation(f"Value provided in ExpressionAttributeNames unused in "
-                                 f"expressions: keys: {{{name}}}")
-        for value in values or {}:
-            if value not in self.used_values:
-                raise validation(f"Value provided in ExpressionAttributeValues unused in "
-                                 f"expressions: keys: {{{value}}}")
+        check_used(names, values, self.used_names, self.used_values)
 
 
 def operand_value(node, item):
@@ -413,12 +402,11 @@ def holds(node, item):
     raise validation(f"cannot evaluate {kind}")
 
 
-def parse_condition(text, names, values, check_unused=True):
+def parse_condition(text, names, values):
     parser = Parser(text, names, values)
     node = parser.condition()
     parser.done()
-    if check_unused:
-        parser.unused(names, values)
+    parser.unused(names, values)
     return node
 
 
@@ -656,7 +644,6 @@ def project(item, request, table, index):
 # ------------------------------------------------------------------ the service
 class Service:
     def __init__(self):
-        self.lock = threading.Lock()
         self.tables = {}
         # Whether the request being served is large enough to hold an item over the limit.
         self.large = True
@@ -675,9 +662,8 @@ class Service:
         if method is None:
             raise DynamoError("UnknownOperationException",
                               f"{operation} is not served by this stand-in")
-        with self.lock:
-            self.large = request_bytes is None or request_bytes > MAX_ITEM_BYTES
-            return method(request)
+        self.large = request_bytes is None or request_bytes > MAX_ITEM_BYTES
+        return method(request)
 
     # tables
     def op_CreateTable(self, request):
@@ -1032,7 +1018,7 @@ def position_of(table, index, item):
     return ((sort_key(item[index.range]),) if index.range else ()) + primary
 
 
-# ------------------------------------------------------------------ HTTP
+# ------------------------------------------------------------------ the protocol
 def respond(service, target, raw):
     """The status and JSON body answering one request (its X-Amz-Target and body)."""
     if not target.startswith("DynamoDB_20120810."):
@@ -1051,54 +1037,3 @@ def respond(service, target, raw):
         payload = {"__type": PREFIX + "ValidationException",
                    "message": f"malformed request: {err!r}"}
         return 400, json.dumps(payload).encode()
-
-
-def make_handler(service):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def setup(self):
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def reply(self, status, body):
-            head = (f"HTTP/1.1 {status} {'OK' if status == 200 else 'Bad Request'}\r\n"
-                    f"Content-Type: application/x-amz-json-1.0\r\n"
-                    f"x-amzn-RequestId: {uuid.uuid4()}\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n")
-            self.wfile.write(head.encode() + body)
-
-        def do_POST(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            self.reply(*respond(service, self.headers.get("X-Amz-Target", ""), raw))
-
-        def do_GET(self):
-            # A health check for scripts: the tables and their item counts.
-            with service.lock:
-                counts = {name: table.count() for name, table in service.tables.items()}
-            self.reply(200, json.dumps({"tables": counts}).encode())
-
-    return Handler
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 512
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-H", "--host", default="127.0.0.1")
-    parser.add_argument("-p", "--port", type=int, default=0)
-    args = parser.parse_args()
-    server = Server((args.host, args.port), make_handler(Service()))
-    print(f"listening on http://{args.host}:{server.server_address[1]}", flush=True)
-    server.serve_forever()
-
-
-if __name__ == "__main__":
-    main()

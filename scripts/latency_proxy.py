@@ -24,14 +24,13 @@ Control paths (not forwarded):
                           per request (ms) by service
     POST /__proxy/reset   zeroes the counters
 
-Where DynamoDB requests go: moto by default (which serves them one at a time, about 9 ms
-of Python each: more than the latency simulated); with `--dynamodb-upstream`, another
-server (scripts/dynamo_standin.py); with `--dynamodb-standin`, that stand-in's service in
-this process (no second hop: what the drop benchmark uses). `--s3-standin` serves S3
-requests likewise from scripts/s3_standin.py (without notifications).
+Requests go to moto, except that `--dynamodb-standin` serves DynamoDB requests in this
+process from scripts/dynamo_standin.py and `--s3-standin` S3 requests from
+scripts/s3_standin.py (without notifications): moto serves DynamoDB one request at a time
+in about 9 ms of Python, S3 in about 7 ms, more than the latency simulated.
 
 Usage: python3 scripts/latency_proxy.py --upstream http://127.0.0.1:MOTO -p PORT
-           [--dynamodb-upstream http://127.0.0.1:STANDIN | --dynamodb-standin]
+           [--dynamodb-standin] [--s3-standin]
            [--dynamodb-ms 8] [--s3-ms 20] [--sqs-ms 10]
 """
 
@@ -40,9 +39,11 @@ import asyncio
 import json
 import re
 import socket
-import threading
 import time
 import urllib.parse
+
+import dynamo_standin
+import s3_standin
 
 # Hop-by-hop headers: never forwarded (RFC 9110 7.6.1).
 HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -51,52 +52,46 @@ SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
 
 
 class Stats:
-    """Counters shared by the serving threads."""
+    """Counters of the requests served (one event loop: no lock)."""
 
     def __init__(self):
-        self.lock = threading.Lock()
         self.reset()
 
     def reset(self):
-        with self.lock:
-            self.requests = {}
-            self.injected_ms = {}
-            self.upstream_ms = {}
-            self.in_flight = 0
-            self.max_in_flight = 0
-            self.busy_ms = 0.0
-            self.since = time.monotonic()
+        self.requests = {}
+        self.injected_ms = {}
+        self.upstream_ms = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.busy_ms = 0.0
+        self.since = time.monotonic()
 
     def enter(self):
-        with self.lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def leave(self, busy_ms):
-        with self.lock:
-            # A reset while requests were in flight may leave them uncounted.
-            self.in_flight = max(0, self.in_flight - 1)
-            self.busy_ms += busy_ms
+        # A reset while requests were in flight may leave them uncounted.
+        self.in_flight = max(0, self.in_flight - 1)
+        self.busy_ms += busy_ms
 
     def add(self, service, operation, injected_ms, upstream_ms):
-        with self.lock:
-            by_op = self.requests.setdefault(service, {})
-            by_op[operation] = by_op.get(operation, 0) + 1
-            self.injected_ms[service] = self.injected_ms.get(service, 0.0) + injected_ms
-            self.upstream_ms[service] = self.upstream_ms.get(service, 0.0) + upstream_ms
+        by_op = self.requests.setdefault(service, {})
+        by_op[operation] = by_op.get(operation, 0) + 1
+        self.injected_ms[service] = self.injected_ms.get(service, 0.0) + injected_ms
+        self.upstream_ms[service] = self.upstream_ms.get(service, 0.0) + upstream_ms
 
     def snapshot(self):
-        with self.lock:
-            return {
-                "requests": {service: dict(sorted(ops.items()))
-                             for service, ops in sorted(self.requests.items())},
-                "injected_ms": dict(sorted(self.injected_ms.items())),
-                "injected_total_ms": sum(self.injected_ms.values()),
-                "upstream_ms": dict(sorted(self.upstream_ms.items())),
-                "max_in_flight": self.max_in_flight,
-                "mean_in_flight": self.busy_ms / max(1e-9, (time.monotonic() - self.since) * 1000.0),
-                "elapsed_ms": (time.monotonic() - self.since) * 1000.0,
-            }
+        return {
+            "requests": {service: dict(sorted(ops.items()))
+                         for service, ops in sorted(self.requests.items())},
+            "injected_ms": dict(sorted(self.injected_ms.items())),
+            "injected_total_ms": sum(self.injected_ms.values()),
+            "upstream_ms": dict(sorted(self.upstream_ms.items())),
+            "max_in_flight": self.max_in_flight,
+            "mean_in_flight": self.busy_ms / max(1e-9, (time.monotonic() - self.since) * 1000.0),
+            "elapsed_ms": (time.monotonic() - self.since) * 1000.0,
+        }
 
 
 def s3_operation(method, path, query, headers):
@@ -236,15 +231,11 @@ class Upstream:
         raise RuntimeError("unreachable")
 
 
-def standin_service():
-    """The DynamoDB stand-in's service, in this process."""
-    import os
-    import sys
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import dynamo_standin
+def serve_dynamodb_standin():
+    """Serves DynamoDB requests from scripts/dynamo_standin.py, in this process."""
     service = dynamo_standin.Service()
 
-    def call(headers, body):
+    def call(method, target, headers, body):
         status, payload = dynamo_standin.respond(service, headers.get("X-Amz-Target", ""), body)
         return status, "OK" if status == 200 else "Bad Request", [
             ("Content-Type", "application/x-amz-json-1.0"),
@@ -252,12 +243,8 @@ def standin_service():
     return call
 
 
-def s3_standin_service():
-    """The S3 stand-in's service (scripts/s3_standin.py), in this process."""
-    import os
-    import sys
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import s3_standin
+def serve_s3_standin():
+    """Serves S3 requests from scripts/s3_standin.py, in this process."""
     service = s3_standin.S3Service()
 
     def call(method, target, headers, body):
@@ -268,9 +255,9 @@ def s3_standin_service():
     return call
 
 
-def make_handler(upstreams, latency_ms, stats, standin=None, s3_standin=None):
-    """`upstreams`: an `Upstream` by service, under `None` for every other service;
-    `standin`, `s3_standin`: serve DynamoDB or S3 requests in this process instead."""
+def make_handler(upstream, latency_ms, stats, standins):
+    """`upstream`: the `Upstream` (moto) requests are forwarded to; `standins`: by service,
+    the stand-ins that serve that service's requests in this process instead."""
 
     async def respond(writer, status, reason, headers, payload, head_only=False, length=None):
         lines = [f"HTTP/1.1 {status} {reason}"]
@@ -314,16 +301,13 @@ def make_handler(upstreams, latency_ms, stats, standin=None, s3_standin=None):
             if delay_ms > 0:
                 await asyncio.sleep(delay_ms / 1000.0)
             forwarded = loop.time()
-            if service == "dynamodb" and standin is not None:
-                answer = standin(headers, body)
-            elif service == "s3" and s3_standin is not None:
-                answer = s3_standin(method, target, headers, body)
+            if service in standins:
+                answer = standins[service](method, target, headers, body)
             else:
                 sent = [(n, v) for n, v in pairs
                         if n.lower() not in HOP and n.lower() != "content-length"]
                 if body or method in ("PUT", "POST"):
                     sent.append(("Content-Length", str(len(body))))
-                upstream = upstreams.get(service) or upstreams[None]
                 answer = await upstream.exchange(method, target, sent, body)
         except (OSError, asyncio.IncompleteReadError) as err:
             await respond(writer, 502, "Bad Gateway", [("Content-Type", "application/json")],
@@ -359,12 +343,9 @@ def make_handler(upstreams, latency_ms, stats, standin=None, s3_standin=None):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", required=True, help="moto's URL, http://host:port")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--dynamodb-upstream",
-                       help="where DynamoDB requests go instead (scripts/dynamo_standin.py)")
-    where.add_argument("--dynamodb-standin", action="store_true",
-                       help="serve DynamoDB requests with scripts/dynamo_standin.py's service "
-                            "in this process")
+    parser.add_argument("--dynamodb-standin", action="store_true",
+                        help="serve DynamoDB requests with scripts/dynamo_standin.py's "
+                             "service in this process")
     parser.add_argument("--s3-standin", action="store_true",
                         help="serve S3 requests with scripts/s3_standin.py's service in this "
                              "process (no notifications)")
@@ -377,15 +358,15 @@ def main() -> None:
     latency = {"dynamodb": args.dynamodb_ms, "s3": args.s3_ms, "sqs": args.sqs_ms}
 
     async def run():
-        upstreams = {}
-        for service, url in ((None, args.upstream), ("dynamodb", args.dynamodb_upstream)):
-            if url:
-                parts = urllib.parse.urlsplit(url)
-                upstreams[service] = Upstream(parts.hostname, parts.port or 80)
-        standin = standin_service() if args.dynamodb_standin else None
-        s3 = s3_standin_service() if args.s3_standin else None
+        url = urllib.parse.urlsplit(args.upstream)
+        standins = {}
+        if args.dynamodb_standin:
+            standins["dynamodb"] = serve_dynamodb_standin()
+        if args.s3_standin:
+            standins["s3"] = serve_s3_standin()
         server = await asyncio.start_server(
-            make_handler(upstreams, latency, Stats(), standin, s3), args.host, args.port,
+            make_handler(Upstream(url.hostname, url.port or 80), latency, Stats(), standins),
+            args.host, args.port,
             backlog=1024, limit=1 << 20)
         port = server.sockets[0].getsockname()[1]
         print(f"listening on http://{args.host}:{port}", flush=True)

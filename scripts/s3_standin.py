@@ -9,9 +9,8 @@ queue, more than the 20 ms being simulated.
 Path-style requests only, one process, no persistence, no notifications (the benchmark's
 process runs, which need S3's events, use moto). Served: CreateBucket, HeadBucket,
 PutObject (`If-None-Match: *`), GetObject (one `Range`), HeadObject, DeleteObject,
-DeleteObjects, ListObjectsV2 (prefix, continuation, max-keys), CopyObject, and multipart
-uploads (create, part, complete with `If-None-Match: *`, abort); `aws-chunked` bodies are
-decoded. Anything else is answered 501 NotImplemented, never silently accepted.
+DeleteObjects, ListObjectsV2 (prefix, continuation, max-keys) and CopyObject;
+`aws-chunked` bodies are decoded. Anything else is answered 501 NotImplemented, never silently accepted.
 
 Its fidelity is checked: the blob store's contract suite runs against it
 (scripts/bench-aws-drop.sh, before the benchmark; scripts/test.sh).
@@ -20,8 +19,7 @@ Its fidelity is checked: the blob store's contract suite runs against it
 import hashlib
 import time
 import urllib.parse
-import uuid
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
@@ -84,7 +82,6 @@ class Object:
 class S3Service:
     def __init__(self):
         self.buckets = {}  # name -> {key: Object}
-        self.uploads = {}  # upload id -> (bucket, key, {part number: bytes})
 
     def respond(self, method, path, query, headers, body):
         """(status, headers, body) answering one request."""
@@ -102,14 +99,8 @@ class S3Service:
         bucket = self.buckets.get(bucket_name)
         if bucket is None:
             return error(404, "NoSuchBucket", f"The specified bucket does not exist: {bucket_name}")
-        if "uploads" in params and method == "POST":
-            upload_id = uuid.uuid4().hex
-            self.uploads[upload_id] = (bucket_name, key, {})
-            return xml("InitiateMultipartUploadResult",
-                       f"<Bucket>{escape(bucket_name)}</Bucket><Key>{escape(key)}</Key>"
-                       f"<UploadId>{upload_id}</UploadId>")
-        if "uploadId" in params:
-            return self.multipart(method, bucket, bucket_name, key, params, headers, body)
+        if "uploads" in params or "uploadId" in params:
+            return error(501, "NotImplemented", "multipart uploads are not served")
         if method == "PUT":
             source = headers.get("x-amz-copy-source")
             if source:
@@ -162,7 +153,7 @@ class S3Service:
         if method == "POST" and "delete" in params:
             text = body.decode("utf-8")
             for key in tags(text, "Key"):
-                bucket.pop(unescape(key), None)
+                bucket.pop(unescape(key, {"&quot;": '"', "&apos;": "'"}), None)
             quiet = tags(text, "Quiet") == ["true"]
             deleted = "" if quiet else "".join(
                 f"<Deleted><Key>{key}</Key></Deleted>" for key in tags(text, "Key"))
@@ -197,41 +188,3 @@ class S3Service:
         bucket[key] = Object(found.data, found.etag)
         return xml("CopyObjectResult",
                    f"<ETag>{escape(found.etag)}</ETag><LastModified>{now_iso()}</LastModified>")
-
-    def multipart(self, method, bucket, bucket_name, key, params, headers, body):
-        upload_id = params["uploadId"][0]
-        upload = self.uploads.get(upload_id)
-        if upload is None or upload[:2] != (bucket_name, key):
-            return error(404, "NoSuchUpload", "The specified upload does not exist.")
-        parts = upload[2]
-        if method == "PUT":
-            number = int(params["partNumber"][0])
-            parts[number] = body
-            return 200, [("ETag", f'"{hashlib.md5(body).hexdigest()}"')], b""
-        if method == "DELETE":
-            del self.uploads[upload_id]
-            return 204, [], b""
-        if method == "POST":
-            if headers.get("If-None-Match") == "*" and key in bucket:
-                return error(412, "PreconditionFailed",
-                             "At least one of the pre-conditions you specified did not hold")
-            numbers = [int(n) for n in tags(body.decode("utf-8"), "PartNumber")]
-            if any(n not in parts for n in numbers):
-                return error(400, "InvalidPart", "One or more of the specified parts could "
-                             "not be found.")
-            for n in numbers[:-1]:
-                if len(parts[n]) < 5 * 1024 * 1024:
-                    return error(400, "EntityTooSmall", "Your proposed upload is smaller "
-                                 "than the minimum allowed object size.")
-            data = b"".join(parts[n] for n in numbers)
-            del self.uploads[upload_id]
-            bucket[key] = Object(data, f'"{hashlib.md5(data).hexdigest()}-{len(numbers)}"')
-            return xml("CompleteMultipartUploadResult",
-                       f"<Bucket>{escape(bucket_name)}</Bucket><Key>{escape(key)}</Key>"
-                       f"<ETag>{escape(bucket[key].etag)}</ETag>")
-        return error(501, "NotImplemented", f"{method} of a multipart upload")
-
-
-def unescape(text):
-    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
-            .replace("&apos;", "'").replace("&amp;", "&"))
