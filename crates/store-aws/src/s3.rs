@@ -312,7 +312,7 @@ impl S3BlobStore {
 }
 
 impl BlobStore for S3BlobStore {
-    /// One conditional `PutObject`: from memory up to [`IN_MEMORY_BYTES`], else (unless the
+    /// One conditional `PutObject`: from memory up to 1 MiB, else (unless the
     /// key is already taken) streamed from a temporary copy.
     #[instrument(name = "s3.put_stream_if_absent", skip(self, source), fields(bucket = %self.bucket), err)]
     fn put_stream_if_absent(&self, key: &str, source: &mut dyn std::io::Read) -> Result<bool> {
@@ -328,7 +328,7 @@ impl BlobStore for S3BlobStore {
         self.send_put(key, PutBody::File(&spooled.path), true)
     }
 
-    /// One `PutObject`: from memory up to [`IN_MEMORY_BYTES`], else streamed from a
+    /// One `PutObject`: from memory up to 1 MiB, else streamed from a
     /// temporary copy.
     #[instrument(name = "s3.put_stream", skip(self, source), fields(bucket = %self.bucket), err)]
     fn put_stream(&self, key: &str, source: &mut dyn std::io::Read) -> Result<u64> {
