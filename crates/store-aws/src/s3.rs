@@ -7,12 +7,18 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use bibgate_store::{BlobStore, Error, Result};
 use tracing::instrument;
 
+use crate::bounded::{Task, run_bounded};
 use crate::context::AwsContext;
 
 /// A streamed blob up to this size is sent from memory; a larger one is first copied to a
 /// temporary file (owner-only, removed after) and sent from there as one streamed
 /// `PutObject` (up to S3's 5 GB), so its size costs no memory.
 const IN_MEMORY_BYTES: usize = 1024 * 1024;
+/// The most a read reserves up front for the length S3 announces (a longer body grows
+/// the buffer as it arrives).
+const PREALLOCATED_BYTES: usize = 64 * 1024 * 1024;
+/// Requests of one `get_many` / `put_if_absent_many` in flight at once.
+const BLOB_CONCURRENCY: usize = 32;
 
 /// Names the temporary files of [`Spooled`] apart within the process.
 static SPOOLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -58,15 +64,15 @@ impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
 }
 
 impl S3BlobStore {
-    /// One `GetObject` (of `range` when given): the bytes and whether the answer was a
-    /// range; `None` when there is no such object. A range from the end of the object on
-    /// is no bytes.
-    async fn fetch(
+    /// One `GetObject` (of `range` when given): the body, still to be read, its announced
+    /// length and whether the answer was a range; `None` when there is no such object. A
+    /// range from the end of the object on is an empty body.
+    async fn request(
         &self,
         key: &str,
         range: Option<String>,
         what: &str,
-    ) -> Result<Option<(Vec<u8>, bool)>> {
+    ) -> Result<Option<(ByteStream, usize, bool)>> {
         let output = match self
             .client
             .get_object()
@@ -86,17 +92,37 @@ impl S3BlobStore {
                 return Ok(None);
             }
             Err(err) if status(&err) == Some(416) || err.code() == Some("InvalidRange") => {
-                return Ok(Some((Vec::new(), true)));
+                return Ok(Some((ByteStream::from_static(b""), 0, true)));
             }
             Err(err) => return Err(backend(what, &err)),
         };
+        let announced = output
+            .content_length()
+            .and_then(|len| usize::try_from(len).ok())
+            .unwrap_or(0);
         let ranged = output.content_range().is_some();
-        let body = output
-            .body
-            .collect()
-            .await
-            .map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
-        Ok(Some((body.into_bytes().to_vec(), ranged)))
+        Ok(Some((output.body, announced, ranged)))
+    }
+
+    /// [`S3BlobStore::request`] with the body read: the bytes and whether the answer was a
+    /// range.
+    async fn fetch(
+        &self,
+        key: &str,
+        range: Option<String>,
+        what: &str,
+    ) -> Result<Option<(Vec<u8>, bool)>> {
+        let Some((mut body, announced, ranged)) = self.request(key, range, what).await? else {
+            return Ok(None);
+        };
+        // Piece by piece into one buffer of the announced length: the bytes are held once,
+        // not once per piece, once joined and once copied out.
+        let mut bytes = Vec::with_capacity(announced.min(PREALLOCATED_BYTES));
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|err| Error::Backend(format!("could not {what}: {err}")))?;
+            bytes.extend_from_slice(&piece);
+        }
+        Ok(Some((bytes, ranged)))
     }
 
     /// A store over `bucket`. Path-style addressing is used when an S3 endpoint URL is
@@ -252,6 +278,42 @@ impl Drop for Spooled {
     }
 }
 
+/// An object's body as a reader: a `read` past the piece at hand waits on the adapter's
+/// runtime for the next piece, so a large object costs one piece of memory.
+struct BodyReader {
+    context: AwsContext,
+    body: ByteStream,
+    piece: Vec<u8>,
+    taken: usize,
+    what: String,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.taken == self.piece.len() {
+            let body = &mut self.body;
+            match self.context.block_on(body.next()) {
+                None => return Ok(0),
+                Some(Ok(piece)) => {
+                    self.piece.clear();
+                    self.piece.extend_from_slice(&piece);
+                    self.taken = 0;
+                }
+                Some(Err(err)) => {
+                    return Err(std::io::Error::other(format!(
+                        "could not {}: {err}",
+                        self.what
+                    )));
+                }
+            }
+        }
+        let n = out.len().min(self.piece.len() - self.taken);
+        out[..n].copy_from_slice(&self.piece[self.taken..self.taken + n]);
+        self.taken += n;
+        Ok(n)
+    }
+}
+
 /// The body of a `PutObject`: bytes in memory, or a file read as it is sent.
 #[derive(Clone, Copy)]
 enum PutBody<'a> {
@@ -264,6 +326,11 @@ impl S3BlobStore {
     /// free, tried again when S3 answers 409 (another conditional write was in flight).
     /// Returns whether it was written.
     fn send_put(&self, key: &str, body: PutBody<'_>, if_absent: bool) -> Result<bool> {
+        self.context.block_on(self.put_object(key, body, if_absent))
+    }
+
+    /// [`S3BlobStore::send_put`] as a future, to have many in flight at once.
+    async fn put_object(&self, key: &str, body: PutBody<'_>, if_absent: bool) -> Result<bool> {
         let what = format!(
             "put {}{}",
             self.shown(key),
@@ -271,24 +338,21 @@ impl S3BlobStore {
         );
         let mut conflicts = 0;
         loop {
-            let sent = self.context.block_on(async {
-                let stream = match body {
-                    PutBody::Bytes(bytes) => ByteStream::from(bytes.to_vec()),
-                    PutBody::File(path) => ByteStream::from_path(path).await.map_err(|err| {
-                        Error::Backend(format!("could not {what} from {}: {err}", path.display()))
-                    })?,
-                };
-                Ok::<_, Error>(
-                    self.client
-                        .put_object()
-                        .bucket(&self.bucket)
-                        .key(key)
-                        .set_if_none_match(if_absent.then(|| "*".to_owned()))
-                        .body(stream)
-                        .send()
-                        .await,
-                )
-            })?;
+            let stream = match body {
+                PutBody::Bytes(bytes) => ByteStream::from(bytes.to_vec()),
+                PutBody::File(path) => ByteStream::from_path(path).await.map_err(|err| {
+                    Error::Backend(format!("could not {what} from {}: {err}", path.display()))
+                })?,
+            };
+            let sent = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .set_if_none_match(if_absent.then(|| "*".to_owned()))
+                .body(stream)
+                .send()
+                .await;
             match sent {
                 Ok(_) => return Ok(true),
                 Err(err)
@@ -354,12 +418,56 @@ impl BlobStore for S3BlobStore {
         self.send_put(key, PutBody::Bytes(bytes), true)
     }
 
+    /// Conditional `PutObject`s, 32 in flight at a time, driven by the calling thread.
+    #[instrument(name = "s3.put_if_absent_many", skip_all, fields(bucket = %self.bucket, n = blobs.len()))]
+    fn put_if_absent_many(&self, blobs: &[(&str, &[u8])]) -> Vec<Result<bool>> {
+        let tasks: Vec<Task<'_, Result<bool>>> = blobs
+            .iter()
+            .map(|&(key, bytes)| {
+                Box::pin(self.put_object(key, PutBody::Bytes(bytes), true)) as Task<'_, _>
+            })
+            .collect();
+        self.context.block_on(run_bounded(tasks, BLOB_CONCURRENCY))
+    }
+
     #[instrument(name = "s3.get", skip(self), fields(bucket = %self.bucket), err)]
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let what = format!("get {}", self.shown(key));
         self.context
             .block_on(self.fetch(key, None, &what))
             .map(|found| found.map(|(bytes, _)| bytes))
+    }
+
+    /// `GetObject`s, 32 in flight at a time, driven by the calling thread.
+    #[instrument(name = "s3.get_many", skip_all, fields(bucket = %self.bucket, n = keys.len()))]
+    fn get_many(&self, keys: &[&str]) -> Vec<Result<Option<Vec<u8>>>> {
+        let tasks: Vec<Task<'_, Result<Option<Vec<u8>>>>> = keys
+            .iter()
+            .map(|&key| {
+                Box::pin(async move {
+                    let what = format!("get {}", self.shown(key));
+                    let found = self.fetch(key, None, &what).await?;
+                    Ok(found.map(|(bytes, _)| bytes))
+                }) as Task<'_, _>
+            })
+            .collect();
+        self.context.block_on(run_bounded(tasks, BLOB_CONCURRENCY))
+    }
+
+    /// One `GetObject`, its body read as it arrives: the reader holds one piece at a time.
+    #[instrument(name = "s3.open", skip(self), fields(bucket = %self.bucket), err)]
+    fn open(&self, key: &str) -> Result<Option<Box<dyn std::io::Read + Send>>> {
+        let what = format!("read {}", self.shown(key));
+        let Some((body, _, _)) = self.context.block_on(self.request(key, None, &what))? else {
+            return Ok(None);
+        };
+        Ok(Some(Box::new(BodyReader {
+            context: self.context.clone(),
+            body,
+            piece: Vec::new(),
+            taken: 0,
+            what,
+        })))
     }
 
     #[instrument(name = "s3.get_range", skip(self), fields(bucket = %self.bucket), err)]

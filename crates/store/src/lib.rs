@@ -313,6 +313,23 @@ pub trait BlobStore: Send + Sync {
             .collect()
     }
 
+    /// [`BlobStore::put_if_absent`] for many blobs (one outcome each, in order; of two
+    /// writes of one key, one is `true`). The default writes them one after another; the
+    /// S3 adapter sends the requests concurrently, a bounded number in flight.
+    fn put_if_absent_many(&self, blobs: &[(&str, &[u8])]) -> Vec<Result<bool>> {
+        blobs
+            .iter()
+            .map(|&(key, bytes)| self.put_if_absent(key, bytes))
+            .collect()
+    }
+
+    /// [`BlobStore::get`] for many keys (one outcome each, in order). The default reads
+    /// them one after another; the S3 adapter sends the requests concurrently, a bounded
+    /// number in flight, with no thread of its own per request.
+    fn get_many(&self, keys: &[&str]) -> Vec<Result<Option<Vec<u8>>>> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
     /// For each `(from, to)`: makes `to` a copy of `from` unless `to` exists already
     /// (`Ok(true)` when copied, `Ok(false)` when `to` was there; [`Error::NotFound`] when
     /// `from` is missing). Every copy is durable when this returns. Adapters that can copy

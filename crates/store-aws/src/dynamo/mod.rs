@@ -725,7 +725,7 @@ impl Store for DynamoStore {
     #[instrument(name = "dynamo.commit_batch", skip_all, fields(n_commits = commits.len()), err)]
     fn commit_batch(&self, commits: &[Commit]) -> Result<Vec<Result<()>>> {
         let groups = pipeline::independent_groups(commits);
-        let tasks: Vec<pipeline::Task<'_, GroupOutcomes>> = groups
+        let tasks: Vec<crate::bounded::Task<'_, GroupOutcomes>> = groups
             .into_iter()
             .map(|group| {
                 Box::pin(async move {
@@ -736,12 +736,12 @@ impl Store for DynamoStore {
                         }
                     }
                     outcomes
-                }) as pipeline::Task<'_, _>
+                }) as crate::bounded::Task<'_, _>
             })
             .collect();
         let by_group = self
             .context
-            .block_on(pipeline::run_bounded(tasks, self.commit_concurrency));
+            .block_on(crate::bounded::run_bounded(tasks, self.commit_concurrency));
         let mut outcomes: Vec<Option<Result<()>>> = commits.iter().map(|_| None).collect();
         for (commit_idx, outcome) in by_group.into_iter().flatten() {
             if let Some(slot) = outcomes.get_mut(commit_idx) {

@@ -106,6 +106,83 @@ pub(super) fn check_blob_put_many(store: &dyn BlobStore) {
     );
 }
 
+pub(super) fn check_blob_put_if_absent_many(store: &dyn BlobStore) {
+    assert!(
+        store.put_if_absent_many(&[]).is_empty(),
+        "no blobs, no outcomes"
+    );
+    ok(store.put("tasks/1.json", b"taken"), "put");
+    let outcomes: Vec<bool> = store
+        .put_if_absent_many(&[
+            ("tasks/0.json", b"zero"),
+            ("tasks/1.json", b"one"),
+            ("tasks/2.json", b""),
+        ])
+        .into_iter()
+        .map(|outcome| ok(outcome, "put_if_absent_many"))
+        .collect();
+    assert_eq!(outcomes, [true, false, true], "only free keys are written");
+    assert_eq!(blob_get(store, "tasks/0.json"), Some(b"zero".to_vec()));
+    assert_eq!(
+        blob_get(store, "tasks/1.json"),
+        Some(b"taken".to_vec()),
+        "a taken key keeps its bytes"
+    );
+    assert_eq!(blob_get(store, "tasks/2.json"), Some(Vec::new()));
+    // One key twice in one call: exactly one write wins, whatever runs first.
+    let twice: Vec<bool> = store
+        .put_if_absent_many(&[("tasks/3.json", b"a"), ("tasks/3.json", b"b")])
+        .into_iter()
+        .map(|outcome| ok(outcome, "put_if_absent_many (one key twice)"))
+        .collect();
+    assert_eq!(twice.iter().filter(|&&wrote| wrote).count(), 1, "{twice:?}");
+    let winner: &[u8] = if twice[0] { b"a" } else { b"b" };
+    assert_eq!(blob_get(store, "tasks/3.json"), Some(winner.to_vec()));
+    // More blobs than an adapter keeps in flight at once.
+    let keys: Vec<String> = (0..70).map(|n| format!("many/{n:03}.json")).collect();
+    let blobs: Vec<(&str, &[u8])> = keys
+        .iter()
+        .map(|key| (key.as_str(), key.as_bytes()))
+        .collect();
+    let outcomes = store.put_if_absent_many(&blobs);
+    assert_eq!(outcomes.len(), 70, "one outcome per blob");
+    assert!(
+        outcomes.iter().all(|outcome| matches!(outcome, Ok(true))),
+        "{outcomes:?}"
+    );
+    assert_eq!(ok(store.list("many/"), "list"), keys, "every blob written");
+}
+
+pub(super) fn check_blob_get_many(store: &dyn BlobStore) {
+    assert!(store.get_many(&[]).is_empty(), "no keys, no outcomes");
+    let keys: Vec<String> = (0..70).map(|n| format!("parts/{n:03}.jsonl")).collect();
+    for key in &keys {
+        ok(store.put(key, key.as_bytes()), "put");
+    }
+    ok(store.put("parts/empty", b""), "put");
+    let mut asked: Vec<&str> = keys.iter().map(String::as_str).rev().collect();
+    asked.insert(3, "parts/missing");
+    asked.insert(5, "parts/empty");
+    asked.push(&keys[0]);
+    let read: Vec<Option<Vec<u8>>> = store
+        .get_many(&asked)
+        .into_iter()
+        .map(|outcome| ok(outcome, "get_many"))
+        .collect();
+    let expected: Vec<Option<Vec<u8>>> = asked
+        .iter()
+        .map(|&key| match key {
+            "parts/missing" => None,
+            "parts/empty" => Some(Vec::new()),
+            key => Some(key.as_bytes().to_vec()),
+        })
+        .collect();
+    assert_eq!(
+        read, expected,
+        "one outcome per key, in the order asked; a missing key is None"
+    );
+}
+
 pub(super) fn check_blob_copy_if_absent_many(store: &dyn BlobStore) {
     assert!(
         store.copy_if_absent_many(&[]).is_empty(),
@@ -218,6 +295,21 @@ pub(super) fn check_blob_put_stream_and_open(store: &dyn BlobStore) {
     );
     assert_eq!(written, bytes.len() as u64, "put_stream counts the bytes");
     assert_eq!(blob_get(store, "batches/b1/file.mrc"), Some(bytes.clone()));
+    // A large blob read back through `open` a little at a time, as a hash or a download
+    // goes through it.
+    let large: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    ok(store.put("batches/b1/large.mrc", &large), "put");
+    let mut reader = ok(store.open("batches/b1/large.mrc"), "open").expect("the blob is there");
+    let mut read_back = Vec::new();
+    let mut piece = [0u8; 4096];
+    loop {
+        let n = reader.read(&mut piece).expect("the blob reads");
+        if n == 0 {
+            break;
+        }
+        read_back.extend_from_slice(&piece[..n]);
+    }
+    assert!(read_back == large, "open reads every byte, in order");
     ok(
         store.put_stream("batches/b1/file.mrc", &mut &b"replaced"[..]),
         "put_stream over a blob",

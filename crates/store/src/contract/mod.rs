@@ -137,6 +137,8 @@ pub fn blob_contract(make: &dyn Fn() -> Box<dyn BlobStore>) {
         ("list", blobs::check_blob_list),
         ("copy_if_absent_many", blobs::check_blob_copy_if_absent_many),
         ("put_many", blobs::check_blob_put_many),
+        ("put_if_absent_many", blobs::check_blob_put_if_absent_many),
+        ("get_many", blobs::check_blob_get_many),
         ("put_stream_and_open", blobs::check_blob_put_stream_and_open),
         ("get_range", blobs::check_blob_get_range),
         (
