@@ -288,20 +288,27 @@ impl Read for Ranged<'_> {
     }
 }
 
-/// The content hash of a blob, read a window at a time; `None` when it is not there,
-/// including when it goes while being read (another delivery's clean-up deleted it).
+/// The content hash of a blob, read through as it arrives (one request on S3, bounded
+/// memory); `None` when it is not there, including when it goes while being read (a store
+/// that notices: another delivery's clean-up deleted it).
 pub fn streamed_hash(blobs: &dyn BlobStore, key: &str) -> Result<Option<u64>> {
-    if blobs.get_range(key, 0, 0)?.is_none() {
+    let Some(mut reader) = blobs.open(key)? else {
         return Ok(None);
-    }
-    let state = RangedState::new();
-    let mut reader = Ranged::new(blobs, key, &state);
-    match std::io::copy(&mut reader, &mut std::io::sink()) {
-        Ok(_) => Ok(Some(state.hash.get())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(Error::Unreadable(format!(
-            "could not read {key:?}: {error}"
-        ))),
+    };
+    let mut hash = FNV_START;
+    let mut piece = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut piece) {
+            Ok(0) => return Ok(Some(hash)),
+            Ok(n) => hash = fnv(hash, &piece[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => {
+                return Err(Error::Unreadable(format!(
+                    "could not read {key:?}: {error}"
+                )));
+            }
+        }
     }
 }
 
@@ -547,29 +554,26 @@ fn release(
     plan: &Plan,
     range: std::ops::Range<usize>,
 ) -> Result<()> {
-    let chunks: Vec<usize> = range.take_while(|&n| n < plan.chunks.len()).collect();
-    let put = |n: usize| -> Result<()> {
-        let task = json!({ "chunk": n, "of": plan.chunks.len() });
-        blobs.put_if_absent(
-            &chunk_task_key(institution, file, plan.hash, n),
-            task.to_string().as_bytes(),
-        )?;
-        Ok(())
-    };
-    if chunks.len() <= 1 {
-        return chunks.into_iter().try_for_each(put);
-    }
-    // The first window's tasks 32 at once (one request each), not one after another.
-    chunks.chunks(32).try_for_each(|group| {
-        std::thread::scope(|scope| {
-            let puts: Vec<_> = group.iter().map(|&n| scope.spawn(move || put(n))).collect();
-            puts.into_iter().try_for_each(|put| {
-                put.join().unwrap_or_else(|_| {
-                    Err(Error::Incomplete("releasing a chunk task panicked".into()))
-                })
-            })
+    let tasks: Vec<(String, String)> = range
+        .take_while(|&n| n < plan.chunks.len())
+        .map(|n| {
+            let task = json!({ "chunk": n, "of": plan.chunks.len() });
+            (
+                chunk_task_key(institution, file, plan.hash, n),
+                task.to_string(),
+            )
         })
-    })
+        .collect();
+    // The window's tasks at once (the S3 adapter keeps many requests in flight), not one
+    // after another.
+    let blobs_to_put: Vec<(&str, &[u8])> = tasks
+        .iter()
+        .map(|(key, task)| (key.as_str(), task.as_bytes()))
+        .collect();
+    for outcome in blobs.put_if_absent_many(&blobs_to_put) {
+        outcome?;
+    }
+    Ok(())
 }
 
 /// Whether the report under `report_key` is the one of `batch_id`.
@@ -863,34 +867,12 @@ impl<'a> Parts<'a> {
     /// The next `ahead` blobs, fetched at once (in order).
     fn fetch(&mut self) -> std::io::Result<()> {
         let keys: Vec<String> = self.keys.drain(..self.ahead.min(self.keys.len())).collect();
-        let blobs = self.blobs;
-        let fetched: Vec<std::io::Result<Vec<u8>>> = std::thread::scope(|scope| {
-            let tasks: Vec<_> = keys
-                .iter()
-                .map(|key| {
-                    scope.spawn(move || {
-                        blobs
-                            .get(key)
-                            .map_err(std::io::Error::other)?
-                            .ok_or_else(|| {
-                                std::io::Error::new(
-                                    std::io::ErrorKind::NotFound,
-                                    format!("{key:?} is gone"),
-                                )
-                            })
-                    })
-                })
-                .collect();
-            tasks
-                .into_iter()
-                .map(|task| {
-                    task.join()
-                        .unwrap_or_else(|_| Err(std::io::Error::other("a part's read panicked")))
-                })
-                .collect()
-        });
-        for bytes in fetched {
-            self.fetched.push_back(bytes?);
+        let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for (key, fetched) in keys.iter().zip(self.blobs.get_many(&asked)) {
+            let bytes = fetched.map_err(std::io::Error::other)?.ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{key:?} is gone"))
+            })?;
+            self.fetched.push_back(bytes);
         }
         Ok(())
     }
@@ -935,13 +917,36 @@ fn clean_up(blobs: &dyn BlobStore, institution: &str, file: &str, plan: &Plan) -
 mod tests {
     use super::*;
 
-    /// One blob that another delivery's clean-up deletes once its first window was read.
-    struct GoneWhileRead {
+    /// One blob, read in windows (`get_range`) or through `open`; with `gone_after`, the
+    /// reader `open` gives fails as a store does that notices the blob was deleted (another
+    /// delivery's clean-up) once that many bytes were read.
+    struct OneBlob {
         bytes: Vec<u8>,
-        windows_read: std::sync::atomic::AtomicUsize,
+        gone_after: Option<usize>,
     }
 
-    impl BlobStore for GoneWhileRead {
+    /// A reader of `.0` that fails with `NotFound` from byte `.2` on (`.1` read so far).
+    struct GoneAt(Vec<u8>, usize, usize);
+
+    impl Read for GoneAt {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.1 == self.0.len() {
+                return Ok(0);
+            }
+            if self.1 >= self.2 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "deleted while read",
+                ));
+            }
+            let n = out.len().min(self.2 - self.1).min(self.0.len() - self.1);
+            out[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    impl BlobStore for OneBlob {
         fn put(&self, _: &str, _: &[u8]) -> bibgate_store::Result<()> {
             unreachable!("only read")
         }
@@ -949,7 +954,7 @@ mod tests {
             unreachable!("only read")
         }
         fn get(&self, _: &str) -> bibgate_store::Result<Option<Vec<u8>>> {
-            unreachable!("read in windows")
+            unreachable!("read in windows or through open")
         }
         fn list(&self, _: &str) -> bibgate_store::Result<Vec<String>> {
             Ok(Vec::new())
@@ -957,20 +962,16 @@ mod tests {
         fn delete(&self, _: &str) -> bibgate_store::Result<bool> {
             Ok(false)
         }
+        fn open(&self, _: &str) -> bibgate_store::Result<Option<Box<dyn Read + Send>>> {
+            let gone_at = self.gone_after.unwrap_or(self.bytes.len());
+            Ok(Some(Box::new(GoneAt(self.bytes.clone(), 0, gone_at))))
+        }
         fn get_range(
             &self,
             _: &str,
             start: u64,
             len: u64,
         ) -> bibgate_store::Result<Option<Vec<u8>>> {
-            if len > 0
-                && self
-                    .windows_read
-                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                    > 0
-            {
-                return Ok(None);
-            }
             let start = usize::try_from(start).unwrap().min(self.bytes.len());
             let end = start
                 .saturating_add(usize::try_from(len).unwrap())
@@ -980,10 +981,32 @@ mod tests {
     }
 
     #[test]
+    fn the_streamed_hash_is_the_hash_of_the_windows_read_while_planning() {
+        let bytes: Vec<u8> = (0..2 * WINDOW_BYTES + 10)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let blobs = OneBlob {
+            bytes,
+            gone_after: None,
+        };
+        let state = RangedState::new();
+        std::io::copy(
+            &mut Ranged::new(&blobs, "drop/A/f.mrc", &state),
+            &mut std::io::sink(),
+        )
+        .unwrap();
+        assert_eq!(state.position.get(), 2 * WINDOW_BYTES + 10);
+        assert_eq!(
+            streamed_hash(&blobs, "drop/A/f.mrc").unwrap(),
+            Some(state.hash.get())
+        );
+    }
+
+    #[test]
     fn a_drop_file_deleted_while_its_hash_is_read_is_gone_not_unreadable() {
-        let blobs = GoneWhileRead {
+        let blobs = OneBlob {
             bytes: vec![b'x'; WINDOW_BYTES as usize + 10],
-            windows_read: Default::default(),
+            gone_after: Some(WINDOW_BYTES as usize),
         };
         assert_eq!(streamed_hash(&blobs, "drop/A/f.mrc").unwrap(), None);
         assert!(!delete_if_unchanged(&blobs, "drop/A/f.mrc", 1).unwrap());
