@@ -6,7 +6,9 @@ as the template declares them, and checks them against it.
         notifications), then prints `export` lines for a shell: the endpoint, test
         credentials, BIBGATE_BACKEND/BUCKET/TABLE, BIBGATE_QUEUE_URL (the queues the import
         processor functions read, comma-separated: the inbox queue first, then the drop
-        queue) and BIBGATE_DLQ_URL (their dead-letter queues, in the same order).
+        queue), BIBGATE_DLQ_URL (their dead-letter queues, in the same order) and the
+        functions' plain-string environment variables (e.g. MALLOC_MMAP_THRESHOLD_), so
+        `bibgate-import-processor poll` runs as the template configures the Lambda.
     python3 scripts/aws_local.py check --endpoint URL [...]
         compares what the endpoint holds with the template (key schema, indexes, TTL, queue
         settings, redrive, notifications, versioning); exits 1 listing every difference.
@@ -185,6 +187,24 @@ class Template:
                        f"{', '.join(unknown)}; teach it, so the local stand-in matches the template")
         return self.resolve(props)
 
+    def function_settings(self):
+        """The functions' environment variables that are plain strings in the template
+        (Globals and each function; not the names of resources, which provision gives),
+        so a local process runs as the template configures the Lambda."""
+        settings = {}
+        scopes = [self.doc.get("Globals", {}).get("Function", {})]
+        scopes += [r.get("Properties", {}) for r in self.resources.values()
+                   if r.get("Type") == "AWS::Serverless::Function"]
+        for scope in scopes:
+            variables = scope.get("Environment", {}).get("Variables", {})
+            for name, value in variables.items():
+                if not isinstance(value, str):
+                    continue
+                if settings.get(name, value) != value:
+                    raise Fail(f"the functions set {name} to {settings[name]!r} and {value!r}")
+                settings[name] = value
+        return settings
+
     def function_queues(self):
         """The queues the import processor function reads (its SQS event sources)."""
         queues = []
@@ -345,6 +365,7 @@ def provision(template):
             if got:
                 break
     return {
+        **template.function_settings(),
         "AWS_ENDPOINT_URL": ENDPOINT["url"],
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",

@@ -115,7 +115,7 @@ echo "== $records records through Processor::handle ($profile build; DynamoDB: $
 fi
 
 echo
-echo "== peak RSS of bibgate-import-processor poll ($processor; DynamoDB: $dynamodb, S3: moto)"
+echo "== peak RSS of bibgate-import-processor poll ($processor; DynamoDB: $dynamodb, S3: moto; the functions' settings of infra/template.yaml, e.g. MALLOC_MMAP_THRESHOLD_)"
 export AWS_ENDPOINT_URL=$process_proxy
 eval "$(python3 scripts/aws_local.py provision --endpoint "$AWS_ENDPOINT_URL")"
 for n in "${rss_records[@]}"; do
