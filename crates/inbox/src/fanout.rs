@@ -295,20 +295,28 @@ pub fn streamed_hash(blobs: &dyn BlobStore, key: &str) -> Result<Option<u64>> {
     let Some(mut reader) = blobs.open(key)? else {
         return Ok(None);
     };
-    let mut hash = FNV_START;
-    let mut piece = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut piece) {
-            Ok(0) => return Ok(Some(hash)),
-            Ok(n) => hash = fnv(hash, &piece[..n]),
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => {
-                return Err(Error::Unreadable(format!(
-                    "could not read {key:?}: {error}"
-                )));
-            }
-        }
+    // The sink cannot fail: an error is the reader's.
+    let mut hashed = FnvSink(FNV_START);
+    match std::io::copy(&mut reader, &mut hashed) {
+        Ok(_) => Ok(Some(hashed.0)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(Error::Unreadable(format!(
+            "could not read {key:?}: {error}"
+        ))),
+    }
+}
+
+/// A writer that only hashes what it is given.
+struct FnvSink(u64);
+
+impl std::io::Write for FnvSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 = fnv(self.0, bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

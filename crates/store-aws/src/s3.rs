@@ -125,6 +125,13 @@ impl S3BlobStore {
         Ok(Some((bytes, ranged)))
     }
 
+    /// One whole object (`get`, one of `get_many`).
+    async fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let what = format!("get {}", self.shown(key));
+        let found = self.fetch(key, None, &what).await?;
+        Ok(found.map(|(bytes, _)| bytes))
+    }
+
     /// A store over `bucket`. Path-style addressing is used when an S3 endpoint URL is
     /// configured (see the crate docs, "Endpoints").
     pub fn new(context: &AwsContext, bucket: &str) -> S3BlobStore {
@@ -432,10 +439,7 @@ impl BlobStore for S3BlobStore {
 
     #[instrument(name = "s3.get", skip(self), fields(bucket = %self.bucket), err)]
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let what = format!("get {}", self.shown(key));
-        self.context
-            .block_on(self.fetch(key, None, &what))
-            .map(|found| found.map(|(bytes, _)| bytes))
+        self.context.block_on(self.get_object(key))
     }
 
     /// `GetObject`s, 32 in flight at a time, driven by the calling thread.
@@ -443,13 +447,7 @@ impl BlobStore for S3BlobStore {
     fn get_many(&self, keys: &[&str]) -> Vec<Result<Option<Vec<u8>>>> {
         let tasks: Vec<Task<'_, Result<Option<Vec<u8>>>>> = keys
             .iter()
-            .map(|&key| {
-                Box::pin(async move {
-                    let what = format!("get {}", self.shown(key));
-                    let found = self.fetch(key, None, &what).await?;
-                    Ok(found.map(|(bytes, _)| bytes))
-                }) as Task<'_, _>
-            })
+            .map(|&key| Box::pin(self.get_object(key)) as Task<'_, _>)
             .collect();
         self.context.block_on(run_bounded(tasks, BLOB_CONCURRENCY))
     }
